@@ -1,0 +1,408 @@
+// Estimator training: adaptor fit with the change-of-base SDM loss, per-epoch q/d recomputation,
+// selection by balanced calibration SDM loss, nested calibration, J pooled shuffles.
+#include <ATen/ops/_fused_adam.h>
+
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "sdmlm/sdm.h"
+
+namespace sdmlm::sdm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<float> to_floats(const torch::Tensor& t) {
+  auto c = t.to(torch::kCPU, torch::kFloat32).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+std::vector<int64_t> argmax_rows(const std::vector<float>& logits, int classes) {
+  std::vector<int64_t> out(logits.size() / (size_t)classes);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = argmax(&logits[i * (size_t)classes], classes);
+  return out;
+}
+
+// The adaptor's parameters with their fused-Adam state.
+struct Adaptor {
+  torch::Tensor w1, b1, w2, b2;  // [M, D], [M], [C, M], [C]
+  std::vector<torch::Tensor> params() const { return {w1, b1, w2, b2}; }
+  std::vector<torch::Tensor> snapshot() const { return {w1.clone(), b1.clone(), w2.clone(), b2.clone()}; }
+};
+
+struct Forward {
+  std::vector<float> logits;  // [N, C] host
+  torch::Tensor exemplars;    // [N, M] device
+};
+
+Forward forward_all(const std::vector<torch::Tensor>& p, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto exemplars = torch::addmm(p[1], x, p[0].t());
+  auto logits = torch::addmm(p[3], exemplars, p[2].t());
+  if (!torch::isfinite(logits).all().item<bool>()) fail_input("training diverged: the adaptor produced non-finite logits");
+  return {to_floats(logits), exemplars};
+}
+
+// q, d0 for rows against an index (identity excluded for the support's own rows).
+struct Matched {
+  std::vector<float> q, d0;
+};
+Matched match_rows(const ExactIndex& index, const Forward& f, int classes, int64_t max_neighbors, bool identity) {
+  auto preds = argmax_rows(f.logits, classes);
+  torch::Tensor exclude;
+  const int64_t n = (int64_t)preds.size();
+  if (identity) exclude = torch::arange(n, torch::kInt64);
+  auto m = index.match(f.exemplars, torch::tensor(preds), max_neighbors, exclude);
+  return {to_floats(m.q), to_floats(m.d0)};
+}
+
+std::vector<float> quantiles(const std::vector<float>& d0, const Cdfs& cdfs) {
+  std::vector<float> d(d0.size());
+  for (size_t i = 0; i < d0.size(); ++i) d[i] = distance_quantile(d0[i], cdfs);
+  return d;
+}
+
+double balanced_accuracy(const std::vector<int64_t>& preds, const std::vector<int64_t>& labels, int classes) {
+  std::vector<double> hit((size_t)classes, 0), count((size_t)classes, 0);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    count[(size_t)labels[i]]++;
+    hit[(size_t)labels[i]] += preds[i] == labels[i];
+  }
+  double total = 0;
+  for (int c = 0; c < classes; ++c) total += count[c] > 0 ? hit[c] / count[c] : 0.0;
+  return total / classes;
+}
+
+struct Split {
+  torch::Tensor x;  // [N, D] raw features on the device
+  std::vector<int64_t> y;
+  std::vector<std::string> ids;
+};
+
+struct OneFit {
+  std::vector<torch::Tensor> best;
+  int best_epoch = 0;
+  double best_loss = INFINITY;
+  Json history = Json::array();
+  float mean = 0, std = 1;
+};
+
+OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, const Split& cal, Progress& progress,
+                   int64_t progress_offset) {
+  const int C = cfg.number_of_classes;
+  const int64_t N = train.x.size(0), D = train.x.size(1), M = cfg.exemplar_dimension;
+  const auto device = train.x.device();
+  OneFit out;
+  {
+    auto flat = train.x.to(torch::kFloat64);
+    out.mean = (float)flat.mean().item<double>();
+    out.std = (float)flat.std(/*unbiased=*/true).item<double>();
+  }
+  if (!std::isfinite(out.std) || out.std <= 0) fail_input("training features have zero (or non-finite) standard deviation");
+  const auto xtr = ((train.x - out.mean) / out.std).contiguous();
+  const auto xca = ((cal.x - out.mean) / out.std).contiguous();
+
+  Rng rng(seed);
+  auto uniform = [&](std::vector<int64_t> shape, double bound) {
+    auto t = torch::empty(shape, torch::kFloat32);
+    float* p = t.data_ptr<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = rng.uniform(-(float)bound, (float)bound);
+    return t.to(device);
+  };
+  const double bound1 = 1.0 / std::sqrt((double)D), bound2 = 1.0 / std::sqrt((double)M);
+  Adaptor a{uniform({M, D}, bound1), uniform({M}, bound1), uniform({C, M}, bound2), uniform({C}, bound2)};
+  auto params = a.params();
+  std::vector<torch::Tensor> grads, exp_avg, exp_avg_sq, steps;
+  for (auto& p : params) {
+    grads.push_back(torch::zeros_like(p));
+    exp_avg.push_back(torch::zeros_like(p));
+    exp_avg_sq.push_back(torch::zeros_like(p));
+    steps.push_back(torch::zeros({}, torch::dtype(torch::kFloat32).device(device)));
+  }
+  auto ytr = torch::tensor(train.y).to(device);
+  std::vector<float> q_tr((size_t)N, (float)M_E - cfg.q_offset), d_tr((size_t)N, 1.0f);
+  const std::vector<float> ce_q = q_tr, ce_d = d_tr;
+
+  for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    const auto& q_use = epoch == 1 ? ce_q : q_tr;
+    const auto& d_use = epoch == 1 ? ce_d : d_tr;
+    auto qd = torch::stack({torch::tensor(q_use), torch::tensor(d_use)}).to(device);  // [2, N]
+    auto log_base_all = torch::log(qd[0] + cfg.q_offset);
+    auto d_all = qd[1];
+    auto order = rng.permutation(N);
+    auto order_t = torch::tensor(order).to(device);
+    double loss_sum = 0;
+    {
+      torch::NoGradGuard no_grad;
+      for (int64_t start = 0; start < N; start += cfg.batch_size) {
+        const int64_t stop = std::min(N, start + cfg.batch_size), B = stop - start;
+        auto rows = order_t.slice(0, start, stop);
+        auto x = xtr.index_select(0, rows);
+        auto y = ytr.index_select(0, rows);
+        auto log_base = log_base_all.index_select(0, rows);
+        auto d = d_all.index_select(0, rows);
+        auto h = torch::addmm(a.b1, x, a.w1.t());                       // [B, M]
+        auto z = torch::addmm(a.b2, h, a.w2.t());                       // [B, C]
+        auto s = z * (d * log_base).unsqueeze(1);
+        auto log_p = torch::log_softmax(s, 1);
+        auto nll = -log_p.gather(1, y.unsqueeze(1)).squeeze(1) / log_base;
+        loss_sum += nll.sum().item<double>();
+        // d loss / d z = (softmax(s) − onehot(y)) · d / B   (the 1/ln b of the change of base cancels)
+        auto dz = log_p.exp_();
+        dz.scatter_add_(1, y.unsqueeze(1), torch::full({B, 1}, -1.0f, dz.options()));
+        dz.mul_((d / (float)B).unsqueeze(1));
+        torch::mm_out(grads[2], dz.t(), h);
+        torch::sum_out(grads[3], dz, 0);
+        auto dh = torch::mm(dz, a.w2);                                   // [B, M]
+        torch::mm_out(grads[0], dh.t(), x);
+        torch::sum_out(grads[1], dh, 0);
+        for (auto& st : steps) st.add_(1);
+        at::_fused_adam_(params, grads, exp_avg, exp_avg_sq, {}, steps, cfg.learning_rate, 0.9, 0.999, 0.0, 1e-8,
+                         false, false);
+      }
+    }
+    const double train_loss = loss_sum / (double)N;
+    if (!std::isfinite(train_loss)) fail_input("training diverged: non-finite loss (lower --learning_rate?)");
+
+    // End of epoch: recompute support predictions, q and d with the new weights.
+    auto f_tr = forward_all(params, xtr);
+    auto f_ca = forward_all(params, xca);
+    auto pred_tr = argmax_rows(f_tr.logits, C), pred_ca = argmax_rows(f_ca.logits, C);
+    ExactIndex index(f_tr.exemplars, torch::tensor(train.y), torch::tensor(pred_tr));
+    auto m_tr = match_rows(index, f_tr, C, cfg.max_neighbors, true);
+    auto m_ca = match_rows(index, f_ca, C, cfg.max_neighbors, false);
+    d_tr = quantiles(m_tr.d0, distance_cdfs(train.y, m_tr.q, m_tr.d0, C, cfg.ood_limit));
+    q_tr = m_tr.q;
+    auto d_ca = quantiles(m_ca.d0, distance_cdfs(cal.y, m_ca.q, m_ca.d0, C, cfg.ood_limit));
+    const double loss = balanced_sdm_loss(f_ca.logits, cal.y, m_ca.q, d_ca, cfg.q_offset, C);
+    if (!std::isfinite(loss)) fail_input("balanced calibration loss is non-finite");
+    const bool is_best = loss <= out.best_loss;  // exact ties: the later epoch wins
+    if (is_best) {
+      out.best_loss = loss;
+      out.best_epoch = epoch;
+      out.best = a.snapshot();
+    }
+    double mean_q = 0;
+    for (float v : m_ca.q) mean_q += v;
+    out.history.push_back({{"epoch", epoch},
+                           {"trainingLoss", train_loss},
+                           {"balancedCalibrationSDMLoss", loss},
+                           {"balancedCalibrationAccuracy", balanced_accuracy(pred_ca, cal.y, C)},
+                           {"balancedTrainingAccuracy", balanced_accuracy(pred_tr, train.y, C)},
+                           {"meanCalibrationQ", mean_q / (double)m_ca.q.size()},
+                           {"isBest", is_best},
+                           {"seconds", std::chrono::duration<double>(Clock::now() - epoch_start).count()}});
+    char extra[128];
+    std::snprintf(extra, sizeof extra, "loss %.4f best %.4f@%d", loss, out.best_loss, out.best_epoch);
+    progress.update(progress_offset + epoch, extra);
+  }
+  return out;
+}
+
+// The artifact of one fit: support, calibration diagnostics, CDFs and regions at the best weights.
+TrainResult finalize(const TrainConfig& cfg, const OneFit& one, const Split& train, const Split& cal, uint64_t seed) {
+  const int C = cfg.number_of_classes;
+  const auto xtr = ((train.x - one.mean) / one.std).contiguous();
+  const auto xca = ((cal.x - one.mean) / one.std).contiguous();
+  auto f_tr = forward_all(one.best, xtr);
+  auto f_ca = forward_all(one.best, xca);
+  auto pred_tr = argmax_rows(f_tr.logits, C), pred_ca = argmax_rows(f_ca.logits, C);
+  ExactIndex index(f_tr.exemplars, torch::tensor(train.y), torch::tensor(pred_tr));
+  auto m_ca = match_rows(index, f_ca, C, cfg.max_neighbors, false);
+  Model model;
+  model.distance_cdfs = distance_cdfs(cal.y, m_ca.q, m_ca.d0, C, cfg.ood_limit);
+  const auto d_ca = quantiles(m_ca.d0, model.distance_cdfs);
+  const size_t n_ca = cal.y.size();
+  std::vector<float> probs(n_ca * (size_t)C), q_prime(n_ca);
+  model.rescaled_similarity_cdfs.assign((size_t)C, {});
+  std::vector<CalibrationRow> rows;
+  for (size_t i = 0; i < n_ca; ++i) {
+    float* p = &probs[i * (size_t)C];
+    sdm_probabilities(&f_ca.logits[i * (size_t)C], C, m_ca.q[i], d_ca[i], cfg.q_offset, p);
+    q_prime[i] = rescaled_similarity(m_ca.q[i], p[pred_ca[i]], cfg.q_offset);
+    model.rescaled_similarity_cdfs[(size_t)cal.y[i]].push_back(q_prime[i]);
+    CalibrationRow row;
+    row.id = cal.ids[i];
+    row.label = cal.y[i];
+    row.prediction = pred_ca[i];
+    row.sdm.assign(p, p + C);
+    row.q_prime = q_prime[i];
+    row.q = m_ca.q[i];
+    row.d0 = std::max(m_ca.d0[i], 0.0f);
+    row.d = d_ca[i];
+    row.z_prime.assign(&f_ca.logits[i * (size_t)C], &f_ca.logits[i * (size_t)C] + C);
+    rows.push_back(std::move(row));
+  }
+  for (auto& cdf : model.rescaled_similarity_cdfs) std::sort(cdf.begin(), cdf.end());
+  model.regions = calibrate_nested(probs, q_prime, cal.y, pred_ca, C, cfg.alpha_resolution, cfg.ood_limit);
+  model.calibration = std::move(rows);
+
+  model.number_of_classes = C;
+  model.class_names = cfg.class_names;
+  if (model.class_names.empty())
+    for (int c = 0; c < C; ++c) model.class_names.push_back("Class" + std::to_string(c));
+  model.embedding_dimension = train.x.size(1);
+  model.exemplar_dimension = cfg.exemplar_dimension;
+  model.max_neighbors = cfg.max_neighbors;
+  model.q_offset = cfg.q_offset;
+  model.ood_limit = cfg.ood_limit;
+  model.alpha_resolution = cfg.alpha_resolution;
+  model.mean = one.mean;
+  model.standard_deviation = one.std;
+  model.representation = cfg.representation;
+  model.projection_weight = one.best[0].to(torch::kCPU).contiguous();
+  model.projection_bias = one.best[1].to(torch::kCPU).contiguous();
+  model.classifier_weight = one.best[2].to(torch::kCPU).contiguous();
+  model.classifier_bias = one.best[3].to(torch::kCPU).contiguous();
+  model.support_vectors = f_tr.exemplars.to(torch::kCPU).contiguous();
+  for (size_t i = 0; i < train.y.size(); ++i) model.support.push_back({train.ids[i], train.y[i], pred_tr[i], std::nullopt, nullptr});
+  Rng id_rng(seed ^ 0x5d3c0ffee1234567ULL);
+  model.model_id = new_uuid4(id_rng);
+  model.created_at = utc_now_rfc3339();
+
+  TrainResult result;
+  result.best_epoch = one.best_epoch;
+  result.best_balanced_loss = one.best_loss;
+  result.history = one.history;
+  result.model = std::move(model);
+  return result;
+}
+
+void check_split(const torch::Tensor& x, const std::vector<int64_t>& y, int classes, const std::string& name) {
+  if (x.dim() != 2 || x.size(0) == 0) fail_input(name + " split must be a non-empty [N, D] matrix");
+  if ((int64_t)y.size() != x.size(0)) fail_input(name + " split: labels and features have different row counts");
+  std::vector<int64_t> count((size_t)classes, 0);
+  for (int64_t label : y) {
+    if (label < 0 || label >= classes) fail_input(name + " split: label " + std::to_string(label) + " is outside [0, " + std::to_string(classes - 1) + "]");
+    count[(size_t)label]++;
+  }
+  for (int c = 0; c < classes; ++c)
+    if (count[c] == 0) fail_input(name + " split has no row of class " + std::to_string(c) + " (every class must appear in each split)");
+  if (!torch::isfinite(x).all().item<bool>()) fail_input(name + " split contains a non-finite feature value");
+}
+
+}  // namespace
+
+TrainResult fit(const TrainConfig& cfg, const torch::Tensor& train_x, const std::vector<int64_t>& train_y,
+                const torch::Tensor& cal_x, const std::vector<int64_t>& cal_y, const std::vector<std::string>& train_ids_in,
+                const std::vector<std::string>& cal_ids_in) {
+  const auto started = Clock::now();
+  const int C = cfg.number_of_classes;
+  if (C < 2) fail_input("number_of_classes must be at least 2");
+  if (cfg.exemplar_dimension < 1 || cfg.epochs < 1 || cfg.batch_size < 1) fail_input("exemplar_dimension, epochs and batch_size must be positive");
+  if (cfg.max_neighbors < 2) fail_input("max_neighbors must be at least 2 (identity exclusion)");
+  if (!(cfg.learning_rate > 0) || !std::isfinite(cfg.learning_rate)) fail_input("learning_rate must be positive and finite");
+  if (cfg.number_of_random_shuffles < 1) fail_input("number_of_random_shuffles must be at least 1");
+  if (!cfg.class_names.empty() && (int)cfg.class_names.size() != C) fail_input("class_names must give one name per class");
+  validate_alpha_resolution(cfg.alpha_resolution);
+  check_split(train_x, train_y, C, "training");
+  check_split(cal_x, cal_y, C, "calibration");
+  if (train_x.size(1) != cal_x.size(1)) fail_input("training and calibration features have different dimensions");
+  std::vector<std::string> ids = train_ids_in;
+  if (ids.empty())
+    for (size_t i = 0; i < train_y.size(); ++i) ids.push_back("train-" + std::to_string(i));
+  std::vector<std::string> cal_ids = cal_ids_in;
+  if (cal_ids.empty())
+    for (size_t i = 0; i < cal_y.size(); ++i) cal_ids.push_back("calibration-" + std::to_string(i));
+  if (ids.size() != train_y.size() || cal_ids.size() != cal_y.size()) fail_input("ids must align with their split");
+  const int64_t n_train = (int64_t)ids.size();
+  ids.insert(ids.end(), cal_ids.begin(), cal_ids.end());
+  if (std::set<std::string>(ids.begin(), ids.end()).size() != ids.size())
+    fail_input("ids must be unique across the training and calibration splits");
+
+  const auto pooled_x = torch::cat({train_x, cal_x}).to(cfg.device, torch::kFloat32);
+  std::vector<int64_t> pooled_y = train_y;
+  pooled_y.insert(pooled_y.end(), cal_y.begin(), cal_y.end());
+  const int64_t total = (int64_t)pooled_y.size();
+
+  TrainConfig config = cfg;
+  if (!config.representation.is_object()) config.representation = Json::object();
+  Progress progress("sdm train", (int64_t)cfg.epochs * cfg.number_of_random_shuffles, cfg.show_progress);
+  std::optional<TrainResult> best;
+  Json iterations = Json::array(), all_history = Json::array();
+  for (int it = 0; it < cfg.number_of_random_shuffles; ++it) {
+    const uint64_t seed = cfg.seed + (uint64_t)it;
+    std::vector<int64_t> order(total);
+    for (int64_t i = 0; i < total; ++i) order[(size_t)i] = i;
+    int64_t cut = n_train;
+    if (cfg.shuffle) {
+      Rng split_rng(seed);
+      order = split_rng.permutation(total);
+      cut = total / 2;
+    }
+    auto make = [&](int64_t from, int64_t to) {
+      Split s;
+      std::vector<int64_t> rows(order.begin() + from, order.begin() + to);
+      s.x = pooled_x.index_select(0, torch::tensor(rows).to(cfg.device));
+      for (int64_t r : rows) {
+        s.y.push_back(pooled_y[(size_t)r]);
+        s.ids.push_back(ids[(size_t)r]);
+      }
+      return s;
+    };
+    Split train = make(0, cut), cal = make(cut, total);
+    try {
+      check_split(train.x, train.y, C, "training");
+      check_split(cal.x, cal.y, C, "calibration");
+    } catch (const Error& e) {
+      fail_input(std::string("shuffle iteration ") + std::to_string(it + 1) + ": " + e.what() +
+                 "; HINT: add rows of that class, change --seed, or pass --do_not_shuffle_data");
+    }
+    auto one = fit_adaptor(config, seed, train, cal, progress, (int64_t)it * cfg.epochs);
+    auto result = finalize(config, one, train, cal, seed);
+    iterations.push_back({{"iteration", it + 1}, {"seed", seed}, {"bestEpoch", result.best_epoch},
+                          {"bestBalancedCalibrationSDMLoss", result.best_balanced_loss}});
+    for (auto& h : result.history) {
+      h["iteration"] = it + 1;
+      all_history.push_back(h);
+    }
+    if (!best || result.best_balanced_loss <= best->best_balanced_loss) {  // ties: later iteration
+      result.best_iteration = it + 1;
+      best = std::move(result);
+    }
+  }
+  progress.finish();
+  best->history = std::move(all_history);
+  best->seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  best->model.metadata = {{"sdmlm",
+                           {{"bestEpoch", best->best_epoch},
+                            {"bestIteration", best->best_iteration},
+                            {"bestBalancedCalibrationSDMLoss", best->best_balanced_loss},
+                            {"iterations", iterations},
+                            {"shuffledTrainingAndCalibration", cfg.shuffle},
+                            {"epochs", cfg.epochs},
+                            {"batchSize", cfg.batch_size},
+                            {"learningRate", cfg.learning_rate},
+                            {"seed", cfg.seed},
+                            {"trainingDevice", cfg.device.str()},
+                            {"trainingSeconds", best->seconds}}}};
+  return std::move(*best);
+}
+
+Model recalibrate(const Model& model, double alpha_resolution) {
+  if (!model.calibration || model.calibration->empty())
+    fail_input("the model has no saved calibration rows (calibration.jsonl); retrain to recalibrate");
+  validate_alpha_resolution(alpha_resolution);
+  const int C = model.number_of_classes;
+  std::vector<float> probs, q_prime;
+  std::vector<int64_t> labels, preds;
+  for (const auto& row : *model.calibration) {
+    probs.insert(probs.end(), row.sdm.begin(), row.sdm.end());
+    q_prime.push_back(row.q_prime);
+    labels.push_back(row.label);
+    preds.push_back(row.prediction);
+  }
+  Model out = model;
+  out.alpha_resolution = alpha_resolution;
+  out.regions = calibrate_nested(probs, q_prime, labels, preds, C, alpha_resolution, model.ood_limit);
+  Rng id_rng(std::hash<std::string>{}(model.model_id) ^ (uint64_t)(alpha_resolution * 1e9));
+  out.model_id = new_uuid4(id_rng);
+  out.created_at = utc_now_rfc3339();
+  if (!out.metadata.is_object()) out.metadata = Json::object();
+  out.metadata["recalibratedFromModelID"] = model.model_id;
+  return out;
+}
+
+}  // namespace sdmlm::sdm

@@ -1,0 +1,221 @@
+// `sdmlm sdm train|score|evaluate|recalibrate|inspect|validate`: parse, validate, call src/sdm.
+#include <iostream>
+#include <memory>
+
+#include "commands.h"
+#include "sdmlm/sdm.h"
+
+namespace sdmlm::cli {
+
+torch::Device parse_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw Error(ExitCode::kIo, "--device " + name + ": CUDA is not available on this machine (use --device cpu)");
+    return torch::Device(name);
+  }
+  fail_usage("--device must be cpu, cuda or cuda:N, got \"" + name + "\"");
+}
+
+namespace {
+
+struct ModelOptions {
+  std::string model, device = "cpu";
+  bool no_verify = false;
+};
+
+void add_model_options(CLI::App* cmd, ModelOptions& o) {
+  cmd->add_option("--model", o.model, "Path to a .sdmkitmodel directory")->required();
+  cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_flag("--no_verify_checksums", o.no_verify, "Skip SHA-256 verification of the payload files");
+}
+
+void write_json(const Json& value, const std::string& destination) {
+  AtomicOutput out(destination);
+  out.stream() << value.dump(2, ' ', true) << "\n";
+  out.commit();
+}
+
+std::vector<int64_t> known_labels(const sdm::Rows& rows) {
+  std::vector<int64_t> labels;
+  for (const auto& l : rows.labels) labels.push_back(l ? *l : -1);
+  return labels;
+}
+
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> names;
+  std::string current;
+  for (char ch : text + ",") {
+    if (ch == ',') {
+      auto b = current.find_first_not_of(' '), e = current.find_last_not_of(' ');
+      names.push_back(b == std::string::npos ? "" : current.substr(b, e - b + 1));
+      current.clear();
+    } else {
+      current += ch;
+    }
+  }
+  return names;
+}
+
+void check_fingerprint(const sdm::Model& model, const std::string& fingerprint) {
+  if (fingerprint.empty()) return;
+  const std::string own = model.representation.value("fingerprint", "");
+  if (fingerprint != own)
+    fail_input("--representation_fingerprint \"" + fingerprint + "\" does not match the model's representation \"" + own +
+               "\" (features from another model would be scored meaninglessly)");
+}
+
+}  // namespace
+
+void add_sdm_commands(CLI::App& app, Runner& runner) {
+  auto* sdm_cmd = app.add_subcommand("sdm", "SDM estimators over embedding JSONL (.sdmkitmodel v1)");
+  sdm_cmd->require_subcommand(1);
+
+  // ---- train ----
+  auto train = std::make_shared<sdm::TrainConfig>();
+  auto t = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string, bool, bool, std::string>>();
+  auto* train_cmd = sdm_cmd->add_subcommand("train", "Fit the adaptor and calibrated regions from labeled training and calibration rows");
+  train_cmd->footer("Example: sdmlm sdm train --training train.jsonl --calibration cal.jsonl --number_of_classes 2 --output m.sdmkitmodel");
+  auto& [training, calibration, output, class_names, device, fingerprint, no_shuffle, overwrite, report] = *t;
+  device = "cpu";
+  report = "-";
+  train_cmd->add_option("--training", training, "Labeled training JSONL (id, label, embedding)")->required();
+  train_cmd->add_option("--calibration", calibration, "Labeled calibration JSONL")->required();
+  train_cmd->add_option("--output", output, "Destination .sdmkitmodel directory")->required();
+  train_cmd->add_option("--number_of_classes", train->number_of_classes, "Classes, labels 0..C-1")->required();
+  train_cmd->add_option("--class_names", class_names, "Comma-separated class names (default Class0, Class1, ...)");
+  train_cmd->add_option("--exemplar_dimension", train->exemplar_dimension, "Adaptor exemplar dimension M")->capture_default_str();
+  train_cmd->add_option("--epochs", train->epochs, "Epochs per iteration (paper: 200)")->capture_default_str();
+  train_cmd->add_option("--batch_size", train->batch_size, "Rows per Adam step (paper: 50)")->capture_default_str();
+  train_cmd->add_option("--learning_rate", train->learning_rate, "Adam learning rate")->capture_default_str();
+  train_cmd->add_option("--max_neighbors", train->max_neighbors, "Neighbours searched for q")->capture_default_str();
+  train_cmd->add_option("--alpha_resolution", train->alpha_resolution, "Spacing of the calibrated alpha ladder")->capture_default_str();
+  train_cmd->add_option("--number_of_random_shuffles", train->number_of_random_shuffles, "J independent iterations")->capture_default_str();
+  train_cmd->add_option("--seed", train->seed, "Seed; iteration i uses seed + i")->capture_default_str();
+  train_cmd->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+  train_cmd->add_flag("--do_not_shuffle_data", no_shuffle, "Keep the given splits (default: pool and split 50:50 per iteration)");
+  train_cmd->add_option("--representation_fingerprint", fingerprint, "Feature identity stored in the model (default embedding_v1)");
+  train_cmd->add_flag("--overwrite", overwrite, "Replace an existing model directory");
+  train_cmd->add_option("--report_output", report, "Training report JSON file, or - for stdout")->capture_default_str();
+  train_cmd->callback([&runner, train, t] {
+    runner = [train, t] {
+      auto& [training, calibration, output, class_names, device, fingerprint, no_shuffle, overwrite, report] = *t;
+      sdm::TrainConfig cfg = *train;
+      if (cfg.number_of_classes < 2) fail_usage("--number_of_classes must be at least 2");
+      if (!class_names.empty()) {
+        cfg.class_names = split_names(class_names);
+        std::set<std::string> unique(cfg.class_names.begin(), cfg.class_names.end());
+        if ((int)cfg.class_names.size() != cfg.number_of_classes || unique.size() != cfg.class_names.size() || unique.count(""))
+          fail_usage("--class_names needs " + std::to_string(cfg.number_of_classes) + " unique non-empty comma-separated names");
+      }
+      cfg.device = parse_device(device);
+      cfg.shuffle = !no_shuffle;
+      cfg.representation = {{"provider", "precomputed"}, {"model", nullptr}, {"revision", nullptr}, {"inputTemplate", nullptr},
+                             {"fingerprint", fingerprint.empty() ? "embedding_v1" : fingerprint}};
+      if (fs::exists(output) && !overwrite) fail_usage(output + ": already exists (pass --overwrite to replace it)");
+      auto train_rows = sdm::load_rows(training, -1, cfg.number_of_classes, true);
+      auto cal_rows = sdm::load_rows(calibration, train_rows.features.size(1), cfg.number_of_classes, true);
+      auto result = sdm::fit(cfg, train_rows.features, known_labels(train_rows), cal_rows.features, known_labels(cal_rows),
+                             train_rows.ids, cal_rows.ids);
+      sdm::save_model(result.model, output, overwrite);
+      write_json({{"modelID", result.model.model_id}, {"artifact", output}, {"bestEpoch", result.best_epoch},
+                  {"bestIteration", result.best_iteration}, {"bestBalancedCalibrationSDMLoss", result.best_balanced_loss},
+                  {"durationSeconds", result.seconds}, {"regions", result.model.regions.size()}, {"history", result.history}},
+                 report);
+    };
+  });
+
+  // ---- score ----
+  auto so = std::make_shared<ModelOptions>();
+  auto sx = std::make_shared<std::tuple<std::string, std::string, int64_t, std::string>>("", "-", 25, "");
+  auto* score_cmd = sdm_cmd->add_subcommand("score", "Score rows: prediction, SDM probabilities, q, d, q', regions, nearest exemplars");
+  score_cmd->footer("Example: sdmlm sdm score --model m.sdmkitmodel --input test.jsonl --output scores.jsonl");
+  add_model_options(score_cmd, *so);
+  score_cmd->add_option("--input", std::get<0>(*sx), "JSONL rows (id, embedding; label optional)")->required();
+  score_cmd->add_option("--output", std::get<1>(*sx), "Scored JSONL, or - for stdout")->capture_default_str();
+  score_cmd->add_option("--nearest_exemplars", std::get<2>(*sx), "Nearest support rows listed per row (0: none)")->capture_default_str();
+  score_cmd->add_option("--representation_fingerprint", std::get<3>(*sx), "Require this representation identity");
+  score_cmd->callback([&runner, so, sx] {
+    runner = [so, sx] {
+      auto& [input, output, nearest, fingerprint] = *sx;
+      if (nearest < 0) fail_usage("--nearest_exemplars must be >= 0");
+      if (output != "-" && fs::exists(input) && fs::exists(output) && fs::equivalent(input, output))
+        fail_usage("--input and --output must be different files");
+      auto model = sdm::load_model(so->model, !so->no_verify);
+      check_fingerprint(model, fingerprint);
+      auto rows = sdm::load_rows(input, model.embedding_dimension, model.number_of_classes, false);
+      sdm::Estimator estimator(model, parse_device(so->device));
+      auto scores = estimator.score(rows.features, {}, nearest);
+      AtomicOutput out(output);
+      for (size_t i = 0; i < scores.size(); ++i)
+        out.stream() << sdm::score_to_json(scores[i], estimator.model(), &rows.ids[i], rows.labels[i]).dump(-1, ' ', true) << "\n";
+      out.commit();
+    };
+  });
+
+  // ---- evaluate ----
+  auto eo = std::make_shared<ModelOptions>();
+  auto ex = std::make_shared<std::tuple<std::string, std::string, double>>("", "-", 0.95);
+  auto* eval_cmd = sdm_cmd->add_subcommand("evaluate", "Accuracy and admitted proportion per calibrated alpha; NO-REJECT and HR rows");
+  eval_cmd->footer("Example: sdmlm sdm evaluate --model m.sdmkitmodel --input test.jsonl --alpha 0.95");
+  add_model_options(eval_cmd, *eo);
+  eval_cmd->add_option("--input", std::get<0>(*ex), "Labeled JSONL rows")->required();
+  eval_cmd->add_option("--output", std::get<1>(*ex), "Report JSON file, or - for stdout")->capture_default_str();
+  eval_cmd->add_option("--alpha", std::get<2>(*ex), "HR region: rows whose assigned region alpha >= this")->capture_default_str();
+  eval_cmd->callback([&runner, eo, ex] {
+    runner = [eo, ex] {
+      auto& [input, output, alpha] = *ex;
+      if (!(alpha > 0.5 && alpha < 1.0)) fail_usage("--alpha must be in (0.5, 1)");
+      auto model = sdm::load_model(eo->model, !eo->no_verify);
+      auto rows = sdm::load_rows(input, model.embedding_dimension, model.number_of_classes, true);
+      sdm::Estimator estimator(model, parse_device(eo->device));
+      auto scores = estimator.score(rows.features);
+      write_json(sdm::evaluate(scores, known_labels(rows), estimator.model(), alpha), output);
+    };
+  });
+
+  // ---- recalibrate ----
+  auto rx = std::make_shared<std::tuple<std::string, std::string, double, bool, std::string>>("", "", 0.05, false, "-");
+  auto* recal_cmd = sdm_cmd->add_subcommand("recalibrate", "Refit the region ladder at a new alpha resolution from saved calibration rows");
+  recal_cmd->add_option("--model", std::get<0>(*rx), "Source .sdmkitmodel with calibration.jsonl")->required();
+  recal_cmd->add_option("--output", std::get<1>(*rx), "Destination .sdmkitmodel")->required();
+  recal_cmd->add_option("--alpha_resolution", std::get<2>(*rx), "New ladder spacing")->capture_default_str();
+  recal_cmd->add_flag("--overwrite", std::get<3>(*rx), "Replace an existing destination");
+  recal_cmd->add_option("--report_output", std::get<4>(*rx), "Report JSON file, or - for stdout")->capture_default_str();
+  recal_cmd->callback([&runner, rx] {
+    runner = [rx] {
+      auto& [model_path, output, resolution, overwrite, report] = *rx;
+      auto model = sdm::load_model(model_path);
+      auto out = sdm::recalibrate(model, resolution);
+      sdm::save_model(out, output, overwrite);
+      write_json({{"modelID", out.model_id}, {"sourceModelID", model.model_id}, {"artifact", output},
+                  {"alphaResolution", resolution}, {"calibrationCount", out.calibration->size()}, {"regions", out.regions.size()}},
+                 report);
+    };
+  });
+
+  // ---- inspect / validate ----
+  for (const char* name : {"inspect", "validate"}) {
+    auto io = std::make_shared<std::tuple<std::string, std::string, bool>>("", "-", false);
+    const bool is_inspect = std::string(name) == "inspect";
+    auto* cmd = sdm_cmd->add_subcommand(name, is_inspect ? "Print model metadata, dimensions, CDF sizes and regions"
+                                                         : "Check structure, dimensions and checksums of a .sdmkitmodel");
+    cmd->add_option("--model", std::get<0>(*io), "Path to a .sdmkitmodel directory")->required();
+    cmd->add_option("--output", std::get<1>(*io), "JSON file, or - for stdout")->capture_default_str();
+    cmd->add_flag("--no_verify_checksums", std::get<2>(*io), "Skip SHA-256 verification");
+    cmd->callback([&runner, io, is_inspect] {
+      runner = [io, is_inspect] {
+        auto& [model_path, output, no_verify] = *io;
+        auto model = sdm::load_model(model_path, !no_verify);
+        if (is_inspect) {
+          write_json(sdm::model_summary(model), output);
+        } else {
+          write_json({{"valid", true}, {"schemaVersion", 1}, {"modelID", model.model_id},
+                      {"checksumsVerified", !no_verify}}, output);
+        }
+      };
+    });
+  }
+}
+
+}  // namespace sdmlm::cli
