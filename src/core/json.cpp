@@ -53,7 +53,7 @@ Json json_parse_strict(std::string_view text, const std::string& where) {
   try {
     value = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true,
                         /*ignore_comments=*/false);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
     std::string msg = e.what();
     auto pos = msg.find("syntax error");
     fail_input(where + ": malformed JSON (" + (pos == std::string::npos ? msg : msg.substr(pos)) +
@@ -126,11 +126,11 @@ std::vector<float> JsonRow::get_floats(const std::string& name, int64_t expected
   for (size_t i = 0; i < v.size(); ++i) {
     const Json& x = v[i];
     if (!x.is_number())
-      fail_field(name, "[" + std::to_string(i) + "] must be a number, got " + json_type_name(x));
+      fail_field(name + "[" + std::to_string(i) + "]", "must be a number, got " + json_type_name(x));
     double d = x.get<double>();
     float f = (float)d;
     if (!std::isfinite(d) || !std::isfinite(f))
-      fail_field(name, "[" + std::to_string(i) + "] must be a finite float32 value");
+      fail_field(name + "[" + std::to_string(i) + "]", "must be a finite float32 value");
     out.push_back(f);
   }
   return out;

@@ -38,8 +38,8 @@ struct Forward {
 
 Forward forward_all(const std::vector<torch::Tensor>& p, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
-  auto exemplars = torch::addmm(p[1], x, p[0].t());
-  auto logits = torch::addmm(p[3], exemplars, p[2].t());
+  auto exemplars = torch::mm(x, p[0].t()) + p[1];  // as Estimator::transform computes it
+  auto logits = torch::mm(exemplars, p[2].t()) + p[3];
   if (!torch::isfinite(logits).all().item<bool>()) fail_input("training diverged: the adaptor produced non-finite logits");
   return {to_floats(logits), exemplars};
 }
