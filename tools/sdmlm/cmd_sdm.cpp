@@ -57,6 +57,15 @@ std::vector<std::string> split_names(const std::string& text) {
   return names;
 }
 
+void require_every_class(const sdm::Rows& rows, int classes, const std::string& path) {
+  std::vector<int64_t> count((size_t)classes, 0);
+  for (const auto& l : rows.labels)
+    if (l) count[(size_t)*l]++;
+  for (int c = 0; c < classes; ++c)
+    if (count[(size_t)c] == 0)
+      fail_input(path + ": no row has label " + std::to_string(c) + " (every class must appear in each split)");
+}
+
 void check_fingerprint(const sdm::Model& model, const std::string& fingerprint) {
   if (fingerprint.empty()) return;
   const std::string own = model.representation.value("fingerprint", "");
@@ -115,6 +124,8 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
       if (fs::exists(output) && !overwrite) fail_usage(output + ": already exists (pass --overwrite to replace it)");
       auto train_rows = sdm::load_rows(training, -1, cfg.number_of_classes, true);
       auto cal_rows = sdm::load_rows(calibration, train_rows.features.size(1), cfg.number_of_classes, true);
+      require_every_class(train_rows, cfg.number_of_classes, training);
+      require_every_class(cal_rows, cfg.number_of_classes, calibration);
       auto result = sdm::fit(cfg, train_rows.features, known_labels(train_rows), cal_rows.features, known_labels(cal_rows),
                              train_rows.ids, cal_rows.ids);
       sdm::save_model(result.model, output, overwrite);
