@@ -31,7 +31,7 @@ def main() -> int:
                 "--shift", shift, "--prefix", name, "--out", files[name])
         model = work / f"m{classes}.sdmkitmodel"
         run(binary, "sdm", "train", "--training", files["train"], "--calibration", files["cal"], "--number_of_classes",
-            classes, "--exemplar_dimension", 256, "--epochs", 15, "--learning_rate", 1e-4, "--seed", 0,
+            classes, "--exemplar_dimension", 1000, "--epochs", 20, "--learning_rate", 1e-4, "--seed", 0,
             "--output", model, "--report_output", work / f"report{classes}.json")
         reports = {}
         for name in ("test", "far"):
