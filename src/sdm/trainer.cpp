@@ -1,5 +1,6 @@
 // Estimator training: adaptor fit with the change-of-base SDM loss, per-epoch q/d recomputation,
 // selection by balanced calibration SDM loss, nested calibration, J pooled shuffles.
+#include <ATen/Parallel.h>
 #include <ATen/ops/_fused_adam.h>
 
 #include <chrono>
@@ -30,6 +31,45 @@ struct Adaptor {
   std::vector<torch::Tensor> params() const { return {w1, b1, w2, b2}; }
   std::vector<torch::Tensor> snapshot() const { return {w1.clone(), b1.clone(), w2.clone(), b2.clone()}; }
 };
+
+constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+
+// CPU: one pass over W1 that forms its rank-C gradient ∂W1[i, j] = Σ_c W2[c, i]·u[c, j] on the fly
+// and applies the Adam update (the arithmetic of torch.optim.Adam), so the 6 M-entry gradient is
+// never written or read back. w1, m, v: [M, D]; w2: [C, M]; u: [C, D]; all contiguous float32.
+void adam_w1_rank_update(torch::Tensor& w1, torch::Tensor& m, torch::Tensor& v, const torch::Tensor& w2,
+                         const torch::Tensor& u, int64_t step, double lr) {
+  const int64_t rows = w1.size(0), cols = w1.size(1), classes = w2.size(0);
+  const float bc1 = (float)(1.0 - std::pow(kBeta1, (double)step));
+  const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow(kBeta2, (double)step));
+  const float step_size = (float)lr / bc1, b1 = (float)kBeta1, b2 = (float)kBeta2, eps = (float)kEps;
+  float* pw = w1.data_ptr<float>();
+  float* pm = m.data_ptr<float>();
+  float* pv = v.data_ptr<float>();
+  const float* pw2 = w2.data_ptr<float>();
+  const float* pu = u.data_ptr<float>();
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> g((size_t)cols);
+    for (int64_t i = begin; i < end; ++i) {
+      const float a0 = pw2[i];
+      for (int64_t j = 0; j < cols; ++j) g[(size_t)j] = a0 * pu[j];
+      for (int64_t c = 1; c < classes; ++c) {
+        const float a = pw2[c * rows + i];
+        const float* uc = pu + c * cols;
+        for (int64_t j = 0; j < cols; ++j) g[(size_t)j] += a * uc[j];
+      }
+      float* wi = pw + i * cols;
+      float* mi = pm + i * cols;
+      float* vi = pv + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        const float gj = g[(size_t)j];
+        mi[j] = b1 * mi[j] + (1.0f - b1) * gj;
+        vi[j] = b2 * vi[j] + (1.0f - b2) * gj * gj;
+        wi[j] -= step_size * mi[j] / (std::sqrt(vi[j]) / bc2_sqrt + eps);
+      }
+    }
+  });
+}
 
 struct Forward {
   std::vector<float> logits;  // [N, C] host
@@ -121,6 +161,7 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
     steps.push_back(torch::zeros({}, torch::dtype(torch::kFloat32).device(device)));
   }
   auto ytr = torch::tensor(train.y).to(device);
+  int64_t adam_step = 0;
   std::vector<float> q_tr((size_t)N, (float)M_E - cfg.q_offset), d_tr((size_t)N, 1.0f);
   const std::vector<float> ce_q = q_tr, ce_d = d_tr;
 
@@ -143,8 +184,12 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
         auto y = ytr.index_select(0, rows);
         auto log_base = log_base_all.index_select(0, rows);
         auto d = d_all.index_select(0, rows);
-        auto h = torch::addmm(a.b1, x, a.w1.t());                       // [B, M]
-        auto z = torch::addmm(a.b2, h, a.w2.t());                       // [B, C]
+        // The classifier has C ≪ B rows, so every product with W1 goes through [C, D] factors:
+        // z = x·(W2·W1)ᵀ + (W2·b1 + b2), and with u = dzᵀ·x the gradients are rank C:
+        // ∂W1 = W2ᵀ·u, ∂W2 = u·W1ᵀ + s⊗b1, ∂b1 = W2ᵀ·s, ∂b2 = s (s = Σ_rows dz). This replaces two
+        // [B, D]×[D, M] GEMMs per step by C-row ones; the step is then bound by memory traffic.
+        auto v = torch::mm(a.w2, a.w1);                                  // [C, D]
+        auto z = torch::addmm(torch::mv(a.w2, a.b1) + a.b2, x, v.t());    // [B, C]
         auto s = z * (d * log_base).unsqueeze(1);
         auto log_p = torch::log_softmax(s, 1);
         auto nll = -log_p.gather(1, y.unsqueeze(1)).squeeze(1) / log_base;
@@ -153,16 +198,29 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
         auto dz = log_p.exp_();
         dz.scatter_add_(1, y.unsqueeze(1), torch::full({B, 1}, -1.0f, dz.options()));
         dz.mul_((d / (float)B).unsqueeze(1));
-        torch::mm_out(grads[2], dz.t(), h);
-        torch::sum_out(grads[3], dz, 0);
-        auto dh = torch::mm(dz, a.w2);                                   // [B, M]
-        torch::mm_out(grads[0], dh.t(), x);
-        torch::sum_out(grads[1], dh, 0);
+        auto u = torch::mm(dz.t(), x);                                    // [C, D]
+        auto dz_sum = dz.sum(0);                                          // [C]
+        torch::mm_out(grads[2], u, a.w1.t());
+        grads[2].addr_(dz_sum, a.b1);
+        grads[3].copy_(dz_sum);
+        torch::mv_out(grads[1], a.w2.t(), dz_sum);
         for (auto& st : steps) st.add_(1);
-        at::_fused_adam_(params, grads, exp_avg, exp_avg_sq, {}, steps, cfg.learning_rate, 0.9, 0.999, 0.0, 1e-8,
-                         false, false);
+        ++adam_step;
+        if (device.is_cpu()) {
+          // W1 takes the fused rank-C path; the small tensors take libtorch's fused Adam. W2 is
+          // still the pre-step value here, as the gradient requires.
+          adam_w1_rank_update(a.w1, exp_avg[0], exp_avg_sq[0], a.w2, u, adam_step, cfg.learning_rate);
+          at::_fused_adam_({a.b1, a.w2, a.b2}, {grads[1], grads[2], grads[3]}, {exp_avg[1], exp_avg[2], exp_avg[3]},
+                           {exp_avg_sq[1], exp_avg_sq[2], exp_avg_sq[3]}, {}, {steps[1], steps[2], steps[3]},
+                           cfg.learning_rate, kBeta1, kBeta2, 0.0, kEps, false, false);
+        } else {
+          torch::mm_out(grads[0], a.w2.t(), u);
+          at::_fused_adam_(params, grads, exp_avg, exp_avg_sq, {}, steps, cfg.learning_rate, kBeta1, kBeta2, 0.0, kEps,
+                           false, false);
+        }
       }
     }
+    const double step_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     const double train_loss = loss_sum / (double)N;
     if (!std::isfinite(train_loss)) fail_input("training diverged: non-finite loss (lower --learning_rate?)");
 
@@ -193,6 +251,7 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
                            {"balancedTrainingAccuracy", balanced_accuracy(pred_tr, train.y, C)},
                            {"meanCalibrationQ", mean_q / (double)m_ca.q.size()},
                            {"isBest", is_best},
+                           {"stepSeconds", step_seconds},
                            {"seconds", std::chrono::duration<double>(Clock::now() - epoch_start).count()}});
     char extra[128];
     std::snprintf(extra, sizeof extra, "loss %.4f best %.4f@%d", loss, out.best_loss, out.best_epoch);

@@ -7,15 +7,11 @@ Usage: test_sdm_gaussian.py SDMLM_BINARY WORKDIR
 import json
 import pathlib
 import shutil
-import subprocess
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-GENERATOR = ROOT / "scripts" / "ref" / "gaussian_rows.py"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts" / "ref"))
+from sdmtest import finish, gaussian, run  # noqa: E402
 
-
-def run(*args):
-    subprocess.run([str(a) for a in args], check=True)
 
 
 def main() -> int:
@@ -26,9 +22,7 @@ def main() -> int:
     for classes in (2, 3):
         files = {}
         for name, seed, rows, shift in (("train", 11, 2000, 0), ("cal", 12, 2000, 0), ("test", 13, 2000, 0), ("far", 14, 500, 25)):
-            files[name] = work / f"{name}{classes}.jsonl"
-            run(sys.executable, GENERATOR, "--classes", classes, "--rows", rows, "--dim", 64, "--seed", seed,
-                "--shift", shift, "--prefix", name, "--out", files[name])
+            files[name] = gaussian(work / f"{name}{classes}.jsonl", classes, rows, 64, seed, name, shift)
         model = work / f"m{classes}.sdmkitmodel"
         run(binary, "sdm", "train", "--training", files["train"], "--calibration", files["cal"], "--number_of_classes",
             classes, "--exemplar_dimension", 1000, "--epochs", 20, "--learning_rate", 1e-4, "--seed", 0,
@@ -54,9 +48,7 @@ def main() -> int:
                     failures.append(f"C={classes}: {kind}[{c}] has only {cell['n']} admitted rows")
         if reports["far"]["hrProportion"] > 0.05:
             failures.append(f"C={classes}: {reports['far']['hrProportion']} of far-shifted rows admitted (> 5%)")
-    for failure in failures:
-        print("FAIL: " + failure)
-    return 1 if failures else 0
+    return finish(failures)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,13 @@ import shutil
 import subprocess
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts" / "ref"))
+from sdmtest import ROOT, finish, gaussian, run  # noqa: E402
+
 PEER = pathlib.Path(sys.executable).with_name("sdm")
-GENERATOR = ROOT / "scripts" / "ref" / "gaussian_rows.py"
 COMPARE = ROOT / "scripts" / "ref" / "compare_scores.py"
 TRAIN_OPTIONS = ["--exemplar_dimension", "64", "--epochs", "12", "--learning_rate", "1e-3", "--batch_size", "50",
                  "--seed", "3", "--max_neighbors", "2048"]
-
-
-def run(*args, **kwargs):
-    return subprocess.run([str(a) for a in args], check=True, **kwargs)
 
 
 def regions(model):
@@ -47,9 +44,7 @@ def main() -> int:
     for classes in (2, 3):
         data = {}
         for name, seed, rows in (("train", 21, 600), ("cal", 22, 600), ("test", 23, 400)):
-            data[name] = work / f"{name}{classes}.jsonl"
-            run(sys.executable, GENERATOR, "--classes", classes, "--rows", rows, "--dim", 32, "--seed", seed,
-                "--prefix", name, "--out", data[name])
+            data[name] = gaussian(work / f"{name}{classes}.jsonl", classes, rows, 32, seed, name)
         common = ["--training", data["train"], "--calibration", data["cal"], "--number_of_classes", classes, *TRAIN_OPTIONS]
         peer_model, our_model = work / f"peer{classes}.sdmkitmodel", work / f"ours{classes}.sdmkitmodel"
         run(PEER, "train", *common, "--device", "cpu", "--output", peer_model, "--report_output", work / "peer_report.json",
@@ -77,9 +72,7 @@ def main() -> int:
             print(f"C={classes} recalibrated {label} model: {len(regions(ours))} regions, same as the peer: {ok}")
             if not ok:
                 failures.append(f"C={classes}: recalibration of the {label} model differs")
-    for failure in failures:
-        print("FAIL: " + failure)
-    return 1 if failures else 0
+    return finish(failures)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,26 @@
+"""Helpers shared by the Python-driven tests: run a command, generate Gaussian rows, report."""
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GENERATOR = ROOT / "scripts" / "ref" / "gaussian_rows.py"
+
+
+def run(*args, **kwargs):
+    """Run a command (arguments converted to str); raise if it fails."""
+    return subprocess.run([str(a) for a in args], check=True, **kwargs)
+
+
+def gaussian(path, classes, rows, dim, seed, prefix, shift=0):
+    """Write seeded Gaussian-mixture estimator rows to `path` (see gaussian_rows.py)."""
+    run(sys.executable, GENERATOR, "--classes", classes, "--rows", rows, "--dim", dim, "--seed", seed,
+        "--shift", shift, "--prefix", prefix, "--out", path)
+    return path
+
+
+def finish(failures):
+    """Print every failure and return the process exit code."""
+    for failure in failures:
+        print("FAIL: " + failure)
+    return 1 if failures else 0
