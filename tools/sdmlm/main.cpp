@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("sdmlm ") + sdmlm::version());
   sdmlm::cli::Runner runner;
   sdmlm::cli::add_sdm_commands(app, runner);
+  sdmlm::cli::add_lm_commands(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

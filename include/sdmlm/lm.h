@@ -1,0 +1,131 @@
+// sdmlm::lm — decoder-only transformers in Hugging Face format (Llama 2/3, Mistral, Qwen2, Phi-3/3.5)
+// on libtorch: load (memory-mapped safetensors), forward with autograd, KV-cache generation, final-
+// layer hidden states for SDM features, and save back to a directory `transformers` loads.
+//
+//   auto model = sdmlm::lm::CausalLM::load("models/tiny-llama", torch::kCPU);
+//   auto ids = torch::tensor({{1, 15, 27, 99}});                     // [B, T] int64
+//   auto out = model->forward(ids);                                   // hidden [B, T, H], logits [B, T, V]
+//   sdmlm::lm::GenerateOptions opt;  opt.max_new_tokens = 16;         // greedy unless temperature > 0
+//   auto generated = model->generate({{1, 15, 27}, {1, 8}}, opt);     // ragged prompts, one batch
+//
+// Dimensions: B batch, T tokens, H hidden, V vocabulary, N_h / N_kv query / key-value heads, d head.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sdmlm/core.h"
+
+namespace sdmlm::lm {
+
+struct RopeConfig {
+  std::string type = "default";  // "default", "linear", "llama3", "longrope"
+  double theta = 10000.0;
+  double partial_rotary_factor = 1.0;
+  double factor = 1.0;                             // linear / llama3 / longrope (derived if absent)
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  int64_t original_max_position_embeddings = 0;     // llama3 / longrope
+  std::vector<double> short_factor, long_factor;    // longrope
+  std::optional<double> attention_factor;           // longrope (derived when absent)
+};
+
+struct ModelConfig {
+  std::string architecture;  // LlamaForCausalLM | MistralForCausalLM | Qwen2ForCausalLM | Phi3ForCausalLM
+  std::string model_type;
+  int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;
+  int64_t num_attention_heads = 0, num_key_value_heads = 0, head_dim = 0, max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = false, attention_bias = false, fused_qkv = false, fused_gate_up = false;
+  RopeConfig rope;
+  std::vector<int64_t> eos_token_ids;
+  std::optional<int64_t> bos_token_id, pad_token_id;
+  Json raw;  // config.json as read (written back on save)
+
+  // Parses `config.json` (both the transformers 4.x `rope_scaling` and 5.x `rope_parameters`
+  // layouts). Unsupported architectures fail with a message listing the supported ones.
+  static ModelConfig load(const fs::path& config_json);
+};
+
+// Per-layer key/value cache for a fixed batch: [B, N_kv, capacity, d] per layer.
+struct KVCache {
+  std::vector<torch::Tensor> keys, values;
+  torch::Tensor mask;  // [B, capacity] int64: 1 for real tokens, 0 for padding
+  int64_t length = 0;  // positions filled
+};
+
+struct ForwardOutput {
+  torch::Tensor hidden;  // [B, T, H] final-layer states after the final norm
+  torch::Tensor logits;  // [B, T, V] (or [B, 1, V] with last_logits_only); float32
+};
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 32;
+  double temperature = 0.0;  // 0 = greedy
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::vector<int64_t> stop_token_ids;  // default: the config's eos ids
+  std::optional<int64_t> pad_token_id;  // default: pad, else eos[0], else 0
+};
+
+class CausalLM {
+ public:
+  // dtype: kFloat32 (default), kBFloat16 or kFloat16 for the weights.
+  static std::unique_ptr<CausalLM> load(const fs::path& dir, torch::Device device = torch::kCPU,
+                                        torch::ScalarType dtype = torch::kFloat32);
+  const ModelConfig& config() const { return config_; }
+  torch::Device device() const { return device_; }
+
+  // ids: [B, T] int64. attention_mask: [B, T] (1 = token, 0 = left padding); undefined = all ones.
+  // With a cache, ids continue the cached sequence. Gradients flow unless under NoGradGuard.
+  // An empty cache for `batch` rows and up to `capacity` positions.
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+  ForwardOutput forward(const torch::Tensor& ids, const torch::Tensor& attention_mask = {},
+                        KVCache* cache = nullptr, bool last_logits_only = false,
+                        bool compute_logits = true) const;
+  torch::Tensor logits_from_hidden(const torch::Tensor& hidden) const;  // [.., H] → [.., V]
+
+  // Batched generation with a KV cache; prompts are left-padded into one batch. Returns the new
+  // tokens of each prompt (stopping token included, padding excluded).
+  std::vector<std::vector<int64_t>> generate(const std::vector<std::vector<int64_t>>& prompts,
+                                             const GenerateOptions& options) const;
+
+  // Copies the (memory-mapped, read-only) weights into owned tensors that require gradients, so
+  // optimizers can update them in place. Fused Phi-3 projections stay fused (q/k/v are views).
+  void make_trainable();
+  // All trainable parameters, in checkpoint naming, for optimizers and saving.
+  std::vector<std::pair<std::string, torch::Tensor>> named_parameters() const;
+  // Writes config.json + model.safetensors (HF names, the config's fused layout) atomically.
+  void save(const fs::path& dir) const;
+  int64_t parameter_count() const;
+
+ private:
+  struct Layer {
+    torch::Tensor input_norm, post_norm;
+    torch::Tensor q, k, v, o, q_bias, k_bias, v_bias;  // q/k/v are views of qkv when fused
+    torch::Tensor qkv;                                   // Phi-3 fused [ (N_h + 2 N_kv) d, H ]
+    torch::Tensor gate, up, down, gate_up;               // gate/up are views of gate_up when fused
+  };
+  CausalLM() = default;
+  torch::Tensor attention(const Layer& layer, const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin, const torch::Tensor& mask, KVCache* cache,
+                          int64_t layer_index) const;
+  torch::Tensor mlp(const Layer& layer, const torch::Tensor& x) const;
+  std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions) const;
+
+  ModelConfig config_;
+  fs::path source_dir_;  // tokenizer and generation files are carried over on save
+  torch::Device device_ = torch::kCPU;
+  torch::ScalarType dtype_ = torch::kFloat32;
+  torch::Tensor embed_, final_norm_, lm_head_;
+  std::vector<Layer> layers_;
+  torch::Tensor inv_freq_short_, inv_freq_long_;  // [rotary_dim / 2] float32
+  double attention_scaling_ = 1.0;
+};
+
+std::vector<std::string> supported_architectures();
+
+}  // namespace sdmlm::lm

@@ -1,0 +1,313 @@
+// Decoder-only transformer blocks (RMSNorm, RoPE variants, GQA attention, SiLU-gated MLP) over
+// weights memory-mapped from safetensors, and saving back to the Hugging Face layout.
+#include <cmath>
+
+#include "sdmlm/lm.h"
+#include "sdmlm/safetensors.h"
+
+namespace sdmlm::lm {
+namespace {
+
+using torch::indexing::Slice;
+
+// As transformers' RMSNorm: normalise in float32, scale in the input dtype.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  auto x32 = x.to(torch::kFloat32);
+  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.index({"...", Slice(half, torch::indexing::None)}), x.index({"...", Slice(0, half)})}, -1);
+}
+
+// q or k: [B, N, T, d]; cos/sin: [B, 1, T, rotary_dim]. Dimensions past rotary_dim pass through.
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const int64_t rotary = cos.size(-1);
+  if (rotary == x.size(-1)) return x * cos + rotate_half(x) * sin;
+  auto rot = x.index({"...", Slice(0, rotary)}), pass = x.index({"...", Slice(rotary, torch::indexing::None)});
+  return torch::cat({rot * cos + rotate_half(rot) * sin, pass}, -1);
+}
+
+torch::Tensor inverse_frequencies(const RopeConfig& rope, int64_t dim, const std::vector<double>* ext) {
+  auto exponent = torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / (double)dim;
+  auto base_pow = torch::pow(rope.theta, exponent);
+  if (ext) return 1.0 / (torch::tensor(*ext, torch::kFloat64).to(torch::kFloat32) * base_pow);
+  auto inv = 1.0 / base_pow;
+  if (rope.type == "linear") inv = inv / rope.factor;
+  if (rope.type == "llama3") {
+    const double old_len = (double)rope.original_max_position_embeddings;
+    const double low_wavelen = old_len / rope.low_freq_factor, high_wavelen = old_len / rope.high_freq_factor;
+    auto wavelen = 2 * M_PI / inv;
+    auto scaled = torch::where(wavelen > low_wavelen, inv / rope.factor, inv);
+    auto smooth = (old_len / wavelen - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor);
+    auto smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled;
+    auto medium = (~(wavelen < high_wavelen)) & (~(wavelen > low_wavelen));
+    inv = torch::where(medium, smoothed, scaled);
+  }
+  return inv;
+}
+
+}  // namespace
+
+std::unique_ptr<CausalLM> CausalLM::load(const fs::path& dir, torch::Device device, torch::ScalarType dtype) {
+  if (!fs::is_directory(dir)) fail_input(dir.string() + ": model directory not found");
+  std::unique_ptr<CausalLM> m(new CausalLM());
+  m->config_ = ModelConfig::load(dir / "config.json");
+  m->source_dir_ = dir;
+  m->device_ = device;
+  m->dtype_ = dtype;
+  const ModelConfig& c = m->config_;
+  Checkpoint ckpt(dir);
+  auto get = [&](const std::string& name, std::vector<int64_t> shape) {
+    auto t = ckpt.tensor(name);
+    if (t.sizes() != c10::IntArrayRef(shape)) {
+      std::string want, got;
+      for (auto s : shape) want += (want.empty() ? "" : ", ") + std::to_string(s);
+      for (auto s : t.sizes()) got += (got.empty() ? "" : ", ") + std::to_string(s);
+      fail_input(dir.string() + ": tensor \"" + name + "\" has shape [" + got + "], expected [" + want + "]");
+    }
+    return t.to(device, dtype);  // no copy when the mapped tensor already has this device and dtype
+  };
+  const int64_t H = c.hidden_size, d = c.head_dim, Nh = c.num_attention_heads, Nkv = c.num_key_value_heads;
+  const int64_t I = c.intermediate_size;
+  m->embed_ = get("model.embed_tokens.weight", {c.vocab_size, H});
+  m->final_norm_ = get("model.norm.weight", {H});
+  m->lm_head_ = c.tie_word_embeddings && !ckpt.contains("lm_head.weight") ? m->embed_ : get("lm_head.weight", {c.vocab_size, H});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer L;
+    L.input_norm = get(p + "input_layernorm.weight", {H});
+    L.post_norm = get(p + "post_attention_layernorm.weight", {H});
+    if (c.fused_qkv) {
+      L.qkv = get(p + "self_attn.qkv_proj.weight", {(Nh + 2 * Nkv) * d, H});
+      L.q = L.qkv.narrow(0, 0, Nh * d);
+      L.k = L.qkv.narrow(0, Nh * d, Nkv * d);
+      L.v = L.qkv.narrow(0, (Nh + Nkv) * d, Nkv * d);
+    } else {
+      L.q = get(p + "self_attn.q_proj.weight", {Nh * d, H});
+      L.k = get(p + "self_attn.k_proj.weight", {Nkv * d, H});
+      L.v = get(p + "self_attn.v_proj.weight", {Nkv * d, H});
+    }
+    if (c.attention_bias) {
+      L.q_bias = get(p + "self_attn.q_proj.bias", {Nh * d});
+      L.k_bias = get(p + "self_attn.k_proj.bias", {Nkv * d});
+      L.v_bias = get(p + "self_attn.v_proj.bias", {Nkv * d});
+    }
+    L.o = get(p + "self_attn.o_proj.weight", {H, Nh * d});
+    if (c.fused_gate_up) {
+      L.gate_up = get(p + "mlp.gate_up_proj.weight", {2 * I, H});
+      L.gate = L.gate_up.narrow(0, 0, I);
+      L.up = L.gate_up.narrow(0, I, I);
+    } else {
+      L.gate = get(p + "mlp.gate_proj.weight", {I, H});
+      L.up = get(p + "mlp.up_proj.weight", {I, H});
+    }
+    L.down = get(p + "mlp.down_proj.weight", {H, I});
+    m->layers_.push_back(std::move(L));
+  }
+  const int64_t rotary = (int64_t)(d * c.rope.partial_rotary_factor);
+  const bool longrope = c.rope.type == "longrope";
+  m->inv_freq_short_ = inverse_frequencies(c.rope, rotary, longrope ? &c.rope.short_factor : nullptr).to(device);
+  m->inv_freq_long_ = longrope ? inverse_frequencies(c.rope, rotary, &c.rope.long_factor).to(device) : m->inv_freq_short_;
+  if (longrope) {
+    m->attention_scaling_ = c.rope.attention_factor.value_or(
+        c.rope.factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(c.rope.factor) / std::log((double)c.rope.original_max_position_embeddings)));
+  }
+  return m;
+}
+
+std::pair<torch::Tensor, torch::Tensor> CausalLM::rope_tables(const torch::Tensor& positions) const {
+  // LongRoPE switches to the long factors once the sequence outgrows the original context.
+  const bool use_long = config_.rope.type == "longrope" &&
+                        positions.max().item<int64_t>() + 1 > config_.rope.original_max_position_embeddings;
+  const auto& inv = use_long ? inv_freq_long_ : inv_freq_short_;
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv;  // [B, T, rotary/2]
+  auto emb = torch::cat({freqs, freqs}, -1);
+  auto cos = (emb.cos() * attention_scaling_).to(dtype_).unsqueeze(1);  // [B, 1, T, rotary]
+  auto sin = (emb.sin() * attention_scaling_).to(dtype_).unsqueeze(1);
+  return {cos, sin};
+}
+
+torch::Tensor CausalLM::attention(const Layer& L, const torch::Tensor& x, const torch::Tensor& cos,
+                                  const torch::Tensor& sin, const torch::Tensor& mask, KVCache* cache,
+                                  int64_t layer_index) const {
+  const int64_t B = x.size(0), T = x.size(1), d = config_.head_dim;
+  const int64_t Nh = config_.num_attention_heads, Nkv = config_.num_key_value_heads;
+  auto proj = [&](const torch::Tensor& w, const torch::Tensor& b, int64_t heads) {
+    auto y = b.defined() ? torch::addmm(b, x.reshape({B * T, -1}), w.t()) : torch::mm(x.reshape({B * T, -1}), w.t());
+    return y.view({B, T, heads, d}).transpose(1, 2);  // [B, heads, T, d]
+  };
+  auto q = apply_rope(proj(L.q, L.q_bias, Nh), cos, sin);
+  auto k = apply_rope(proj(L.k, L.k_bias, Nkv), cos, sin);
+  auto v = proj(L.v, L.v_bias, Nkv);
+  if (cache) {
+    auto& ck = cache->keys[(size_t)layer_index];
+    auto& cv = cache->values[(size_t)layer_index];
+    ck.narrow(2, cache->length, T).copy_(k);
+    cv.narrow(2, cache->length, T).copy_(v);
+    k = ck.narrow(2, 0, cache->length + T);
+    v = cv.narrow(2, 0, cache->length + T);
+  }
+  if (Nkv != Nh) {
+    k = k.repeat_interleave(Nh / Nkv, 1);
+    v = v.repeat_interleave(Nh / Nkv, 1);
+  }
+  auto out = at::scaled_dot_product_attention(q, k, v, mask);  // [B, Nh, T, d]
+  out = out.transpose(1, 2).reshape({B * T, Nh * d});
+  return torch::mm(out, L.o.t()).view({B, T, -1});
+}
+
+torch::Tensor CausalLM::mlp(const Layer& L, const torch::Tensor& x) const {
+  auto flat = x.reshape({-1, x.size(-1)});
+  torch::Tensor gate, up;
+  if (L.gate_up.defined()) {
+    auto both = torch::mm(flat, L.gate_up.t());
+    gate = both.narrow(1, 0, config_.intermediate_size);
+    up = both.narrow(1, config_.intermediate_size, config_.intermediate_size);
+  } else {
+    gate = torch::mm(flat, L.gate.t());
+    up = torch::mm(flat, L.up.t());
+  }
+  return torch::mm(torch::silu(gate) * up, L.down.t()).view(x.sizes());
+}
+
+ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor& attention_mask, KVCache* cache,
+                                bool last_logits_only, bool compute_logits) const {
+  auto ids = ids_in.to(device_, torch::kInt64);
+  if (ids.dim() != 2) fail_input("input ids must have shape [B, T]");
+  const int64_t B = ids.size(0), T = ids.size(1);
+  const int64_t past = cache ? cache->length : 0;
+  if (past + T > config_.max_position_embeddings)
+    fail_input("the sequence has " + std::to_string(past + T) + " tokens, more than the model's context of " +
+               std::to_string(config_.max_position_embeddings));
+  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= config_.vocab_size))
+    fail_input("a token id is outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
+  auto new_mask = attention_mask.defined() ? attention_mask.to(device_, torch::kInt64)
+                                           : torch::ones({B, T}, torch::dtype(torch::kInt64).device(device_));
+  torch::Tensor full_mask = new_mask;
+  if (cache) {
+    if (!cache->keys.empty() && cache->keys[0].size(2) < past + T) fail_input("the KV cache is full");
+    auto& history = cache->mask;
+    history.narrow(1, past, T).copy_(new_mask);
+    full_mask = history.narrow(1, 0, past + T);
+  }
+  // Positions count real tokens (left padding does not advance them), as transformers does.
+  auto positions = (full_mask.cumsum(1) - 1).narrow(1, past, T).masked_fill(new_mask.eq(0), 1);
+  // Additive mask [B, 1, T, past + T]: causal and padding; the finite minimum keeps rows that are
+  // entirely padding finite (their outputs are never used).
+  auto key_pos = torch::arange(past + T, torch::dtype(torch::kInt64).device(device_));
+  auto query_pos = torch::arange(past, past + T, torch::dtype(torch::kInt64).device(device_));
+  auto allowed = key_pos.view({1, 1, -1}).le(query_pos.view({1, -1, 1})) & full_mask.view({B, 1, -1}).eq(1);
+  const double lowest = dtype_ == torch::kHalf ? -65504.0 : dtype_ == torch::kBFloat16 ? -3.38953139e38 : std::numeric_limits<float>::lowest();
+  auto mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_)).masked_fill(~allowed.unsqueeze(1), lowest);
+  auto [cos, sin] = rope_tables(positions);
+  auto x = torch::embedding(embed_, ids);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& L = layers_[i];
+    x = x + attention(L, rms_norm(x, L.input_norm, config_.rms_norm_eps), cos, sin, mask, cache, (int64_t)i);
+    x = x + mlp(L, rms_norm(x, L.post_norm, config_.rms_norm_eps));
+  }
+  if (cache) cache->length += T;
+  ForwardOutput out;
+  out.hidden = rms_norm(x, final_norm_, config_.rms_norm_eps);
+  if (compute_logits) out.logits = logits_from_hidden(last_logits_only ? out.hidden.narrow(1, T - 1, 1) : out.hidden);
+  return out;
+}
+
+torch::Tensor CausalLM::logits_from_hidden(const torch::Tensor& hidden) const {
+  auto flat = hidden.reshape({-1, hidden.size(-1)});
+  auto logits = torch::mm(flat, lm_head_.t()).to(torch::kFloat32);
+  auto shape = hidden.sizes().vec();
+  shape.back() = config_.vocab_size;
+  return logits.view(shape);
+}
+
+void CausalLM::make_trainable() {
+  auto own = [](torch::Tensor& t) {
+    if (t.defined()) t = t.detach().clone().set_requires_grad(true);
+  };
+  const bool tied = lm_head_.is_same(embed_);
+  own(embed_);
+  own(final_norm_);
+  if (tied) lm_head_ = embed_;
+  else own(lm_head_);
+  const int64_t d = config_.head_dim, Nh = config_.num_attention_heads, Nkv = config_.num_key_value_heads;
+  const int64_t I = config_.intermediate_size;
+  for (auto& L : layers_) {
+    for (auto* t : {&L.input_norm, &L.post_norm, &L.o, &L.down, &L.q_bias, &L.k_bias, &L.v_bias}) own(*t);
+    if (L.qkv.defined()) {
+      own(L.qkv);
+      L.q = L.qkv.narrow(0, 0, Nh * d);
+      L.k = L.qkv.narrow(0, Nh * d, Nkv * d);
+      L.v = L.qkv.narrow(0, (Nh + Nkv) * d, Nkv * d);
+    } else {
+      for (auto* t : {&L.q, &L.k, &L.v}) own(*t);
+    }
+    if (L.gate_up.defined()) {
+      own(L.gate_up);
+      L.gate = L.gate_up.narrow(0, 0, I);
+      L.up = L.gate_up.narrow(0, I, I);
+    } else {
+      own(L.gate);
+      own(L.up);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> CausalLM::named_parameters() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  out.emplace_back("model.embed_tokens.weight", embed_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const Layer& L = layers_[i];
+    out.emplace_back(p + "input_layernorm.weight", L.input_norm);
+    if (L.qkv.defined()) {
+      out.emplace_back(p + "self_attn.qkv_proj.weight", L.qkv);
+    } else {
+      out.emplace_back(p + "self_attn.q_proj.weight", L.q);
+      out.emplace_back(p + "self_attn.k_proj.weight", L.k);
+      out.emplace_back(p + "self_attn.v_proj.weight", L.v);
+    }
+    if (L.q_bias.defined()) {
+      out.emplace_back(p + "self_attn.q_proj.bias", L.q_bias);
+      out.emplace_back(p + "self_attn.k_proj.bias", L.k_bias);
+      out.emplace_back(p + "self_attn.v_proj.bias", L.v_bias);
+    }
+    out.emplace_back(p + "self_attn.o_proj.weight", L.o);
+    out.emplace_back(p + "post_attention_layernorm.weight", L.post_norm);
+    if (L.gate_up.defined()) {
+      out.emplace_back(p + "mlp.gate_up_proj.weight", L.gate_up);
+    } else {
+      out.emplace_back(p + "mlp.gate_proj.weight", L.gate);
+      out.emplace_back(p + "mlp.up_proj.weight", L.up);
+    }
+    out.emplace_back(p + "mlp.down_proj.weight", L.down);
+  }
+  out.emplace_back("model.norm.weight", final_norm_);
+  if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", lm_head_);
+  return out;
+}
+
+int64_t CausalLM::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : named_parameters()) n += t.numel();
+  return n;
+}
+
+void CausalLM::save(const fs::path& dir) const {
+  AtomicDir stage(dir, /*overwrite=*/true);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& [name, t] : named_parameters()) tensors.emplace_back(name, t.detach());
+  safetensors_write(stage.path() / "model.safetensors", tensors, {{"format", "pt"}});
+  Json config = config_.raw;
+  config["torch_dtype"] = dtype_ == torch::kBFloat16 ? "bfloat16" : dtype_ == torch::kFloat16 ? "float16" : "float32";
+  write_file(stage.path() / "config.json", config.dump(2) + "\n");
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", "added_tokens.json"})
+    if (!source_dir_.empty() && fs::exists(source_dir_ / name)) write_file(stage.path() / name, read_file(source_dir_ / name));
+  stage.publish();
+}
+
+}  // namespace sdmlm::lm

@@ -1,0 +1,172 @@
+// `sdmlm generate` and `sdmlm model inspect`: parse, validate, call src/lm.
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "commands.h"
+#include "sdmlm/chat.h"
+#include "sdmlm/lm.h"
+#include "sdmlm/tokenizer.h"
+
+namespace sdmlm::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model, prompt, prompt_ids, input, system, format = "text", device = "cpu", dtype = "float32";
+  bool chat = false;
+  lm::GenerateOptions options;
+};
+
+torch::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32" || name == "f32") return torch::kFloat32;
+  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+  if (name == "float16" || name == "f16") return torch::kFloat16;
+  fail_usage("--dtype must be float32, bfloat16 or float16, got \"" + name + "\"");
+}
+
+std::vector<int64_t> parse_ids(const std::string& text, const std::string& where) {
+  std::vector<int64_t> ids;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    try {
+      size_t used = 0;
+      ids.push_back(std::stoll(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      fail_input(where + ": token ids must be comma-separated integers, got \"" + item + "\"");
+    }
+  }
+  if (ids.empty()) fail_input(where + ": no token ids");
+  return ids;
+}
+
+struct Prompt {
+  std::string id;
+  std::vector<int64_t> ids;
+};
+
+std::vector<Prompt> collect_prompts(const GenerateArgs& a, const lm::CausalLM& model, const Tokenizer* tok) {
+  auto encode = [&](const std::string& text, const std::string& where) {
+    if (!tok) fail_input(where + ": text prompts need tokenizer.json or tokenizer.model in " + a.model + " (or use --prompt_ids)");
+    if (!a.chat) return tok->encode(text, /*add_special_tokens=*/true);
+    std::vector<ChatMessage> turns;
+    if (!a.system.empty()) turns.push_back({"system", a.system});
+    turns.push_back({"user", text});
+    auto family = chat_family_of(tok->chat_template, model.config().model_type);
+    return tok->encode(chat_render(family, turns, /*add_generation_prompt=*/true), /*add_special_tokens=*/false);
+  };
+  std::vector<Prompt> prompts;
+  if (!a.prompt.empty()) prompts.push_back({"prompt", encode(a.prompt, "--prompt")});
+  if (!a.prompt_ids.empty()) prompts.push_back({"prompt", parse_ids(a.prompt_ids, "--prompt_ids")});
+  if (!a.input.empty()) {
+    JsonlReader reader(a.input, /*allow_blank_lines=*/true);
+    while (auto row = reader.next()) {
+      Prompt p{row->has("id") ? row->get_string("id") : std::to_string(reader.line_number()), {}};
+      if (row->has("prompt_ids")) {
+        for (const auto& v : row->field("prompt_ids")) {
+          if (!v.is_number_integer()) row->fail_field("prompt_ids", "must be an array of integers");
+          p.ids.push_back(v.get<int64_t>());
+        }
+      } else {
+        p.ids = encode(row->get_string("prompt"), row->where);
+      }
+      prompts.push_back(std::move(p));
+    }
+  }
+  if (prompts.size() != 1 && (!a.prompt.empty() || !a.prompt_ids.empty()) )
+    fail_usage("give exactly one of --prompt, --prompt_ids or --input");
+  if (prompts.empty()) fail_usage("give one of --prompt, --prompt_ids or --input");
+  return prompts;
+}
+
+void run_generate(const GenerateArgs& a) {
+  if (!a.input.empty() + !a.prompt.empty() + !a.prompt_ids.empty() != 1) fail_usage("give exactly one of --prompt, --prompt_ids or --input");
+  if (a.format != "text" && a.format != "json") fail_usage("--format must be text or json");
+  if (a.options.max_new_tokens < 1) fail_usage("--max_new_tokens must be at least 1");
+  if (a.options.temperature < 0 || !(a.options.top_p > 0 && a.options.top_p <= 1)) fail_usage("--temperature must be >= 0 and --top_p in (0, 1]");
+  auto model = lm::CausalLM::load(a.model, parse_device(a.device), parse_dtype(a.dtype));
+  std::unique_ptr<Tokenizer> tok;
+  if (fs::exists(fs::path(a.model) / "tokenizer.json") || fs::exists(fs::path(a.model) / "tokenizer.model")) tok = Tokenizer::load(a.model);
+  auto prompts = collect_prompts(a, *model, tok.get());
+  std::vector<std::vector<int64_t>> batch;
+  for (const auto& p : prompts) batch.push_back(p.ids);
+  auto options = a.options;
+  if (options.stop_token_ids.empty() && tok && tok->eos_id) {
+    options.stop_token_ids = model->config().eos_token_ids;
+    if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), *tok->eos_id) == options.stop_token_ids.end())
+      options.stop_token_ids.push_back(*tok->eos_id);
+  }
+  auto generated = model->generate(batch, options);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::string text = tok ? tok->decode(generated[i], /*skip_special_tokens=*/true) : "";
+    if (a.format == "json") {
+      Json row = {{"id", prompts[i].id}, {"prompt_ids", prompts[i].ids}, {"generated_ids", generated[i]}};
+      row["text"] = tok ? Json(text) : Json(nullptr);
+      std::cout << row.dump(-1, ' ', true) << "\n";
+    } else {
+      if (!tok) {
+        for (size_t j = 0; j < generated[i].size(); ++j) std::cout << (j ? "," : "") << generated[i][j];
+        std::cout << "\n";
+      } else {
+        std::cout << text << "\n";
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void add_lm_commands(CLI::App& app, Runner& runner) {
+  auto a = std::make_shared<GenerateArgs>();
+  auto* gen = app.add_subcommand("generate", "Generate from a Hugging Face decoder-only model (batched, KV cache)");
+  gen->footer("Example: sdmlm generate --model models/tiny --prompt_ids 1,15,27 --max_new_tokens 8 --format json");
+  gen->add_option("--model", a->model, "Model directory (config.json, *.safetensors, tokenizer files)")->required();
+  gen->add_option("--prompt", a->prompt, "Prompt text (needs a tokenizer)");
+  gen->add_option("--prompt_ids", a->prompt_ids, "Prompt as comma-separated token ids");
+  gen->add_option("--input", a->input, "JSONL with `prompt` or `prompt_ids` (and optional `id`) per line; one batch");
+  gen->add_flag("--chat", a->chat, "Wrap each prompt as a user turn of the model's chat template");
+  gen->add_option("--system", a->system, "System turn for --chat");
+  gen->add_option("--max_new_tokens", a->options.max_new_tokens, "Tokens to generate at most")->capture_default_str();
+  gen->add_option("--temperature", a->options.temperature, "0 = greedy")->capture_default_str();
+  gen->add_option("--top_p", a->options.top_p, "Nucleus sampling mass")->capture_default_str();
+  gen->add_option("--seed", a->options.seed, "Sampling seed")->capture_default_str();
+  gen->add_option("--format", a->format, "text or json (json: generated_ids and text per prompt)")->capture_default_str();
+  gen->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  gen->add_option("--dtype", a->dtype, "float32, bfloat16 or float16")->capture_default_str();
+  gen->callback([&runner, a] { runner = [a] { run_generate(*a); }; });
+
+  auto* model_cmd = app.add_subcommand("model", "Model utilities");
+  model_cmd->require_subcommand(1);
+  auto conv = std::make_shared<std::tuple<std::string, std::string, std::string>>("", "", "float32");
+  auto* convert = model_cmd->add_subcommand("convert", "Load a model and save it (HF layout, one safetensors file) in a dtype");
+  convert->add_option("--model", std::get<0>(*conv), "Source model directory")->required();
+  convert->add_option("--output", std::get<1>(*conv), "Destination directory (written atomically)")->required();
+  convert->add_option("--dtype", std::get<2>(*conv), "float32, bfloat16 or float16")->capture_default_str();
+  convert->callback([&runner, conv] {
+    runner = [conv] {
+      auto& [source, output, dtype] = *conv;
+      if (fs::exists(output)) fail_usage(output + ": already exists");
+      lm::CausalLM::load(source, torch::kCPU, parse_dtype(dtype))->save(output);
+    };
+  });
+  auto dir = std::make_shared<std::string>();
+  auto* inspect = model_cmd->add_subcommand("inspect", "Architecture, sizes, RoPE and parameter count of a model directory");
+  inspect->add_option("--model", *dir, "Model directory")->required();
+  inspect->callback([&runner, dir] {
+    runner = [dir] {
+      auto model = lm::CausalLM::load(*dir);
+      const auto& c = model->config();
+      Json out = {{"architecture", c.architecture}, {"modelType", c.model_type}, {"vocabSize", c.vocab_size},
+                  {"hiddenSize", c.hidden_size}, {"intermediateSize", c.intermediate_size}, {"layers", c.num_hidden_layers},
+                  {"attentionHeads", c.num_attention_heads}, {"keyValueHeads", c.num_key_value_heads}, {"headDim", c.head_dim},
+                  {"maxPositionEmbeddings", c.max_position_embeddings}, {"tieWordEmbeddings", c.tie_word_embeddings},
+                  {"rope", {{"type", c.rope.type}, {"theta", c.rope.theta}, {"partialRotaryFactor", c.rope.partial_rotary_factor},
+                            {"originalMaxPositionEmbeddings", c.rope.original_max_position_embeddings}}},
+                  {"eosTokenIds", c.eos_token_ids}, {"parameters", model->parameter_count()}};
+      std::cout << out.dump(2) << "\n";
+    };
+  });
+}
+
+}  // namespace sdmlm::cli
