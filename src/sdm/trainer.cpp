@@ -34,12 +34,11 @@ struct Adaptor {
 
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
 
-// CPU: one pass over W1 that (a) writes ∂W2 without its bias term, grad_w2[c, i] = Σ_j u[c, j]·W1[i, j],
-// from the pre-update row, (b) forms the rank-C gradient ∂W1[i, j] = Σ_c W2[c, i]·u[c, j] on the fly
-// and (c) applies the Adam update (the arithmetic of torch.optim.Adam). W1 is read once per step and
-// its 6 M-entry gradient is never written. w1, m, v: [M, D]; w2, grad_w2: [C, M]; u: [C, D].
+// CPU: one pass over W1 that forms its rank-C gradient ∂W1[i, j] = Σ_c W2[c, i]·u[c, j] on the fly
+// and applies the Adam update (the arithmetic of torch.optim.Adam), so the 6 M-entry gradient is
+// never written or read back. w1, m, v: [M, D]; w2: [C, M]; u: [C, D]; all contiguous float32.
 void adam_w1_rank_update(torch::Tensor& w1, torch::Tensor& m, torch::Tensor& v, const torch::Tensor& w2,
-                         const torch::Tensor& u, torch::Tensor& grad_w2, int64_t step, double lr) {
+                         const torch::Tensor& u, int64_t step, double lr) {
   const int64_t rows = w1.size(0), cols = w1.size(1), classes = w2.size(0);
   const float bc1 = (float)(1.0 - std::pow(kBeta1, (double)step));
   const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow(kBeta2, (double)step));
@@ -49,18 +48,9 @@ void adam_w1_rank_update(torch::Tensor& w1, torch::Tensor& m, torch::Tensor& v, 
   float* pv = v.data_ptr<float>();
   const float* pw2 = w2.data_ptr<float>();
   const float* pu = u.data_ptr<float>();
-  float* pg2 = grad_w2.data_ptr<float>();
   at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
     std::vector<float> g((size_t)cols);
     for (int64_t i = begin; i < end; ++i) {
-      const float* wrow = pw + i * cols;
-      for (int64_t c = 0; c < classes; ++c) {
-        const float* uc = pu + c * cols;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t j = 0; j < cols; ++j) dot += uc[j] * wrow[j];
-        pg2[c * rows + i] = dot;
-      }
       const float a0 = pw2[i];
       for (int64_t j = 0; j < cols; ++j) g[(size_t)j] = a0 * pu[j];
       for (int64_t c = 1; c < classes; ++c) {
@@ -210,6 +200,8 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
         dz.mul_((d / (float)B).unsqueeze(1));
         auto u = torch::mm(dz.t(), x);                                    // [C, D]
         auto dz_sum = dz.sum(0);                                          // [C]
+        torch::mm_out(grads[2], u, a.w1.t());
+        grads[2].addr_(dz_sum, a.b1);
         grads[3].copy_(dz_sum);
         torch::mv_out(grads[1], a.w2.t(), dz_sum);
         for (auto& st : steps) st.add_(1);
@@ -217,14 +209,11 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
         if (device.is_cpu()) {
           // W1 takes the fused rank-C path; the small tensors take libtorch's fused Adam. W2 is
           // still the pre-step value here, as the gradient requires.
-          adam_w1_rank_update(a.w1, exp_avg[0], exp_avg_sq[0], a.w2, u, grads[2], adam_step, cfg.learning_rate);
-          grads[2].addr_(dz_sum, a.b1);
+          adam_w1_rank_update(a.w1, exp_avg[0], exp_avg_sq[0], a.w2, u, adam_step, cfg.learning_rate);
           at::_fused_adam_({a.b1, a.w2, a.b2}, {grads[1], grads[2], grads[3]}, {exp_avg[1], exp_avg[2], exp_avg[3]},
                            {exp_avg_sq[1], exp_avg_sq[2], exp_avg_sq[3]}, {}, {steps[1], steps[2], steps[3]},
                            cfg.learning_rate, kBeta1, kBeta2, 0.0, kEps, false, false);
         } else {
-          torch::mm_out(grads[2], u, a.w1.t());
-          grads[2].addr_(dz_sum, a.b1);
           torch::mm_out(grads[0], a.w2.t(), u);
           at::_fused_adam_(params, grads, exp_avg, exp_avg_sq, {}, steps, cfg.learning_rate, kBeta1, kBeta2, 0.0, kEps,
                            false, false);
