@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,9 @@ struct GenerateOptions {
   double top_p = 1.0;
   uint64_t seed = 0;
   std::vector<int64_t> stop_token_ids;  // default: the config's eos ids
+  // Stop a row once its decoded new text contains one of these (the tokens are kept); needs decode.
+  std::vector<std::string> stop_strings;
+  std::function<std::string(const std::vector<int64_t>&)> decode;
   std::optional<int64_t> pad_token_id;  // default: pad, else eos[0], else 0
 };
 
@@ -93,6 +97,9 @@ class CausalLM {
   std::vector<std::vector<int64_t>> generate(const std::vector<std::vector<int64_t>>& prompts,
                                              const GenerateOptions& options) const;
 
+  // Per-block activation checkpointing in training forwards (no cache, grad mode on): keeps only
+  // each block's input and recomputes the block in the backward pass.
+  void set_gradient_checkpointing(bool enabled) { gradient_checkpointing_ = enabled; }
   // Copies the (memory-mapped, read-only) weights into owned tensors that require gradients, so
   // optimizers can update them in place. Fused Phi-3 projections stay fused (q/k/v are views).
   void make_trainable();
@@ -114,6 +121,16 @@ class CausalLM {
                           const torch::Tensor& sin, const torch::Tensor& mask, KVCache* cache,
                           int64_t layer_index) const;
   torch::Tensor mlp(const Layer& layer, const torch::Tensor& x) const;
+  torch::Tensor block(int64_t layer, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                      const torch::Tensor& mask, KVCache* cache) const;
+  std::vector<torch::Tensor> layer_parameters(int64_t layer) const;
+  struct BlockCheckpoint : torch::autograd::Function<BlockCheckpoint> {
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x,
+                                 at::TensorList params, const CausalLM* model, int64_t layer,
+                                 torch::Tensor cos, torch::Tensor sin, torch::Tensor mask);
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grad_out);
+  };
   std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions) const;
 
   ModelConfig config_;
@@ -124,6 +141,7 @@ class CausalLM {
   std::vector<Layer> layers_;
   torch::Tensor inv_freq_short_, inv_freq_long_;  // [rotary_dim / 2] float32
   double attention_scaling_ = 1.0;
+  bool gradient_checkpointing_ = false;
 };
 
 std::vector<std::string> supported_architectures();

@@ -23,6 +23,10 @@ COMMON = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_
               eos_token_id=2, pad_token_id=0)
 
 
+GRADIENT_NAMES = ("model.norm.weight", "model.layers.0.input_layernorm.weight", "model.layers.1.mlp.down_proj.weight",
+                  "model.embed_tokens.weight")
+
+
 def fixtures():
     yield "llama", LlamaForCausalLM, LlamaConfig(**COMMON, rms_norm_eps=1e-6, tie_word_embeddings=False, rope_scaling={
         "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -58,6 +62,16 @@ def main() -> None:
                 golden[f"{key}.hidden"] = result.hidden_states[-1].float().contiguous()
                 golden[f"{key}.mask"] = mask.contiguous()
         golden["ids"] = ids.contiguous()
+        # One training step's reference: next-token cross-entropy over the plain batch and the
+        # gradients of a few parameters (all would double the fixture size).
+        model.zero_grad()
+        logits = model(input_ids=ids).logits
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, config.vocab_size), ids[:, 1:].reshape(-1))
+        loss.backward()
+        golden["train.loss"] = loss.detach().reshape(1)
+        for key, value in model.named_parameters():
+            if key in GRADIENT_NAMES:
+                golden["grad." + key] = value.grad.contiguous()
         save_file(golden, str(directory / "golden.safetensors"))
         prompts = [ids[0, :7].tolist(), ids[1, :3].tolist(), ids[0, 10:20].tolist()]
         width = max(len(p) for p in prompts)

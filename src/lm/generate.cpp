@@ -84,6 +84,11 @@ std::vector<std::vector<int64_t>> CausalLM::generate(const std::vector<std::vect
       const int64_t token = host[b].item<int64_t>();
       out[(size_t)b].push_back(token);
       if (std::find(stops.begin(), stops.end(), token) != stops.end()) done[(size_t)b] = 1;
+      if (!o.stop_strings.empty() && o.decode && !done[(size_t)b]) {
+        const std::string text = o.decode(out[(size_t)b]);
+        for (const auto& stop : o.stop_strings)
+          if (!stop.empty() && text.find(stop) != std::string::npos) done[(size_t)b] = 1;
+      }
       all_done &= done[(size_t)b] != 0;
     }
     if (all_done || step + 1 == o.max_new_tokens) break;

@@ -17,6 +17,10 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   return weight * normed.to(x.scalar_type());
 }
 
+std::optional<torch::Tensor> optional(const torch::Tensor& t) {
+  return t.defined() ? std::optional<torch::Tensor>(t) : std::nullopt;
+}
+
 torch::Tensor rotate_half(const torch::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return torch::cat({-x.index({"...", Slice(half, torch::indexing::None)}), x.index({"...", Slice(0, half)})}, -1);
@@ -150,11 +154,22 @@ torch::Tensor CausalLM::attention(const Layer& L, const torch::Tensor& x, const 
     k = ck.narrow(2, 0, cache->length + T);
     v = cv.narrow(2, 0, cache->length + T);
   }
-  if (Nkv != Nh) {
-    k = k.repeat_interleave(Nh / Nkv, 1);
-    v = v.repeat_interleave(Nh / Nkv, 1);
+  torch::Tensor out;
+  const bool causal = !mask.defined() && T > 1;  // no padding: the causal kernel needs no mask tensor
+  if (Nkv == Nh) {
+    out = at::scaled_dot_product_attention(q, k, v, optional(mask), 0.0, causal);  // [B, Nh, T, d]
+  } else if (causal) {
+    const int64_t rep = Nh / Nkv;
+    out = at::scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), std::nullopt, 0.0, true);
+  } else {
+    // GQA without copying the cache per query head: the n_rep query heads that share a key/value
+    // head become n_rep·T queries of that head, and the mask rows (if any) are tiled to match.
+    const int64_t rep = Nh / Nkv;
+    auto grouped = q.reshape({B, Nkv, rep * T, d});
+    torch::Tensor grouped_mask;
+    if (mask.defined()) grouped_mask = T == 1 ? mask : mask.repeat({1, 1, rep, 1});  // [B, 1, 1 | rep·T, L]
+    out = at::scaled_dot_product_attention(grouped, k, v, optional(grouped_mask)).view({B, Nh, T, d});
   }
-  auto out = at::scaled_dot_product_attention(q, k, v, mask);  // [B, Nh, T, d]
   out = out.transpose(1, 2).reshape({B * T, Nh * d});
   return torch::mm(out, L.o.t()).view({B, T, -1});
 }
@@ -195,25 +210,84 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
   }
   // Positions count real tokens (left padding does not advance them), as transformers does.
   auto positions = (full_mask.cumsum(1) - 1).narrow(1, past, T).masked_fill(new_mask.eq(0), 1);
-  // Additive mask [B, 1, T, past + T]: causal and padding; the finite minimum keeps rows that are
-  // entirely padding finite (their outputs are never used).
-  auto key_pos = torch::arange(past + T, torch::dtype(torch::kInt64).device(device_));
-  auto query_pos = torch::arange(past, past + T, torch::dtype(torch::kInt64).device(device_));
-  auto allowed = key_pos.view({1, 1, -1}).le(query_pos.view({1, -1, 1})) & full_mask.view({B, 1, -1}).eq(1);
-  const double lowest = dtype_ == torch::kHalf ? -65504.0 : dtype_ == torch::kBFloat16 ? -3.38953139e38 : std::numeric_limits<float>::lowest();
-  auto mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_)).masked_fill(~allowed.unsqueeze(1), lowest);
+  // Without padding, a new token sees every cached one (decode) or the causal kernel applies
+  // (prefill): no mask tensor. Otherwise an additive mask [B, 1, T, past + T], causal and padding;
+  // its finite minimum keeps rows that are entirely padding finite (their outputs are never used).
+  torch::Tensor mask;
+  const bool padded = full_mask.eq(0).any().item<bool>();
+  if (padded || (past > 0 && T > 1)) {
+    auto key_pos = torch::arange(past + T, torch::dtype(torch::kInt64).device(device_));
+    auto query_pos = torch::arange(past, past + T, torch::dtype(torch::kInt64).device(device_));
+    auto allowed = key_pos.view({1, 1, -1}).le(query_pos.view({1, -1, 1})) & full_mask.view({B, 1, -1}).eq(1);
+    const double lowest = dtype_ == torch::kHalf ? -65504.0 : dtype_ == torch::kBFloat16 ? -3.38953139e38 : std::numeric_limits<float>::lowest();
+    mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_)).masked_fill(~allowed.unsqueeze(1), lowest);
+  }
   auto [cos, sin] = rope_tables(positions);
   auto x = torch::embedding(embed_, ids);
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& L = layers_[i];
-    x = x + attention(L, rms_norm(x, L.input_norm, config_.rms_norm_eps), cos, sin, mask, cache, (int64_t)i);
-    x = x + mlp(L, rms_norm(x, L.post_norm, config_.rms_norm_eps));
-  }
+  const bool recompute = gradient_checkpointing_ && !cache && torch::GradMode::is_enabled();
+  for (size_t i = 0; i < layers_.size(); ++i)
+    x = recompute ? BlockCheckpoint::apply(x, at::TensorList(layer_parameters((int64_t)i)), this, (int64_t)i, cos, sin,
+                                           mask.defined() ? mask : torch::empty({0}, x.options()))  // no mask: empty
+                  : block((int64_t)i, x, cos, sin, mask, cache);
   if (cache) cache->length += T;
   ForwardOutput out;
   out.hidden = rms_norm(x, final_norm_, config_.rms_norm_eps);
   if (compute_logits) out.logits = logits_from_hidden(last_logits_only ? out.hidden.narrow(1, T - 1, 1) : out.hidden);
   return out;
+}
+
+torch::Tensor CausalLM::block(int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                              const torch::Tensor& mask, KVCache* cache) const {
+  const Layer& L = layers_[(size_t)i];
+  auto h = x + attention(L, rms_norm(x, L.input_norm, config_.rms_norm_eps), cos, sin, mask, cache, i);
+  return h + mlp(L, rms_norm(h, L.post_norm, config_.rms_norm_eps));
+}
+
+std::vector<torch::Tensor> CausalLM::layer_parameters(int64_t i) const {
+  const Layer& L = layers_[(size_t)i];
+  std::vector<torch::Tensor> out;
+  for (const auto& t : {L.input_norm, L.post_norm, L.o, L.down, L.q_bias, L.k_bias, L.v_bias})
+    if (t.defined()) out.push_back(t);
+  if (L.qkv.defined()) out.push_back(L.qkv);
+  else for (const auto& t : {L.q, L.k, L.v}) out.push_back(t);
+  if (L.gate_up.defined()) out.push_back(L.gate_up);
+  else for (const auto& t : {L.gate, L.up}) out.push_back(t);
+  return out;
+}
+
+// Per-block activation checkpointing: the forward keeps only the block input; the backward re-runs
+// the block with autograd on and differentiates it. `params` are the block's leaf weights, passed
+// so that their gradients flow through this node.
+torch::Tensor CausalLM::BlockCheckpoint::forward(torch::autograd::AutogradContext* ctx, torch::Tensor x,
+                                                 at::TensorList params, const CausalLM* model,
+                                                 int64_t layer, torch::Tensor cos, torch::Tensor sin, torch::Tensor mask) {
+  if (mask.numel() == 0) mask = torch::Tensor();
+  ctx->save_for_backward({x, cos, sin, mask.defined() ? mask : torch::empty({0}, x.options())});
+  ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
+  ctx->saved_data["layer"] = layer;
+  ctx->saved_data["params"] = (int64_t)params.size();
+  return model->block(layer, x, cos, sin, mask, nullptr);
+}
+
+torch::autograd::variable_list CausalLM::BlockCheckpoint::backward(torch::autograd::AutogradContext* ctx,
+                                                                   torch::autograd::variable_list grad_out) {
+  auto saved = ctx->get_saved_variables();
+  const auto* model = reinterpret_cast<const CausalLM*>(ctx->saved_data["model"].toInt());
+  const int64_t layer = ctx->saved_data["layer"].toInt();
+  auto params = model->layer_parameters(layer);
+  torch::Tensor x = saved[0].detach().requires_grad_(true), y;
+  {
+    torch::AutoGradMode enable(true);
+    y = model->block(layer, x, saved[1], saved[2], saved[3].numel() == 0 ? torch::Tensor() : saved[3], nullptr);
+  }
+  std::vector<torch::Tensor> inputs = {x};
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  auto grads = torch::autograd::grad({y}, inputs, grad_out, /*retain_graph=*/false, /*create_graph=*/false,
+                                     /*allow_unused=*/true);
+  torch::autograd::variable_list result = {grads[0]};
+  result.insert(result.end(), grads.begin() + 1, grads.end());
+  for (int i = 0; i < 5; ++i) result.emplace_back();  // model, layer, cos, sin, mask
+  return result;
 }
 
 torch::Tensor CausalLM::logits_from_hidden(const torch::Tensor& hidden) const {

@@ -97,6 +97,10 @@ void run_generate(const GenerateArgs& a) {
     if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), *tok->eos_id) == options.stop_token_ids.end())
       options.stop_token_ids.push_back(*tok->eos_id);
   }
+  if (!options.stop_strings.empty()) {
+    if (!tok) fail_usage("--stop needs a tokenizer in the model directory");
+    options.decode = [&tok](const std::vector<int64_t>& ids) { return tok->decode(ids, /*skip_special_tokens=*/false); };
+  }
   auto generated = model->generate(batch, options);
   for (size_t i = 0; i < prompts.size(); ++i) {
     const std::string text = tok ? tok->decode(generated[i], /*skip_special_tokens=*/true) : "";
@@ -131,6 +135,7 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   gen->add_option("--temperature", a->options.temperature, "0 = greedy")->capture_default_str();
   gen->add_option("--top_p", a->options.top_p, "Nucleus sampling mass")->capture_default_str();
   gen->add_option("--seed", a->options.seed, "Sampling seed")->capture_default_str();
+  gen->add_option("--stop", a->options.stop_strings, "Stop a prompt's generation once its text contains this (repeatable)");
   gen->add_option("--format", a->format, "text or json (json: generated_ids and text per prompt)")->capture_default_str();
   gen->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   gen->add_option("--dtype", a->dtype, "float32, bfloat16 or float16")->capture_default_str();
