@@ -40,6 +40,22 @@ void BM_KnnMatch(benchmark::State& state) {
 }
 BENCHMARK(BM_KnnMatch)->Args({5000, 2500})->Args({10000, 2500})->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The generic tensor path on CPU, for comparison with the fused CPU reduction above.
+void BM_KnnMatchTensorPath(benchmark::State& state) {
+  const int64_t queries = state.range(0), support = state.range(1), m = 1000;
+  torch::manual_seed(0);
+  auto s = torch::randn({support, m});
+  auto labels = torch::randint(0, 2, {support}, torch::kInt64);
+  sdm::ExactIndex index(s, labels, labels);
+  index.use_tensor_path(true);
+  auto q = torch::randn({queries, m});
+  auto preds = torch::randint(0, 2, {queries}, torch::kInt64);
+  for (auto _ : state) benchmark::DoNotOptimize(index.match(q, preds, 2048).q.data_ptr<int64_t>());
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * queries * support * m, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_KnnMatchTensorPath)->Args({5000, 2500})->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // One fused Adam update over the adaptor's 6.1 M parameters (D = 6144, M = 1000).
 void BM_FusedAdam(benchmark::State& state) {
   std::vector<torch::Tensor> p{torch::randn({1000, 6144}), torch::randn({1000})}, g, m, v, steps;

@@ -11,14 +11,24 @@
 
 namespace sdmlm {
 
-enum class ChatFamily { kPhi3, kLlama3, kChatML };
+// kPhi3: Phi-3.5-mini-instruct's template (an empty system message is dropped; EOS closes a
+//   conversation without a generation prompt).
+// kLlama3: Meta-Llama-3-Instruct's current template (content trimmed as Jinja's `trim`; the
+//   assistant header only with add_generation_prompt).
+// kLlama3AlwaysPrompt: Llama 3's first released template (as in ../shared/data/tokenizers/llama3),
+//   which appends the assistant header whether or not add_generation_prompt is set.
+// kChatML: Qwen2-Instruct's template (a conversation that does not open with a system message gets
+//   "You are a helpful assistant." as one). Qwen2.5's and Qwen3's templates differ (other default
+//   system text; reasoning blocks) and are not rendered exactly.
+enum class ChatFamily { kPhi3, kLlama3, kChatML, kLlama3AlwaysPrompt };
 
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant"
   std::string content;
 };
 
-// From the tokenizer's chat_template text (markers such as "<|im_start|>"), else the model_type.
+// From the tokenizer's chat_template text (markers such as "<|im_start|>"; a Llama 3 template
+// without "add_generation_prompt" is kLlama3AlwaysPrompt), else the model_type.
 // Fails (kBadInput) when neither identifies a supported family.
 ChatFamily chat_family_of(const std::string& chat_template, const std::string& model_type);
 std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messages, bool add_generation_prompt);

@@ -76,6 +76,8 @@ class ExactIndex {
   ExactIndex(torch::Tensor support, torch::Tensor support_labels, torch::Tensor support_predictions,
              int64_t query_tile = 512);
   int64_t count() const { return count_; }
+  // Tests and benchmarks: use the generic tensor path on CPU too (the CPU fast path is the default).
+  void use_tensor_path(bool enabled) { tensor_path_ = enabled; }
 
   struct Match {
     torch::Tensor q;        // [B] int64: leading consecutive matching neighbours (≤ max_neighbors)
@@ -92,6 +94,10 @@ class ExactIndex {
 
  private:
   torch::Tensor distances(const torch::Tensor& queries) const;  // [B, N]
+  Match match_cpu(const torch::Tensor& queries, const torch::Tensor& preds, int64_t max_neighbors,
+                  const torch::Tensor& exclude) const;
+  std::vector<std::vector<uint8_t>> match_by_class_;  // CPU: [class][support row] is a match
+  bool tensor_path_ = false;
   torch::Tensor origin_, centered_, norms_, labels_, predictions_, good_;
   int64_t count_, query_tile_;
 };

@@ -233,6 +233,13 @@ def build_phi35(shared, out):
     config = json.load(open(config_path, encoding="utf-8"))
     config.update({"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
                    "chat_template": PHI35_CHAT_TEMPLATE})
+    # As Phi-3.5's own tokenizer_config.json: transformers 5 loads this directory as a
+    # LlamaTokenizer, which takes its added tokens from here rather than from tokenizer.json.
+    decoder = config.setdefault("added_tokens_decoder", {})
+    for i, t in enumerate(PHI35_SPECIAL):
+        decoder[str(32000 + i)] = {"content": t, "lstrip": False, "normalized": False,
+                                   "rstrip": t != "<|endoftext|>", "single_word": False,
+                                   "special": True}
     with open(os.path.join(d, "tokenizer_config.json"), "w", encoding="utf-8") as f:
         json.dump(config, f, ensure_ascii=False, indent=2)
     return d

@@ -59,6 +59,10 @@ BpeModel::BpeModel(const Json& model, const std::string& where) {
     vocab_[token] = id.get<int32_t>();
     max_id = std::max(max_id, id.get<int64_t>());
   }
+  // Ids index a dense table: a stray huge id (e.g. 2147483647) must not allocate gigabytes.
+  if (max_id >= static_cast<int64_t>(vocab_.size()) + (1 << 20))
+    fail_input(where + ": model.vocab id " + std::to_string(max_id) + " is far beyond its " +
+               std::to_string(vocab_.size()) + " entries (ids must be dense)");
   id_to_token_.assign(max_id + 1, "");
   for (const auto& [token, id] : vocab_) id_to_token_[id] = token;
 

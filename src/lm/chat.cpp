@@ -6,18 +6,59 @@
 namespace sdmlm {
 namespace {
 
-std::string trim(const std::string& text) {  // Jinja's `trim`: strip surrounding whitespace
-  const char* space = " \t\n\r\f\v";
-  auto begin = text.find_first_not_of(space);
-  if (begin == std::string::npos) return "";
-  return text.substr(begin, text.find_last_not_of(space) - begin + 1);
+// Python's str.isspace (what Jinja's `trim`, i.e. str.strip(), removes).
+bool py_space(char32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
+         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+         cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
+
+// The code point of the well-formed UTF-8 sequence at text[pos] and its length; length 0 when
+// the bytes there are not one (such bytes are never whitespace, so trimming stops at them).
+std::pair<char32_t, size_t> utf8_char(const std::string& text, size_t pos) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(pos);
+  if (lead < 0x80) return {lead, 1};
+  size_t n = lead > 0xF4 ? 0 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC2 ? 2 : 0;
+  if (n == 0 || pos + n > text.size()) return {0, 0};
+  char32_t cp = lead & (0x7F >> n);
+  for (size_t i = 1; i < n; ++i) {
+    if ((byte(pos + i) & 0xC0) != 0x80) return {0, 0};
+    cp = (cp << 6) | (byte(pos + i) & 0x3F);
+  }
+  const bool overlong = (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+  if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return {0, 0};
+  return {cp, n};
+}
+
+// Jinja's `trim` (Python str.strip()): removes leading and trailing Unicode whitespace.
+std::string trim(const std::string& text) {
+  size_t begin = 0, end = text.size();
+  while (begin < end) {
+    auto [cp, n] = utf8_char(text, begin);
+    if (n == 0 || !py_space(cp)) break;
+    begin += n;
+  }
+  while (end > begin) {
+    size_t start = end - 1;  // back to the lead byte of the last character
+    while (start > begin && end - start < 4 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+    auto [cp, n] = utf8_char(text, start);
+    if (n == 0 || start + n != end || !py_space(cp)) break;
+    end = start;
+  }
+  return text.substr(begin, end - begin);
+}
+
+// Qwen2-Instruct's template opens a conversation that has no system message with this one.
+constexpr const char* kChatMLDefaultSystem = "You are a helpful assistant.";
 
 }  // namespace
 
 ChatFamily chat_family_of(const std::string& chat_template, const std::string& model_type) {
   if (chat_template.find("<|im_start|>") != std::string::npos) return ChatFamily::kChatML;
-  if (chat_template.find("<|start_header_id|>") != std::string::npos) return ChatFamily::kLlama3;
+  if (chat_template.find("<|start_header_id|>") != std::string::npos)
+    return chat_template.find("add_generation_prompt") == std::string::npos ? ChatFamily::kLlama3AlwaysPrompt
+                                                                            : ChatFamily::kLlama3;
   if (chat_template.find("<|assistant|>") != std::string::npos) return ChatFamily::kPhi3;
   if (model_type == "phi3") return ChatFamily::kPhi3;
   if (model_type == "qwen2") return ChatFamily::kChatML;
@@ -26,31 +67,35 @@ ChatFamily chat_family_of(const std::string& chat_template, const std::string& m
 }
 
 std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+  const bool llama3 = family == ChatFamily::kLlama3 || family == ChatFamily::kLlama3AlwaysPrompt;
+  if (messages.empty()) fail_input("chat conversation has no messages");  // as transformers
   std::string out;
-  for (const auto& m : messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
     if (m.role != "system" && m.role != "user" && m.role != "assistant")
       fail_input("chat role must be system, user or assistant, got \"" + m.role + "\"");
     switch (family) {
       case ChatFamily::kPhi3:  // an empty system message is dropped
         if (!(m.role == "system" && m.content.empty())) out += "<|" + m.role + "|>\n" + m.content + "<|end|>\n";
         break;
-      case ChatFamily::kLlama3:  // content is trimmed; BOS opens the conversation
-        if (out.empty()) out += "<|begin_of_text|>";
+      case ChatFamily::kLlama3:
+      case ChatFamily::kLlama3AlwaysPrompt:  // content is trimmed; BOS opens the conversation
+        if (i == 0) out += "<|begin_of_text|>";
         out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
         break;
       case ChatFamily::kChatML:
+        if (i == 0 && m.role != "system")
+          out += std::string("<|im_start|>system\n") + kChatMLDefaultSystem + "<|im_end|>\n";
         out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
         break;
     }
   }
   if (!add_generation_prompt && family == ChatFamily::kPhi3) out += "<|endoftext|>";  // Phi-3.5 appends EOS
-  if (add_generation_prompt) {
+  if (add_generation_prompt || family == ChatFamily::kLlama3AlwaysPrompt) {
     switch (family) {
       case ChatFamily::kPhi3: out += "<|assistant|>\n"; break;
       case ChatFamily::kLlama3:
-        if (out.empty()) out += "<|begin_of_text|>";
-        out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-        break;
+      case ChatFamily::kLlama3AlwaysPrompt: out += "<|start_header_id|>assistant<|end_header_id|>\n\n"; break;
       case ChatFamily::kChatML: out += "<|im_start|>assistant\n"; break;
     }
   }

@@ -1,4 +1,6 @@
 // Exact squared-L2 matching with the contract's (distance, support index) order, tiled over queries.
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -59,6 +61,16 @@ ExactIndex::ExactIndex(torch::Tensor support, torch::Tensor support_labels,
   if (labels_.numel() != count_ || predictions_.numel() != count_)
     fail_input("support labels and predictions must have one entry per support row");
   good_ = labels_.eq(predictions_);
+  if (device.is_cpu()) {  // per class, which support rows count as matches (correct and predicting c)
+    auto predictions = predictions_.contiguous();
+    auto good = good_.to(torch::kUInt8).contiguous();
+    const int64_t* pred = predictions.data_ptr<int64_t>();
+    const uint8_t* ok = good.data_ptr<uint8_t>();
+    const int64_t classes = count_ > 0 ? predictions.max().item<int64_t>() + 1 : 0;
+    match_by_class_.assign((size_t)std::max<int64_t>(classes, 0), std::vector<uint8_t>((size_t)count_, 0));
+    for (int64_t j = 0; j < count_; ++j)
+      if (ok[j] && pred[j] >= 0) match_by_class_[(size_t)pred[j]][(size_t)j] = 1;
+  }
 }
 
 torch::Tensor ExactIndex::distances(const torch::Tensor& queries) const {
@@ -81,6 +93,7 @@ ExactIndex::Match ExactIndex::match(const torch::Tensor& queries_in, const torch
   if (max_neighbors < 1) fail_input("max_neighbors must be at least 1");
   auto column = torch::arange(count_, torch::dtype(torch::kInt64).device(device)).unsqueeze(0);
   const float inf = std::numeric_limits<float>::infinity();
+  if (device.is_cpu() && !tensor_path_) return match_cpu(queries, preds, max_neighbors, exclude);
   for (int64_t start = 0; start < b_total; start += query_tile_) {
     const int64_t stop = std::min(b_total, start + query_tile_);
     auto dist = distances(queries.slice(0, start, stop));            // [b, N]
@@ -109,6 +122,52 @@ ExactIndex::Match ExactIndex::match(const torch::Tensor& queries_in, const torch
     result.nearest.slice(0, start, stop).copy_(
         torch::where(valid & dist.eq(d0), column, count_).amin(1));
   }
+  return result;
+}
+
+// CPU: the same q / d0 / nearest as the tensor path, from two passes over each distance row.
+ExactIndex::Match ExactIndex::match_cpu(const torch::Tensor& queries, const torch::Tensor& preds_in,
+                                        int64_t max_neighbors, const torch::Tensor& exclude) const {
+  const int64_t b_total = queries.size(0);
+  Match result{torch::empty({b_total}, torch::kInt64), torch::empty({b_total}, torch::kFloat32),
+               torch::empty({b_total}, torch::kInt64)};
+  auto preds = preds_in.contiguous();
+  auto ex = exclude.defined() ? exclude.to(torch::kCPU, torch::kInt64).contiguous() : torch::Tensor();
+  int64_t* q_out = result.q.data_ptr<int64_t>();
+  float* d0_out = result.d0.data_ptr<float>();
+  int64_t* nearest_out = result.nearest.data_ptr<int64_t>();
+  const std::vector<uint8_t> none((size_t)count_, 0);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t start = 0; start < b_total; start += query_tile_) {
+    const int64_t stop = std::min(b_total, start + query_tile_);
+    auto dist = distances(queries.slice(0, start, stop)).contiguous();  // [b, N]
+    const float* d = dist.data_ptr<float>();
+    at::parallel_for(start, stop, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float* row = d + (r - start) * count_;
+        const int64_t skip = ex.defined() ? ex.data_ptr<int64_t>()[r] : -1;
+        const int64_t c = preds.data_ptr<int64_t>()[r];
+        const uint8_t* same = c >= 0 && c < (int64_t)match_by_class_.size() ? match_by_class_[(size_t)c].data() : none.data();
+        float best = inf, nm = inf;
+        int64_t best_i = count_, nm_i = count_;
+        for (int64_t j = 0; j < count_; ++j) {  // ascending j: strict < keeps the lowest index on ties
+          if (j == skip) continue;
+          const float x = row[j];
+          if (x < best) best = x, best_i = j;
+          if (!same[j] && x < nm) nm = x, nm_i = j;
+        }
+        int64_t run = 0;
+        for (int64_t j = 0; j < count_; ++j)
+          run += j != skip && same[j] && (row[j] < nm || (row[j] == nm && j < nm_i));
+        const int64_t excluded = skip >= 0;
+        q_out[r] = std::min(run, std::min(count_ - excluded, max_neighbors - excluded));
+        d0_out[r] = best;
+        nearest_out[r] = best_i;
+      }
+    });
+  }
+  if (ex.defined() && count_ < 2 && b_total > 0 && (ex >= 0).any().item<bool>())
+    fail_input("no support neighbour remains after excluding the identity row");
   return result;
 }
 

@@ -73,6 +73,28 @@ TEST(ExactIndex, TilesGiveTheSameAnswer) {
   }
 }
 
+TEST(ExactIndex, CpuFastPathEqualsTensorPath) {
+  torch::manual_seed(3);
+  // Coarse integer coordinates give many exact distance ties.
+  auto support = torch::randint(0, 3, {400, 4}).to(torch::kFloat32);
+  auto labels = torch::randint(0, 3, {400}, torch::kInt64);
+  auto predictions = torch::randint(0, 3, {400}, torch::kInt64);
+  ExactIndex fast(support, labels, predictions, 64), reference(support, labels, predictions, 64);
+  reference.use_tensor_path(true);
+  auto queries = torch::cat({support.slice(0, 0, 150), torch::randint(0, 3, {50, 4}).to(torch::kFloat32)});
+  auto qp = torch::randint(0, 4, {200}, torch::kInt64);  // class 3 has no support predictions
+  auto exclude = torch::cat({torch::arange(150), torch::full({50}, -1, torch::kInt64)});
+  for (int64_t k : {1, 5, 2048}) {
+    for (bool excluded : {false, true}) {
+      auto a = fast.match(queries, qp, k, excluded ? exclude : torch::Tensor());
+      auto b = reference.match(queries, qp, k, excluded ? exclude : torch::Tensor());
+      ASSERT_TRUE(torch::equal(a.q, b.q)) << "k=" << k << " excluded=" << excluded;
+      ASSERT_TRUE(torch::equal(a.nearest, b.nearest));
+      ASSERT_TRUE(torch::equal(a.d0, b.d0));
+    }
+  }
+}
+
 TEST(ExactIndex, SingleRowSupportCannotExcludeItself) {
   ExactIndex index(torch::zeros({1, 2}), torch::tensor({0}), torch::tensor({0}));
   EXPECT_THROW(index.match(torch::zeros({1, 2}), torch::tensor({0}), 10, torch::tensor({0})), Error);
