@@ -13,6 +13,7 @@ using Runner = std::function<void()>;
 
 void add_sdm_commands(CLI::App& app, Runner& runner);
 void add_lm_commands(CLI::App& app, Runner& runner);
+void add_data_commands(CLI::App& app, Runner& runner);
 
 // "cpu", "cuda" or "cuda:N"; fails with exit 4 when CUDA is requested but absent.
 torch::Device parse_device(const std::string& name);

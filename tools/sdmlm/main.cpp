@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   sdmlm::cli::Runner runner;
   sdmlm::cli::add_sdm_commands(app, runner);
   sdmlm::cli::add_lm_commands(app, runner);
+  sdmlm::cli::add_data_commands(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
