@@ -35,13 +35,13 @@ import argparse
 import json
 import os
 import random
-import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import make_tokenizer_goldens as mtg  # noqa: E402  (word lists, build_phi35)
+from sdmtest import fresh_output  # noqa: E402
 
 # Meta-Llama-3-8B-Instruct's template since May 2024.
 LLAMA3_OFFICIAL_TEMPLATE = (
@@ -142,16 +142,7 @@ def main():
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--seed", type=int, default=20240612)
     args = ap.parse_args()
-    out = os.path.abspath(args.out)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
-    manifest_path = os.path.join(out, "manifest.json")
-
-    def skip(reason):
-        json.dump({"skip": reason}, open(manifest_path, "w"))
-        print(f"make_chat_goldens: SKIP: {reason}", file=sys.stderr)
-        return 0
+    out, manifest_path, skip = fresh_output(args.out, "make_chat_goldens")
 
     try:
         import transformers

@@ -25,8 +25,10 @@ import argparse
 import json
 import os
 import random
-import shutil
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sdmtest import fresh_output  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -281,16 +283,7 @@ def main():
     ap.add_argument("--count", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=20240611)
     args = ap.parse_args()
-    out = os.path.abspath(args.out)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
-    manifest_path = os.path.join(out, "manifest.json")
-
-    def skip(reason):
-        json.dump({"skip": reason}, open(manifest_path, "w"))
-        print(f"make_tokenizer_goldens: SKIP: {reason}", file=sys.stderr)
-        return 0
+    out, manifest_path, skip = fresh_output(args.out, "make_tokenizer_goldens")
 
     try:
         from tokenizers import Tokenizer

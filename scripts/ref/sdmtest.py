@@ -1,5 +1,8 @@
 """Helpers shared by the Python-driven tests: run a command, generate Gaussian rows, report."""
+import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -24,3 +27,21 @@ def finish(failures):
     for failure in failures:
         print("FAIL: " + failure)
     return 1 if failures else 0
+
+
+def fresh_output(out, tool):
+    """Empty directory `out` for generated goldens, and a `skip(reason)` that records a skip in its
+    manifest.json (read by the C++ parity tests, which then skip saying why) and returns 0."""
+    out = os.path.abspath(out)
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    manifest_path = os.path.join(out, "manifest.json")
+
+    def skip(reason):
+        with open(manifest_path, "w") as stream:
+            json.dump({"skip": reason}, stream)
+        print(f"{tool}: SKIP: {reason}", file=sys.stderr)
+        return 0
+
+    return out, manifest_path, skip

@@ -1,28 +1,15 @@
 // Core pieces: strict JSON, located JSONL errors, SHA-256, seeded RNG, atomic outputs.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include "sdmlm/core.h"
 
 namespace sdmlm {
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("sdmlm_core_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string error_of(const std::function<void()>& f, ExitCode expected = ExitCode::kBadInput) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), expected) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+using sdmlm::testing::error_of;
+using sdmlm::testing::temp_dir;
 
 TEST(Json, RejectsDuplicateKeysAtAnyDepth) {
   EXPECT_NE(error_of([] { json_parse_strict(R"({"a":1,"a":2})", "x:1"); }).find("duplicate JSON key \"a\""), std::string::npos);

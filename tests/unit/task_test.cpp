@@ -3,6 +3,8 @@
 #include "sdmlm/task.h"
 
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <zlib.h>
 
 #include <algorithm>
@@ -12,24 +14,8 @@
 namespace sdmlm::task {
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path dir =
-      fs::temp_directory_path() / ("sdmlm_task_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string error_of(const std::function<void()>& f, ExitCode expected = ExitCode::kBadInput) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), expected) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+using sdmlm::testing::error_of;
+using sdmlm::testing::temp_dir;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

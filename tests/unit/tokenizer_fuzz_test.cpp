@@ -6,6 +6,8 @@
 // BPE tokenizer (../shared llama3 when present) and a tiny one: no crash, decode(encode(x)) == x
 // for valid UTF-8, and invalid bytes come back as their U+FFFD replacement.
 #include <gtest/gtest.h>
+
+#include "../../src/lm/tokenizer_internal.h"
 #include <unistd.h>
 
 #include <chrono>
@@ -38,23 +40,7 @@ fs::path temp_dir(const std::string& name) {
   return dir;
 }
 
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+void append_utf8(std::string& out, char32_t cp) { tok::utf8_append(out, cp); }
 
 bool valid_utf8(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
