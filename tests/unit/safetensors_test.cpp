@@ -2,6 +2,8 @@
 // header corruption named by file and tensor, sharded checkpoints. Built a second time with
 // SDMLM_SAFETENSORS_FUZZ for the header fuzz test (CTest label `slow`).
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <cstring>
@@ -32,17 +34,7 @@ void raw_write(const fs::path& path, const std::string& header, const std::strin
   write_file(path, bytes + header + data);
 }
 
-// Runs `f`, expects sdmlm::Error with kBadInput, returns the message.
-std::string input_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kBadInput) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+std::string input_error(const std::function<void()>& f) { return sdmlm::testing::error_of(f); }
 
 void expect_contains(const std::string& message, const std::vector<std::string>& parts) {
   for (const std::string& part : parts)

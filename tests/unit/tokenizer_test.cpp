@@ -3,6 +3,8 @@
 #include "sdmlm/tokenizer.h"
 
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <functional>
@@ -31,16 +33,7 @@ Json bpe(Json vocab, Json merges, bool byte_fallback = false) {
           {"unk_token", nullptr}, {"fuse_unk", false}, {"byte_fallback", byte_fallback}};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kBadInput) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+using sdmlm::testing::error_of;
 
 const Json kAbcVocab = {{"a", 0}, {"b", 1}, {"c", 2}, {"ab", 3}, {"bc", 4}, {"abc", 5}};
 
