@@ -146,4 +146,20 @@ class CausalLM {
 
 std::vector<std::string> supported_architectures();
 
+// Mixed precision for training forwards: within the guard's scope, matrix products on `device`
+// run in `dtype` (bf16 by default) while the weights stay float32 and RMSNorm stays float32 (it
+// upcasts explicitly), as torch.autocast does. Restores the previous state on exit.
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(torch::Device device, torch::ScalarType dtype = torch::kBFloat16);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  at::DeviceType type_;
+  bool was_enabled_;
+  at::ScalarType previous_dtype_;
+};
+
 }  // namespace sdmlm::lm

@@ -1,10 +1,26 @@
 // Batched generation with a KV cache: ragged prompts left-padded into one batch, greedy or
 // temperature / top-p sampling from a seeded generator, stop tokens, max_new_tokens.
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 
 #include "sdmlm/lm.h"
 
 namespace sdmlm::lm {
+
+AutocastGuard::AutocastGuard(torch::Device device, torch::ScalarType dtype)
+    : type_(device.type()),
+      was_enabled_(at::autocast::is_autocast_enabled(device.type())),
+      previous_dtype_(at::autocast::get_autocast_dtype(device.type())) {
+  at::autocast::set_autocast_enabled(type_, true);
+  at::autocast::set_autocast_dtype(type_, dtype);
+  at::autocast::increment_nesting();
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(type_, was_enabled_);
+  at::autocast::set_autocast_dtype(type_, previous_dtype_);
+}
 
 KVCache CausalLM::make_cache(int64_t batch, int64_t capacity) const {
   KVCache cache;

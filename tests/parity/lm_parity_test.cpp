@@ -3,6 +3,8 @@
 // to a full forward, and a save → reload round trip.
 #include <gtest/gtest.h>
 
+#include <ATen/autocast_mode.h>
+
 #include "sdmlm/lm.h"
 #include "sdmlm/safetensors.h"
 
@@ -104,6 +106,31 @@ TEST_P(TinyModel, TrainingStepLossAndGradientsMatch) {
       ++compared;
     }
     EXPECT_EQ(compared, 4);
+  }
+}
+
+// bf16 autocast (checked on CPU here; the same guard serves CUDA): matmuls run in bf16, so logits
+// move by bf16 rounding but stay close, gradients reach the float32 weights, and the state is
+// restored afterwards.
+TEST_P(TinyModel, Bf16AutocastForwardAndBackward) {
+  auto trainable = CausalLM::load(dir);
+  trainable->make_trainable();
+  auto ids = golden->tensor("ids");
+  torch::Tensor logits;
+  {
+    AutocastGuard autocast(torch::kCPU);
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCPU));
+    logits = trainable->forward(ids).logits;
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+  EXPECT_EQ(logits.scalar_type(), torch::kFloat32);
+  const double difference = max_difference(logits, golden->tensor("plain.logits"));
+  EXPECT_GT(difference, 0.0);   // bf16 really was used
+  EXPECT_LT(difference, 0.25);  // and stays close to float32
+  logits.sum().backward();
+  for (const auto& [name, p] : trainable->named_parameters()) {
+    ASSERT_TRUE(p.grad().defined()) << name;
+    EXPECT_EQ(p.grad().scalar_type(), torch::kFloat32) << name;
   }
 }
 
