@@ -146,6 +146,21 @@ class CausalLM {
 
 std::vector<std::string> supported_architectures();
 
+// `sdmlm model init`: a seeded random base model (config.json + model.safetensors, tokenizer files
+// copied from tokenizer_dir). Presets: tiny = hidden 128, 4 layers, 4 heads of 32 (2 kv), MLP 384,
+// context 512 (0.79M parameters + 2·V·128); small = hidden 384, 8 layers, 6 heads of 64 (2 kv),
+// MLP 1024, context 1024 (12.6M + 2·V·384).
+struct InitOptions {
+  std::string arch = "llama", preset = "tiny";
+  int64_t vocab_size = 0;
+  uint64_t seed = 0;
+  fs::path output, tokenizer_dir;
+  bool overwrite = false;
+  std::optional<int64_t> bos_token_id, pad_token_id;
+  std::vector<int64_t> eos_token_ids;
+};
+void init_model(const InitOptions& options);
+
 // Mixed precision for training forwards: within the guard's scope, matrix products on `device`
 // run in `dtype` (bf16 by default) while the weights stay float32 and RMSNorm stays float32 (it
 // upcasts explicitly), as torch.autocast does. Restores the previous state on exit.

@@ -155,6 +155,38 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
       lm::CausalLM::load(source, torch::kCPU, parse_dtype(dtype))->save(output);
     };
   });
+  auto init = std::make_shared<lm::InitOptions>();
+  auto init_paths = std::make_shared<std::pair<std::string, std::string>>();
+  auto* init_cmd = model_cmd->add_subcommand("init", "A seeded random base model (HF format) for CPU-scale work");
+  init_cmd->footer("Presets: tiny = hidden 128, 4 layers, 4 heads (2 kv), MLP 384, context 512; "
+                   "small = hidden 384, 8 layers, 6 heads (2 kv), MLP 1024, context 1024.\n"
+                   "Example: sdmlm model init --arch llama --preset tiny --tokenizer tok/ --output models/base");
+  init_cmd->add_option("--arch", init->arch, "llama or phi3")->capture_default_str();
+  init_cmd->add_option("--preset", init->preset, "tiny or small")->capture_default_str();
+  init_cmd->add_option("--tokenizer", init_paths->first, "Directory with tokenizer files: copied, and the vocabulary and special ids taken from it");
+  init_cmd->add_option("--vocab_size", init->vocab_size, "Vocabulary size (default: the tokenizer's)");
+  init_cmd->add_option("--seed", init->seed, "Initialisation seed")->capture_default_str();
+  init_cmd->add_option("--output", init_paths->second, "Destination directory")->required();
+  init_cmd->add_flag("--overwrite", init->overwrite, "Replace an existing directory");
+  init_cmd->callback([&runner, init, init_paths] {
+    runner = [init, init_paths] {
+      lm::InitOptions o = *init;
+      o.output = init_paths->second;
+      if (!init_paths->first.empty()) {
+        o.tokenizer_dir = init_paths->first;
+        auto tok = Tokenizer::load(o.tokenizer_dir);
+        if (o.vocab_size == 0) o.vocab_size = tok->vocab_size();
+        if (o.vocab_size < tok->vocab_size())
+          fail_usage("--vocab_size " + std::to_string(o.vocab_size) + " is smaller than the tokenizer's " + std::to_string(tok->vocab_size()));
+        o.bos_token_id = tok->bos_id;
+        if (tok->eos_id) o.eos_token_ids = {*tok->eos_id};
+        o.pad_token_id = tok->pad_id;
+      }
+      if (o.vocab_size == 0) fail_usage("give --tokenizer or --vocab_size");
+      lm::init_model(o);
+    };
+  });
+
   auto dir = std::make_shared<std::string>();
   auto* inspect = model_cmd->add_subcommand("inspect", "Architecture, sizes, RoPE and parameter count of a model directory");
   inspect->add_option("--model", *dir, "Model directory")->required();
