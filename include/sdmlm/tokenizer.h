@@ -47,4 +47,16 @@ class Tokenizer {
   std::string chat_template;  // raw Jinja text from tokenizer_config.json (may be empty)
 };
 
+// `sdmlm tokenizer train`: SentencePiece BPE (byte fallback, split digits) with the Phi-3 chat
+// tokens <|endoftext|> <|system|> <|user|> <|assistant|> <|end|> as user-defined symbols; writes
+// tokenizer.model + tokenizer_config.json (BOS <s>, EOS <|endoftext|>, the Phi-3 chat template).
+struct TokenizerTrainOptions {
+  std::vector<fs::path> inputs;  // text files, one sentence per line
+  int64_t vocab_size = 2000;
+  uint64_t seed = 0;
+  fs::path output;
+  bool overwrite = false;
+};
+void tokenizer_train(const TokenizerTrainOptions& options);
+
 }  // namespace sdmlm

@@ -141,6 +141,26 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   gen->add_option("--dtype", a->dtype, "float32, bfloat16 or float16")->capture_default_str();
   gen->callback([&runner, a] { runner = [a] { run_generate(*a); }; });
 
+  auto train_tok = std::make_shared<TokenizerTrainOptions>();
+  auto train_paths = std::make_shared<std::pair<std::vector<std::string>, std::string>>();
+  auto* tok_cmd = app.add_subcommand("tokenizer", "Tokenizer utilities");
+  tok_cmd->require_subcommand(1);
+  auto* tok_train = tok_cmd->add_subcommand("train", "Train a SentencePiece BPE tokenizer (byte fallback, Phi-3 chat tokens)");
+  tok_train->footer("Example: sdmlm tokenizer train --input sentences.txt --vocab_size 2000 --output tok/");
+  tok_train->add_option("--input", train_paths->first, "Text files, one sentence per line")->required();
+  tok_train->add_option("--vocab_size", train_tok->vocab_size, "Vocabulary size")->capture_default_str();
+  tok_train->add_option("--seed", train_tok->seed, "Seed")->capture_default_str();
+  tok_train->add_option("--output", train_paths->second, "Destination directory")->required();
+  tok_train->add_flag("--overwrite", train_tok->overwrite, "Replace an existing directory");
+  tok_train->callback([&runner, train_tok, train_paths] {
+    runner = [train_tok, train_paths] {
+      TokenizerTrainOptions o = *train_tok;
+      for (const auto& path : train_paths->first) o.inputs.emplace_back(path);
+      o.output = train_paths->second;
+      tokenizer_train(o);
+    };
+  });
+
   auto* model_cmd = app.add_subcommand("model", "Model utilities");
   model_cmd->require_subcommand(1);
   auto conv = std::make_shared<std::tuple<std::string, std::string, std::string>>("", "", "float32");

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""`sdmlm tokenizer train` on the Harvard sentences (or generated text when ../shared is absent):
+the same seed gives the same vocabulary (pieces and scores; the model file also records its temporary
+path); the PyPI `sentencepiece` package loads it, the Phi-3 chat tokens are single pieces, byte
+fallback pieces exist, sdmlm's own loader reads it (`model init --tokenizer` takes its size), and
+sdmlm's ids (the prompt_ids of `sdmlm generate --prompt`) equal sentencepiece's.
+Usage: test_tokenizer_train.py SDMLM_BINARY WORKDIR
+"""
+import json
+import pathlib
+import random
+import shutil
+import subprocess
+import sys
+
+import sentencepiece
+
+HARVARD = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "harvard-sentences.txt"
+
+
+def main() -> int:
+    binary, work = sys.argv[1], pathlib.Path(sys.argv[2])
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    corpus = work / "corpus.txt"
+    if HARVARD.exists():
+        shutil.copy(HARVARD, corpus)
+    else:
+        rng = random.Random(0)
+        words = "the a birch canoe slid on smooth planks glue sheet to dark blue background it is easy tell depth of well".split()
+        corpus.write_text("\n".join(" ".join(rng.choice(words) for _ in range(8)) for _ in range(700)) + "\n")
+    models = []
+    for name in ("a", "b"):
+        out = work / name
+        subprocess.run([binary, "tokenizer", "train", "--input", str(corpus), "--vocab_size", "600", "--seed", "3",
+                        "--output", str(out)], check=True)
+        models.append(out / "tokenizer.model")
+    failures = []
+    processors = [sentencepiece.SentencePieceProcessor(model_file=str(m)) for m in models]
+    vocabularies = [[(p.id_to_piece(i), p.get_score(i)) for i in range(p.get_piece_size())] for p in processors]
+    if vocabularies[0] != vocabularies[1]:
+        failures.append("two runs with the same seed give different vocabularies")
+    sp = processors[0]
+    for token in ("<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"):
+        pieces = sp.encode("x " + token + " y", out_type=str)
+        if token not in pieces:
+            failures.append(f"{token} is not a single piece: {pieces}")
+    if sp.piece_to_id("<0x41>") == sp.unk_id():
+        failures.append("no byte-fallback pieces")
+    # sdmlm's own loader reads it: a model initialised from this tokenizer takes its vocabulary size.
+    subprocess.run([binary, "model", "init", "--tokenizer", str(work / "a"), "--output", str(work / "model")], check=True)
+    inspect = subprocess.run([binary, "model", "inspect", "--model", str(work / "model")], check=True, capture_output=True,
+                             text=True).stdout
+    if f'"vocabSize": {sp.get_piece_size()}' not in inspect:
+        failures.append(f"model init vocabulary differs from the tokenizer's {sp.get_piece_size()}")
+    # sdmlm's ids (prompt_ids of `generate`, BOS added as add_bos_token says) equal sentencepiece's.
+    for text in ("The birch canoe slid on the smooth planks.", "<|user|>\nHello 123<|end|>\n<|assistant|>\n", "Ünïcödé ✓ 42"):
+        result = subprocess.run([binary, "generate", "--model", str(work / "model"), "--prompt", text, "--max_new_tokens", "1",
+                                 "--format", "json"], check=True, capture_output=True, text=True)
+        ours = json.loads(result.stdout)["prompt_ids"]
+        theirs = [sp.bos_id()] + sp.encode(text)
+        if ours != theirs:
+            failures.append(f"ids differ for {text!r}: sdmlm {ours} sentencepiece {theirs}")
+    print(f"vocabulary {sp.get_piece_size()}, deterministic, chat tokens single pieces, byte fallback present;"
+          f" {len(failures)} failures")
+    for failure in failures:
+        print("FAIL: " + failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
