@@ -26,9 +26,10 @@ def main() -> int:
     if HARVARD.exists():
         shutil.copy(HARVARD, corpus)
     else:
+        # Seeded pseudo-words: enough distinct character pairs for a 600-piece vocabulary.
         rng = random.Random(0)
-        words = "the a birch canoe slid on smooth planks glue sheet to dark blue background it is easy tell depth of well".split()
-        corpus.write_text("\n".join(" ".join(rng.choice(words) for _ in range(8)) for _ in range(700)) + "\n")
+        words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(3000)]
+        corpus.write_text("\n".join(" ".join(rng.choice(words) for _ in range(10)) for _ in range(3000)) + "\n")
     models = []
     for name in ("a", "b"):
         out = work / name
