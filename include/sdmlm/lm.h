@@ -124,6 +124,7 @@ class CausalLM {
   torch::Tensor block(int64_t layer, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                       const torch::Tensor& mask, KVCache* cache) const;
   std::vector<torch::Tensor> layer_parameters(int64_t layer) const;
+  void layer_named_tensors(int64_t layer, std::vector<std::pair<std::string, torch::Tensor>>& out) const;
   struct BlockCheckpoint : torch::autograd::Function<BlockCheckpoint> {
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x,
                                  at::TensorList params, const CausalLM* model, int64_t layer,

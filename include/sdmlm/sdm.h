@@ -178,9 +178,6 @@ class Estimator {
                            int64_t nearest_exemplars = 0) const;
   // Score from precomputed logits and matches (the exact contract arithmetic, host side).
   Score score_from(const float* logits, int64_t q, float d0, int64_t nearest) const;
-  double most_conservative_alpha() const {
-    return model_.regions.empty() ? 0.0 : model_.regions.front().alpha;
-  }
 
  private:
   Model model_;

@@ -90,14 +90,15 @@ std::vector<std::vector<int64_t>> CausalLM::generate(const std::vector<std::vect
   std::vector<char> done((size_t)B, 0);
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
     auto next = choose(logits, o, generator);
-    auto host = next.to(torch::kCPU);
+    auto host = next.to(torch::kCPU, torch::kInt64).contiguous();
+    int64_t* tokens = host.data_ptr<int64_t>();
     bool all_done = true;
     for (int64_t b = 0; b < B; ++b) {
       if (done[(size_t)b]) {
-        host[b] = pad;
+        tokens[b] = pad;
         continue;
       }
-      const int64_t token = host[b].item<int64_t>();
+      const int64_t token = tokens[b];
       out[(size_t)b].push_back(token);
       if (std::find(stops.begin(), stops.end(), token) != stops.end()) done[(size_t)b] = 1;
       if (!o.stop_strings.empty() && o.decode && !done[(size_t)b]) {

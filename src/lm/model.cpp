@@ -244,14 +244,10 @@ torch::Tensor CausalLM::block(int64_t i, const torch::Tensor& x, const torch::Te
 }
 
 std::vector<torch::Tensor> CausalLM::layer_parameters(int64_t i) const {
-  const Layer& L = layers_[(size_t)i];
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  layer_named_tensors(i, named);
   std::vector<torch::Tensor> out;
-  for (const auto& t : {L.input_norm, L.post_norm, L.o, L.down, L.q_bias, L.k_bias, L.v_bias})
-    if (t.defined()) out.push_back(t);
-  if (L.qkv.defined()) out.push_back(L.qkv);
-  else for (const auto& t : {L.q, L.k, L.v}) out.push_back(t);
-  if (L.gate_up.defined()) out.push_back(L.gate_up);
-  else for (const auto& t : {L.gate, L.up}) out.push_back(t);
+  for (auto& [name, t] : named) out.push_back(std::move(t));
   return out;
 }
 
@@ -330,35 +326,38 @@ void CausalLM::make_trainable() {
   }
 }
 
+// A layer's weights in checkpoint naming and order (fused Phi-3 tensors instead of their views).
+void CausalLM::layer_named_tensors(int64_t i, std::vector<std::pair<std::string, torch::Tensor>>& out) const {
+  const std::string p = "model.layers." + std::to_string(i) + ".";
+  const Layer& L = layers_[(size_t)i];
+  out.emplace_back(p + "input_layernorm.weight", L.input_norm);
+  if (L.qkv.defined()) {
+    out.emplace_back(p + "self_attn.qkv_proj.weight", L.qkv);
+  } else {
+    out.emplace_back(p + "self_attn.q_proj.weight", L.q);
+    out.emplace_back(p + "self_attn.k_proj.weight", L.k);
+    out.emplace_back(p + "self_attn.v_proj.weight", L.v);
+  }
+  if (L.q_bias.defined()) {
+    out.emplace_back(p + "self_attn.q_proj.bias", L.q_bias);
+    out.emplace_back(p + "self_attn.k_proj.bias", L.k_bias);
+    out.emplace_back(p + "self_attn.v_proj.bias", L.v_bias);
+  }
+  out.emplace_back(p + "self_attn.o_proj.weight", L.o);
+  out.emplace_back(p + "post_attention_layernorm.weight", L.post_norm);
+  if (L.gate_up.defined()) {
+    out.emplace_back(p + "mlp.gate_up_proj.weight", L.gate_up);
+  } else {
+    out.emplace_back(p + "mlp.gate_proj.weight", L.gate);
+    out.emplace_back(p + "mlp.up_proj.weight", L.up);
+  }
+  out.emplace_back(p + "mlp.down_proj.weight", L.down);
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> CausalLM::named_parameters() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   out.emplace_back("model.embed_tokens.weight", embed_);
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    const Layer& L = layers_[i];
-    out.emplace_back(p + "input_layernorm.weight", L.input_norm);
-    if (L.qkv.defined()) {
-      out.emplace_back(p + "self_attn.qkv_proj.weight", L.qkv);
-    } else {
-      out.emplace_back(p + "self_attn.q_proj.weight", L.q);
-      out.emplace_back(p + "self_attn.k_proj.weight", L.k);
-      out.emplace_back(p + "self_attn.v_proj.weight", L.v);
-    }
-    if (L.q_bias.defined()) {
-      out.emplace_back(p + "self_attn.q_proj.bias", L.q_bias);
-      out.emplace_back(p + "self_attn.k_proj.bias", L.k_bias);
-      out.emplace_back(p + "self_attn.v_proj.bias", L.v_bias);
-    }
-    out.emplace_back(p + "self_attn.o_proj.weight", L.o);
-    out.emplace_back(p + "post_attention_layernorm.weight", L.post_norm);
-    if (L.gate_up.defined()) {
-      out.emplace_back(p + "mlp.gate_up_proj.weight", L.gate_up);
-    } else {
-      out.emplace_back(p + "mlp.gate_proj.weight", L.gate);
-      out.emplace_back(p + "mlp.up_proj.weight", L.up);
-    }
-    out.emplace_back(p + "mlp.down_proj.weight", L.down);
-  }
+  for (size_t i = 0; i < layers_.size(); ++i) layer_named_tensors((int64_t)i, out);
   out.emplace_back("model.norm.weight", final_norm_);
   if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", lm_head_);
   return out;
