@@ -12,7 +12,8 @@ namespace {
 // and hand the rest of the line (with the array emptied) to the strict JSON parser. Returns false
 // whenever anything is unusual (a nested "embedding", a token from_chars rejects, a non-finite
 // value); the caller then parses the whole line strictly, which produces the located error.
-bool extract_embedding(std::string& line, std::vector<float>& values) {
+// On success `rest` is the line with the array emptied (only the parts around the array are copied).
+bool extract_embedding(const std::string& line, std::vector<float>& values, std::string& rest) {
   const std::string key = "\"embedding\"";
   size_t at = line.find(key);
   if (at == std::string::npos || line.find(key, at + 1) != std::string::npos) return false;
@@ -46,7 +47,8 @@ bool extract_embedding(std::string& line, std::vector<float>& values) {
       if (p == end) return false;  // trailing comma
     }
   }
-  line.erase(open + 1, close - open - 1);
+  rest.assign(line, 0, open + 1);
+  rest.append(line, close, std::string::npos);
   return true;
 }
 
@@ -61,7 +63,7 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
   std::vector<float> flat, fast;
   std::set<std::string> seen;
   int64_t width = dimension;
-  std::string line;
+  std::string line, stripped;
   int64_t line_number = 0;
   while (std::getline(in, line)) {
     ++line_number;
@@ -69,8 +71,7 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = path.string() + ":" + std::to_string(line_number);
     std::optional<JsonRow> row;
-    std::string stripped = line;
-    bool used_fast = extract_embedding(stripped, fast);
+    bool used_fast = extract_embedding(line, fast, stripped);
     if (used_fast) {
       row = JsonRow{json_parse_strict(stripped, where), where};
       auto it = row->value.is_object() ? row->value.find("embedding") : row->value.end();
