@@ -166,4 +166,16 @@ WordOrderData build_wordorder(
     const std::vector<std::pair<std::string, std::vector<std::string>>>& extra_tests,
     const WordOrderOptions& options);
 
+// ---- the data command (src/task/write.cpp) ------------------------------------------------------
+struct WordOrderJob {
+  std::vector<std::string> sentences;    // "wordnet" and/or sentence files
+  std::vector<std::string> extra_tests;  // NAME=FILE
+  std::string output, wordnet_dir = std::string(kDefaultWordnetDir);
+  bool overwrite = false;
+  WordOrderOptions options;
+};
+// Writes train/calibration/test/shifted(+extra).jsonl, remaining.txt (the sentences in no split: a
+// pretraining corpus) and manifest.json into `output` (published atomically); returns the manifest.
+Json write_wordorder(const WordOrderJob& job);
+
 }  // namespace sdmlm::task

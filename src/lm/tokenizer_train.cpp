@@ -9,6 +9,9 @@ namespace sdmlm {
 
 namespace {
 const char* kChatTokens[] = {"<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"};
+// The word-ordering task's tags as single (ordinary, decoded) tokens: a small model learns the
+// format faster, and "<verified>" never shares a token with the label after it.
+const char* kTaskTags[] = {"<sentence>", "</sentence>", "<verified>", "</verified>"};
 const char* kPhi3Template =
     "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}"
     "{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}"
@@ -26,6 +29,7 @@ void tokenizer_train(const TokenizerTrainOptions& o) {
   std::string inputs, symbols;
   for (const auto& input : o.inputs) inputs += (inputs.empty() ? "" : ",") + input.string();
   for (const char* t : kChatTokens) symbols += (symbols.empty() ? "" : ",") + std::string(t);
+  for (const char* t : kTaskTags) symbols += "," + std::string(t);
   // One thread and a fixed seed: the same inputs give the same model.
   sentencepiece::SetRandomGeneratorSeed((unsigned)o.seed);
   const std::string args = "--input=" + inputs + " --model_prefix=" + (stage.path() / "tokenizer").string() +
@@ -33,14 +37,26 @@ void tokenizer_train(const TokenizerTrainOptions& o) {
                            " --byte_fallback=true --character_coverage=1.0 --split_digits=true"
                            " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=1"
                            " --input_sentence_size=2000000 --shuffle_input_sentence=true"
+                           // As Llama 2 / Phi-3.5: no normalisation, whitespace kept ("\n" by byte fallback).
+                           " --normalization_rule_name=identity --remove_extra_whitespaces=false"
+                           // No dummy "▁" prefix: encoding the segments between added tokens one by one
+                           // (as transformers does) then equals encoding the whole text.
+                           " --add_dummy_prefix=false"
                            " --user_defined_symbols=" + symbols + " --minloglevel=2";
   auto status = sentencepiece::SentencePieceTrainer::Train(args);
   if (!status.ok()) fail_input("SentencePiece training failed: " + status.ToString());
   fs::remove(stage.path() / "tokenizer.vocab");
+  // The chat tokens are special (dropped when decoding with skip_special_tokens), as in Phi-3.5.
+  sentencepiece::SentencePieceProcessor sp;
+  if (!sp.Load((stage.path() / "tokenizer.model").string()).ok()) fail_input("SentencePiece wrote an unreadable model");
+  Json added = Json::object();
+  for (const char* t : kChatTokens)
+    added[std::to_string(sp.PieceToId(t))] = {{"content", t}, {"special", true}, {"lstrip", false}, {"rstrip", false},
+                                               {"normalized", false}, {"single_word", false}};
   Json config = {{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true}, {"add_eos_token", false},
                  {"bos_token", "<s>"}, {"eos_token", "<|endoftext|>"}, {"unk_token", "<unk>"},
                  {"pad_token", "<|endoftext|>"}, {"chat_template", kPhi3Template},
-                 {"model_max_length", 4096}, {"legacy", false}};
+                 {"model_max_length", 4096}, {"legacy", false}, {"added_tokens_decoder", added}};
   write_file(stage.path() / "tokenizer_config.json", config.dump(2) + "\n");
   stage.publish();
 }

@@ -15,7 +15,33 @@ struct GenerateArgs {
   std::string model, prompt, prompt_ids, input, system, format = "text", device = "cpu", dtype = "float32";
   bool chat = false;
   lm::GenerateOptions options;
+  std::string verifier;
+  int64_t search_depth = 0;
+  double alpha = 0.95;
 };
+
+// --verifier: prompts are user texts of the task's chat template; the final label is force-decoded.
+void run_generate_verified(const GenerateArgs& a) {
+  if (!a.prompt_ids.empty()) fail_usage("--verifier needs text prompts (--prompt or --input), not --prompt_ids");
+  VerifiedGenerateArgs v;
+  v.model = a.model;
+  v.verifier = a.verifier;
+  v.device = a.device;
+  v.format = a.format;
+  v.max_new_tokens = a.options.max_new_tokens;
+  v.search_depth = a.search_depth;
+  v.temperature = a.options.temperature;
+  v.top_p = a.options.top_p;
+  v.seed = a.options.seed;
+  v.alpha = a.alpha;
+  if (!a.prompt.empty()) v.prompts.push_back({"prompt", a.prompt});
+  if (!a.input.empty()) {
+    JsonlReader reader(a.input);
+    while (auto row = reader.next())
+      v.prompts.push_back({row->has("id") ? row->get_string("id") : std::to_string(reader.line_number()), row->get_string("prompt")});
+  }
+  run_verified_generate(v);
+}
 
 torch::ScalarType parse_dtype(const std::string& name) {
   if (name == "float32" || name == "f32") return torch::kFloat32;
@@ -85,6 +111,7 @@ void run_generate(const GenerateArgs& a) {
   if (a.format != "text" && a.format != "json") fail_usage("--format must be text or json");
   if (a.options.max_new_tokens < 1) fail_usage("--max_new_tokens must be at least 1");
   if (a.options.temperature < 0 || !(a.options.top_p > 0 && a.options.top_p <= 1)) fail_usage("--temperature must be >= 0 and --top_p in (0, 1]");
+  if (!a.verifier.empty()) return run_generate_verified(a);
   auto model = lm::CausalLM::load(a.model, parse_device(a.device), parse_dtype(a.dtype));
   std::unique_ptr<Tokenizer> tok;
   if (fs::exists(fs::path(a.model) / "tokenizer.json") || fs::exists(fs::path(a.model) / "tokenizer.model")) tok = Tokenizer::load(a.model);
@@ -139,6 +166,9 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   gen->add_option("--format", a->format, "text or json (json: generated_ids and text per prompt)")->capture_default_str();
   gen->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   gen->add_option("--dtype", a->dtype, "float32, bfloat16 or float16")->capture_default_str();
+  gen->add_option("--verifier", a->verifier, "Verifier directory: verified generation of task prompts (label force-decoded)");
+  gen->add_option("--search_depth", a->search_depth, "With --verifier: resample up to K times until Yes and HR")->capture_default_str();
+  gen->add_option("--alpha", a->alpha, "With --verifier: the HR region's alpha")->capture_default_str();
   gen->callback([&runner, a] { runner = [a] { run_generate(*a); }; });
 
   auto train_tok = std::make_shared<TokenizerTrainOptions>();

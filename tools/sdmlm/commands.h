@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -14,6 +16,19 @@ using Runner = std::function<void()>;
 void add_sdm_commands(CLI::App& app, Runner& runner);
 void add_lm_commands(CLI::App& app, Runner& runner);
 void add_data_commands(CLI::App& app, Runner& runner);
+void add_train_commands(CLI::App& app, Runner& runner);
+void add_verify_commands(CLI::App& app, Runner& runner);
+void add_experiment_commands(CLI::App& app, Runner& runner);
+
+// `sdmlm generate --verifier`: verified generation (tools/sdmlm/cmd_verify.cpp).
+struct VerifiedGenerateArgs {
+  std::string model, verifier, device = "cpu", format = "text";
+  std::vector<std::pair<std::string, std::string>> prompts;  // (id, user text)
+  int64_t max_new_tokens = 128, search_depth = 0;
+  double temperature = 0.7, top_p = 0.9, alpha = 0.95;
+  uint64_t seed = 0;
+};
+void run_verified_generate(const VerifiedGenerateArgs& args);
 
 // "cpu", "cuda" or "cuda:N"; fails with exit 4 when CUDA is requested but absent.
 torch::Device parse_device(const std::string& name);

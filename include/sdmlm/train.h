@@ -1,0 +1,236 @@
+// sdmlm::train — fine-tuning language models on the word-ordering task (SPEC §5): the chat
+// encoding with CONTRASTIVE-MASKING labels, verification features from the same forward pass,
+// the next-token loss (cross-entropy, or the SDM loss with a per-document log base β), AdamW with
+// warm-up and linear decay, online hard negatives, evaluation, checkpoints and exact resume.
+//
+//   auto tok = sdmlm::Tokenizer::load("models/tiny");
+//   train::Encoder encoder(*tok, "phi3");
+//   auto seq = encoder.encode(prompt, task::format_malformed(neg).response);  // labels masked by CM
+//   // seq.mask_until: first token that carries loss; seq.verified: the token that ends "<verified>"
+//
+//   train::FinetuneOptions o;  o.model = "models/tiny";  o.data = "data/wordorder";
+//   o.output = "runs/ft";  o.loss = "sdm";  o.hard_negative_probability = 0.5;
+//   train::finetune(o);                      // RUN/config.json, metrics.jsonl, checkpoints/, best/
+//
+// Dimensions: B documents, T tokens, H hidden, V vocabulary, N loss tokens.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sdmlm/chat.h"
+#include "sdmlm/core.h"
+#include "sdmlm/lm.h"
+#include "sdmlm/sdm.h"
+#include "sdmlm/tokenizer.h"
+
+namespace sdmlm::train {
+
+inline constexpr std::string_view kSystemPrompt = "You are a helpful AI assistant.";
+inline constexpr std::string_view kVerifiedTag = "<verified>";
+inline constexpr std::string_view kNegativeSuffix = "<verified>No</verified>";
+
+// ---- encoding (src/train/encoding.cpp) ----------------------------------------------------------
+struct Sequence {
+  std::vector<int64_t> ids;  // the rendered chat conversation, add_special_tokens = false
+  int64_t mask_until = 0;    // labels of positions < mask_until are ignored (CONTRASTIVE-MASKING)
+  int64_t verified = -1;     // index of the token that ends the right-most "<verified>" (-1: none
+                             // or the tag shares a token with the text after it)
+};
+
+// Verification feature layouts (DESIGN decision 1).
+enum class FeatureLayout {
+  kPaper,      // [state at the right-most <verified> ; mean of states up to and including it]
+  kReference,  // [mean over all positions ; state of the last template token] (research code)
+};
+FeatureLayout parse_feature_layout(const std::string& name);
+std::string feature_layout_name(FeatureLayout layout);
+
+class Encoder {
+ public:
+  // `model_type` picks the chat family when the tokenizer has no template.
+  Encoder(const Tokenizer& tokenizer, const std::string& model_type,
+          std::string system = std::string(kSystemPrompt), int64_t max_length = 2048);
+  // [system, user] with the generation prompt: the prefix that generation continues.
+  std::vector<int64_t> prompt(const std::string& user) const;
+  // [system, user, assistant = response] with labels by SPEC §5.3, the boundary found by token
+  // alignment with the decoded text. A response without the markers is an Error(kBadInput).
+  Sequence encode(const std::string& user, const std::string& response) const;
+  // [system, user, assistant = verification text ending "<verified>"]: the feature input.
+  Sequence encode_verification(const std::string& user, const std::string& verification) const;
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  ChatFamily family() const { return family_; }
+  std::vector<int64_t> stop_ids() const;  // EOS and the end-of-turn token when the vocabulary has one
+  std::string decode_response(const std::vector<int64_t>& ids) const;  // special tokens removed
+
+ private:
+  std::vector<int64_t> render(const std::string& user, const std::string* assistant, bool add_generation_prompt) const;
+  int64_t token_ending_at(const std::vector<int64_t>& ids, int64_t chars) const;  // -1 if not aligned
+  int64_t first_token_reaching(const std::vector<int64_t>& ids, int64_t chars) const;
+  const Tokenizer& tokenizer_;
+  ChatFamily family_;
+  std::string system_;
+  int64_t max_length_;
+  std::optional<int64_t> assistant_id_;
+};
+
+// Right-padded batch: ids [B, T] int64 (pad id), mask [B, T] (1 token, 0 pad), labels [B, T]
+// (−100 on masked and padded positions).
+struct Batch {
+  torch::Tensor ids, mask, labels;
+  std::vector<int64_t> verified, lengths;
+  int64_t loss_tokens = 0;  // positions t ≥ 1 whose label counts (after the causal shift)
+};
+Batch collate(const std::vector<const Sequence*>& sequences, int64_t pad_id, torch::Device device);
+
+// Final-layer states → features [B, 2H] float32 in `layout`, for documents whose `verified`
+// token is known. hidden: [B, T, H]; mask as in Batch.
+torch::Tensor features_from_hidden(const torch::Tensor& hidden, const torch::Tensor& mask,
+                                   const std::vector<int64_t>& verified, FeatureLayout layout);
+// Features of verification sequences with one no-grad forward per chunk of `batch` sequences.
+torch::Tensor compute_features(const lm::CausalLM& model, const std::vector<Sequence>& sequences,
+                               FeatureLayout layout, int64_t pad_id, int64_t batch = 16);
+
+// ---- losses (src/train/loss.cpp) ----------------------------------------------------------------
+// Sum over loss tokens of −log_β softmax_β(z)[label] = −(1/ln β)·log_softmax(ln β · z)[label], in
+// float32, with logits computed only at loss positions. hidden: [B, T, H] from the forward pass;
+// labels: [B, T] (−100 ignored; position t predicts label t+1); beta: [B] float32 (undefined =
+// natural base: the ordinary cross-entropy). No gradient flows into beta.
+torch::Tensor next_token_loss_sum(const lm::CausalLM& model, const torch::Tensor& hidden,
+                                  const torch::Tensor& labels, const torch::Tensor& beta = {});
+// β_n = 2 + SDM(z')_{y_n} for features [B, D] under `estimator` (exclude: support index or −1).
+torch::Tensor sdm_log_base(const sdm::Estimator& estimator, const torch::Tensor& features,
+                           const std::vector<int64_t>& labels, const std::vector<int64_t>& exclude);
+
+// ---- optimizer (src/train/optim.cpp) ------------------------------------------------------------
+struct AdamWConfig {
+  double learning_rate = 5e-5, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
+  double max_grad_norm = 1.0;
+};
+// torch.optim.AdamW semantics; weight decay skipped for norm weights and biases (HF grouping).
+class AdamW {
+ public:
+  AdamW(std::vector<std::pair<std::string, torch::Tensor>> parameters, AdamWConfig config);
+  // Clips the global gradient norm to max_grad_norm, updates with `lr`, zeroes the gradients.
+  // Returns the norm before clipping.
+  double step(double lr);
+  int64_t steps() const { return steps_; }
+  void save(const fs::path& file) const;  // safetensors: exp_avg.* / exp_avg_sq.* and the step
+  void load(const fs::path& file);
+  static bool decays(const std::string& name);
+
+ private:
+  std::vector<std::pair<std::string, torch::Tensor>> params_;
+  std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
+  AdamWConfig config_;
+  int64_t steps_ = 0;
+};
+// Linear warm-up then linear decay to 0 (HF get_linear_schedule_with_warmup): lr at `step`
+// completed optimizer steps.
+double scheduled_lr(double peak, int64_t step, int64_t warmup, int64_t total);
+
+// ---- task documents (src/train/documents.cpp) ---------------------------------------------------
+struct TaskRecord {
+  std::string id, original_document, genai_document, prompt, default_negative;
+};
+// Reads a word-ordering split (SPEC §5.2 fields); errors name file:line and field.
+std::vector<TaskRecord> load_task_records(const fs::path& path, int64_t limit = -1);
+
+// Hard-negative cache: document id → formatted negative responses (SPEC §5.11), ordered.
+using NegativeCache = std::map<std::string, std::vector<std::string>>;
+Json cache_to_json(const NegativeCache& cache);
+NegativeCache cache_from_json(const Json& json);
+void cache_add(NegativeCache& cache, const std::string& id, const std::string& response);
+
+// A seeded generator for one (purpose, a, b) choice, independent of everything drawn before, so
+// a resumed run draws exactly what an uninterrupted one would.
+Rng keyed_rng(uint64_t seed, std::string_view purpose, uint64_t a, uint64_t b = 0);
+
+// Documents for an SDM layer (SPEC §5.9 step 2 / §6.2): positive with probability γ+, else a
+// negative: a cached one with probability γ_div when any exists, else the static negative.
+struct LayerDocument {
+  std::string verification;  // text ending "<verified>"
+  int64_t label = 0;         // 1 positive, 0 negative
+};
+LayerDocument layer_document(const TaskRecord& record, const NegativeCache& cache, Rng& rng,
+                             double positive_probability, double diversity);
+
+// Greedy generation of task responses from `prompts` (user texts) in batches; decoded with
+// special tokens removed.
+std::vector<std::string> generate_responses(const lm::CausalLM& model, const Encoder& encoder,
+                                            const std::vector<std::string>& prompts,
+                                            int64_t max_new_tokens, int64_t batch = 32,
+                                            bool progress = false);
+
+// ---- SDM layers over task documents (src/train/sdm_layer.cpp) ----------------------------------
+struct SdmLayerOptions {
+  int64_t exemplar_dimension = 1000, max_neighbors = 2048;
+  int epochs = 200;
+  int64_t batch_size = 50;
+  double learning_rate = 1e-5, alpha_resolution = 0.05;
+  uint64_t seed = 0;
+  FeatureLayout layout = FeatureLayout::kPaper;
+};
+struct SdmLayer {
+  std::unique_ptr<sdm::Estimator> estimator;
+  std::map<std::string, int64_t> support_index;  // document id → its row in the support
+  std::map<std::string, int64_t> labels;          // document id → label it had in the layer
+  double seconds_features = 0, seconds_fit = 0;
+};
+// Builds documents for `records`, splits them at random in halves (flag 1 → training support),
+// computes features with `model` and fits + calibrates an estimator.
+SdmLayer fit_sdm_layer(const lm::CausalLM& model, const Encoder& encoder,
+                       const std::vector<TaskRecord>& records, const NegativeCache& cache,
+                       const SdmLayerOptions& options, double positive_probability, double diversity,
+                       const std::string& purpose, uint64_t round, const Json& representation,
+                       bool progress);
+
+// ---- the fine-tuning loop (src/train/finetune.cpp) ----------------------------------------------
+struct FinetuneOptions {
+  fs::path model, data, output;
+  std::string loss = "ce";  // "ce" or "sdm"
+  int epochs = 3;
+  int64_t batch_size = 8, gradient_accumulation_steps = 1;
+  AdamWConfig optimizer;
+  double warmup_ratio = 0.1;
+  double positive_probability = 0.5, hard_negative_probability = 0.0, hard_negative_diversity = 0.5;
+  int64_t eval_steps = 0;  // 0: at the middle and the end of every epoch
+  int64_t max_generation_new_tokens = 128, max_length = 2048;
+  int64_t train_limit = -1, eval_limit = -1;  // first N records of train / calibration
+  int64_t generation_batch_size = 32;
+  SdmLayerOptions sdm;
+  uint64_t seed = 0;
+  torch::Device device = torch::kCPU;
+  bool bf16 = false, gradient_checkpointing = false;
+  bool resume = false, overwrite = false, progress = true;
+  int64_t stop_after_steps = -1;  // tests: stop (as if killed) after this many optimizer steps
+};
+Json finetune_options_to_json(const FinetuneOptions& options);
+struct FinetuneSummary {
+  int64_t steps = 0, best_step = 0;
+  double best_eval_loss = 0, seconds = 0;
+  Json timing;  // seconds in lm_steps, sdm_fits, features, generation, evaluation
+};
+FinetuneSummary finetune(const FinetuneOptions& options);
+
+// ---- pretraining (src/train/pretrain.cpp) -------------------------------------------------------
+// Next-token training of a base model on sentences: plain text, and chat turns in which the user
+// quotes a sentence's head and its shuffled last k (0, 2 or 3) words among distractor words and
+// the assistant writes the sentence — the copying competence that real pre-trained LMs bring
+// (DESIGN performance notes). Not the task's template, tags or sentences (use remaining.txt).
+struct PretrainOptions {
+  fs::path model, output;
+  std::vector<fs::path> corpus;  // text files, one sentence per line
+  int64_t steps = 1500, batch_size = 32, max_length = 256;
+  double learning_rate = 3e-3, warmup_ratio = 0.05, copy_fraction = 0.5;
+  uint64_t seed = 0;
+  torch::Device device = torch::kCPU;
+  bool overwrite = false, progress = true;
+};
+Json pretrain(const PretrainOptions& options);
+
+}  // namespace sdmlm::train

@@ -1,0 +1,115 @@
+// Experiment configurations: defaults, the built-in presets and validation (every error names the
+// field). configs/*.json in the repository are complete examples.
+#include "sdmlm/experiment.h"
+
+namespace sdmlm::experiment {
+namespace {
+
+// Every field with its default: the `cpu` scale (2 cores).
+Json defaults() {
+  return {
+      {"name", "cpu"},
+      {"seed", 0},
+      {"alpha", 0.95},
+      {"device", "cpu"},
+      {"variants", {"base", "FT(CM)", "FT(CM+HN)", "SDM+FT(CM)", "SDM+FT(CM+HN)"}},
+      {"seeds", {0}},
+      {"data",
+       {{"sentences", {"wordnet"}},
+        {"extra_tests", Json::object()},
+        {"training_size", 2000},
+        {"calibration_size", 1000},
+        {"test_size", 500},
+        {"shifted_size", 300}}},
+      {"base",
+       {{"model", ""},  // a model directory, or "" to build one (tokenizer, init, pretraining)
+        {"vocab_size", 2000},
+        {"arch", "llama"},
+        {"preset", "tiny"},
+        {"pretrain_steps", 3000},
+        {"pretrain_batch_size", 32},
+        {"pretrain_learning_rate", 3e-3},
+        {"copy_fraction", 0.5}}},
+      {"finetune",
+       {{"epochs", 4},
+        {"batch_size", 16},
+        {"gradient_accumulation_steps", 1},
+        {"learning_rate", 1e-3},
+        {"warmup_ratio", 0.1},
+        {"positive_probability", 0.5},
+        {"hard_negative_probability", 0.5},
+        {"hard_negative_diversity", 0.5},
+        {"max_generation_new_tokens", 64},
+        {"train_limit", -1},
+        {"eval_limit", 200},
+        {"sdm_epochs", 50},
+        {"sdm_exemplar_dimension", 1000},
+        {"sdm_batch_size", 50},
+        {"sdm_learning_rate", 1e-5},
+        {"bf16", false},
+        {"gradient_checkpointing", false}}},
+      {"verifier", {{"limit", -1}, {"sdm_epochs", 200}, {"sdm_learning_rate", 1e-5}, {"sdm_exemplar_dimension", 1000}}},
+      {"eval", {{"datasets", {"test", "shifted"}}, {"limit", -1}, {"max_new_tokens", 64}}},
+  };
+}
+
+// `value` over `base`, key by key; unknown keys are errors.
+Json merge(const Json& base, const Json& value, const std::string& where) {
+  if (!value.is_object()) fail_input(where + " must be a JSON object");
+  Json out = base;
+  for (const auto& [key, v] : value.items()) {
+    if (!base.contains(key)) fail_input(where + ": unknown field \"" + key + "\"");
+    const Json& d = base[key];
+    const std::string field = where + "." + key;
+    if (d.is_object() && key != "extra_tests") out[key] = merge(d, v, field);
+    else if (key == "extra_tests") {
+      if (!v.is_object()) fail_input(field + " must be an object of NAME: FILE");
+      out[key] = v;
+    } else if (d.is_number() && !v.is_number()) fail_input(field + " must be a number, got " + v.dump());
+    else if (d.is_string() && !v.is_string()) fail_input(field + " must be a string, got " + v.dump());
+    else if (d.is_boolean() && !v.is_boolean()) fail_input(field + " must be true or false, got " + v.dump());
+    else if (d.is_array() && !v.is_array()) fail_input(field + " must be an array, got " + v.dump());
+    else out[key] = v;
+  }
+  return out;
+}
+
+}  // namespace
+
+Json builtin_config(const std::string& name) {
+  if (name == "cpu") return {{"name", "cpu"}};
+  if (name == "demo")
+    return {{"name", "demo"},
+            {"variants", {"FT(CM)", "SDM+FT(CM+HN)"}},
+            {"data", {{"calibration_size", 600}}}};
+  if (name == "tiny")  // the e2e test: every stage in seconds (numbers mean nothing at this scale)
+    return {{"name", "tiny"},
+            {"variants", {"base", "FT(CM)", "SDM+FT(CM+HN)"}},
+            {"data", {{"training_size", 48}, {"calibration_size", 40}, {"test_size", 16}, {"shifted_size", 8}}},
+            {"base", {{"vocab_size", 400}, {"pretrain_steps", 20}, {"pretrain_batch_size", 8}}},
+            {"finetune", {{"epochs", 2}, {"batch_size", 8}, {"eval_limit", 16}, {"sdm_epochs", 3},
+                          {"max_generation_new_tokens", 24}, {"sdm_exemplar_dimension", 64}}},
+            {"verifier", {{"sdm_epochs", 5}, {"sdm_exemplar_dimension", 64}}},
+            {"eval", {{"max_new_tokens", 24}}}};
+  fail_usage("unknown built-in config \"" + name + "\" (cpu, demo, tiny)");
+}
+
+Json resolve_config(const Json& config, const std::string& where) {
+  Json c = merge(defaults(), config, where);
+  auto positive = [&](const Json& v, const std::string& field) {
+    if (!v.is_number() || v.get<double>() <= 0) fail_input(where + "." + field + " must be positive");
+  };
+  positive(c["finetune"]["epochs"], "finetune.epochs");
+  positive(c["finetune"]["batch_size"], "finetune.batch_size");
+  positive(c["finetune"]["learning_rate"], "finetune.learning_rate");
+  positive(c["base"]["pretrain_steps"], "base.pretrain_steps");
+  if (c["variants"].empty()) fail_input(where + ".variants is empty");
+  if (c["seeds"].empty()) fail_input(where + ".seeds is empty");
+  for (const auto& s : c["seeds"])
+    if (!s.is_number_integer() || s.get<int64_t>() < 0) fail_input(where + ".seeds must hold non-negative integers");
+  const double alpha = c["alpha"].get<double>();
+  if (!(alpha > 0.5 && alpha < 1)) fail_input(where + ".alpha must be in (0.5, 1)");
+  return c;
+}
+
+}  // namespace sdmlm::experiment

@@ -1,0 +1,295 @@
+// `sdmlm replicate` / `sdmlm demo`: the stages of the paper's experiment, each published
+// atomically and skipped when complete (a killed run continues; a killed fine-tune resumes from
+// its last checkpoint), then the combined tables and the cost breakdown.
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+
+#include "sdmlm/experiment.h"
+#include "sdmlm/report.h"
+#include "sdmlm/task.h"
+#include "sdmlm/train.h"
+#include "sdmlm/verify.h"
+
+namespace sdmlm::experiment {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Variant {
+  std::string name, dir;  // "SDM+FT(CM+HN)", "sdm-ft-cm-hn"
+  bool finetune = false, sdm = false, hard_negatives = false;
+};
+
+Variant parse_variant(const std::string& name) {
+  if (name == "base") return {name, "base", false, false, false};
+  if (name == "FT(CM)") return {name, "ft-cm", true, false, false};
+  if (name == "FT(CM+HN)") return {name, "ft-cm-hn", true, false, true};
+  if (name == "SDM+FT(CM)") return {name, "sdm-ft-cm", true, true, false};
+  if (name == "SDM+FT(CM+HN)") return {name, "sdm-ft-cm-hn", true, true, true};
+  fail_input("config: variant \"" + name + "\" is not one of base, FT(CM), FT(CM+HN), SDM+FT(CM), SDM+FT(CM+HN)");
+}
+
+// Stage wall times, persisted so a continued run reports the whole cost.
+class StageTimes {
+ public:
+  explicit StageTimes(fs::path file) : file_(std::move(file)) {
+    if (fs::exists(file_)) times_ = json_read_file(file_);
+  }
+  void add(const std::string& stage, double seconds) {
+    times_[stage] = times_.value(stage, 0.0) + seconds;
+    write_file_atomic(file_, times_.dump(2) + "\n");
+  }
+  const Json& json() const { return times_; }
+
+ private:
+  fs::path file_;
+  Json times_ = Json::object();
+};
+
+Json result_to_json(const report::ModelResult& r) {
+  return {{"dataset", r.dataset}, {"model", r.model}, {"surface", report::surface_to_json(r.surface)},
+          {"selective", r.selective}, {"verifier_summary", r.verifier_summary}, {"labels", r.labels},
+          {"q_prime", r.q_prime}, {"d", r.d}};
+}
+
+report::ModelResult result_from_json(const Json& j) {
+  report::ModelResult r;
+  r.dataset = j.at("dataset").get<std::string>();
+  r.model = j.at("model").get<std::string>();
+  r.surface = report::surface_from_json(j.at("surface"));
+  r.selective = j.at("selective");
+  r.verifier_summary = j.at("verifier_summary");
+  r.labels = j.at("labels").get<std::vector<int>>();
+  r.q_prime = j.at("q_prime").get<std::vector<double>>();
+  r.d = j.at("d").get<std::vector<double>>();
+  return r;
+}
+
+const Json& section(const Json& c, const char* name) { return c.at(name); }
+
+fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, StageTimes& times) {
+  const Json& b = section(c, "base");
+  if (!b.at("model").get<std::string>().empty()) return b.at("model").get<std::string>();
+  // The cache key: the base settings and the pretraining corpus.
+  const std::string key = sha256_hex(b.dump() + sha256_file_hex(data_dir / "remaining.txt")).substr(0, 16);
+  const fs::path target = cache_dir() / ("base-" + key);
+  if (fs::exists(target / "config.json")) {
+    std::cerr << "== base model: cached at " << target.string() << "\n";
+    return target;
+  }
+  std::cerr << "== base model: tokenizer, init, pretraining (cached at " << target.string() << ")\n";
+  auto t0 = Clock::now();
+  fs::create_directories(cache_dir());
+  const fs::path work = cache_dir() / (".build-" + key);
+  fs::create_directories(work);
+  TokenizerTrainOptions tok;
+  tok.inputs = {data_dir / "remaining.txt"};
+  tok.vocab_size = b.at("vocab_size").get<int64_t>();
+  tok.seed = c.at("seed").get<uint64_t>();
+  tok.output = work / "tokenizer";
+  tok.overwrite = true;
+  tokenizer_train(tok);
+  lm::InitOptions init;
+  init.arch = b.at("arch").get<std::string>();
+  init.preset = b.at("preset").get<std::string>();
+  init.seed = c.at("seed").get<uint64_t>();
+  init.tokenizer_dir = work / "tokenizer";
+  init.output = work / "init";
+  init.overwrite = true;
+  auto tokenizer = Tokenizer::load(work / "tokenizer");
+  init.vocab_size = tokenizer->vocab_size();
+  if (tokenizer->bos_id) init.bos_token_id = *tokenizer->bos_id;
+  if (tokenizer->pad_id) init.pad_token_id = *tokenizer->pad_id;
+  if (tokenizer->eos_id) init.eos_token_ids = {*tokenizer->eos_id};
+  lm::init_model(init);
+  train::PretrainOptions pre;
+  pre.model = work / "init";
+  pre.corpus = {data_dir / "remaining.txt"};
+  pre.output = target;
+  pre.steps = b.at("pretrain_steps").get<int64_t>();
+  pre.batch_size = b.at("pretrain_batch_size").get<int64_t>();
+  pre.learning_rate = b.at("pretrain_learning_rate").get<double>();
+  pre.copy_fraction = b.at("copy_fraction").get<double>();
+  pre.seed = c.at("seed").get<uint64_t>();
+  pre.progress = progress;
+  pre.overwrite = true;
+  train::pretrain(pre);
+  fs::remove_all(work);
+  times.add("base_model", std::chrono::duration<double>(Clock::now() - t0).count());
+  return target;
+}
+
+train::FinetuneOptions finetune_options(const Json& c, const Variant& v, uint64_t seed, const fs::path& base,
+                                        const fs::path& data, const fs::path& run, bool progress) {
+  const Json& f = section(c, "finetune");
+  train::FinetuneOptions o;
+  o.model = base;
+  o.data = data;
+  o.output = run;
+  o.loss = v.sdm ? "sdm" : "ce";
+  o.epochs = f.at("epochs").get<int>();
+  o.batch_size = f.at("batch_size").get<int64_t>();
+  o.gradient_accumulation_steps = f.at("gradient_accumulation_steps").get<int64_t>();
+  o.optimizer.learning_rate = f.at("learning_rate").get<double>();
+  o.warmup_ratio = f.at("warmup_ratio").get<double>();
+  o.positive_probability = f.at("positive_probability").get<double>();
+  o.hard_negative_probability = v.hard_negatives ? f.at("hard_negative_probability").get<double>() : 0.0;
+  o.hard_negative_diversity = f.at("hard_negative_diversity").get<double>();
+  o.max_generation_new_tokens = f.at("max_generation_new_tokens").get<int64_t>();
+  o.eval_limit = f.at("eval_limit").get<int64_t>();
+  o.train_limit = f.at("train_limit").get<int64_t>();
+  o.sdm.epochs = f.at("sdm_epochs").get<int>();
+  o.sdm.exemplar_dimension = f.at("sdm_exemplar_dimension").get<int64_t>();
+  o.sdm.batch_size = f.at("sdm_batch_size").get<int64_t>();
+  o.sdm.learning_rate = f.at("sdm_learning_rate").get<double>();
+  o.sdm.seed = seed;
+  o.seed = seed;
+  o.device = torch::Device(c.at("device").get<std::string>());
+  o.bf16 = f.at("bf16").get<bool>();
+  o.gradient_checkpointing = f.at("gradient_checkpointing").get<bool>();
+  o.progress = progress;
+  o.resume = fs::exists(run / "config.json");
+  return o;
+}
+
+}  // namespace
+
+fs::path cache_dir() {
+  if (const char* d = std::getenv("SDMLM_CACHE"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return fs::path(d) / "sdmlm";
+  if (const char* d = std::getenv("HOME"); d && *d) return fs::path(d) / ".cache" / "sdmlm";
+  return fs::temp_directory_path() / "sdmlm-cache";
+}
+
+Json replicate(const Json& raw, const fs::path& output, bool progress) {
+  const Json c = resolve_config(raw, "config");
+  const auto started = Clock::now();
+  fs::create_directories(output);
+  // A run directory can grow by variants or seeds (e.g. `demo`, then `replicate --config cpu` on the
+  // same output adds the other variants); everything else must match what its stages were made with.
+  auto settings = [](Json j) {
+    for (const char* k : {"name", "variants", "seeds"}) j.erase(k);
+    return j;
+  };
+  const Json saved = fs::exists(output / "config.json") ? json_read_file(output / "config.json") : Json();
+  if (!saved.is_null() && settings(saved) != settings(c))
+    fail_usage((output / "config.json").string() + " holds other settings (data, base, finetune, verifier or eval); use a new --output");
+  write_file_atomic(output / "config.json", c.dump(2) + "\n");
+  StageTimes times(output / "stage_seconds.json");
+
+  // 1. Data.
+  const fs::path data = output / "data";
+  if (!fs::exists(data / "manifest.json")) {
+    std::cerr << "== data\n";
+    auto t0 = Clock::now();
+    const Json& d = section(c, "data");
+    task::WordOrderJob job;
+    job.sentences = d.at("sentences").get<std::vector<std::string>>();
+    for (const auto& [name, path] : d.at("extra_tests").items()) job.extra_tests.push_back(name + "=" + path.get<std::string>());
+    job.output = data.string();
+    job.options.seed = c.at("seed").get<uint64_t>();
+    job.options.training_size = d.at("training_size").get<int64_t>();
+    job.options.calibration_size = d.at("calibration_size").get<int64_t>();
+    job.options.test_size = d.at("test_size").get<int64_t>();
+    job.options.shifted_size = d.at("shifted_size").get<int64_t>();
+    task::write_wordorder(job);
+    times.add("data", std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  // 2. Base model.
+  const fs::path base = build_base(c, data, progress, times);
+  // 3. Variants: fine-tune, verifier, decodes.
+  std::vector<report::ModelResult> results;
+  Json cost = Json::object();
+  const auto seeds = c.at("seeds").get<std::vector<uint64_t>>();
+  const Json& e = section(c, "eval");
+  const Json& vcfg = section(c, "verifier");
+  for (uint64_t seed : seeds) {
+    for (const auto& name : c.at("variants").get<std::vector<std::string>>()) {
+      const Variant v = parse_variant(name);
+      const std::string label = v.name + (seeds.size() > 1 ? " seed " + std::to_string(seed) : "");
+      const fs::path run = output / "runs" / (v.dir + (seeds.size() > 1 ? "-seed" + std::to_string(seed) : ""));
+      fs::create_directories(run);
+      fs::path model = base;
+      if (v.finetune) {
+        if (!fs::exists(run / "summary.json")) {
+          std::cerr << "== " << label << ": fine-tuning\n";
+          auto t0 = Clock::now();
+          train::finetune(finetune_options(c, v, seed, base, data, run, progress));
+          times.add(label + "/finetune", std::chrono::duration<double>(Clock::now() - t0).count());
+        }
+        model = run / "best";
+      }
+      const fs::path verifier = run / "verifier";
+      if (!fs::exists(verifier / "verifier.json")) {
+        std::cerr << "== " << label << ": verifier\n";
+        auto t0 = Clock::now();
+        verify::VerifierTrainOptions o;
+        o.model = model;
+        o.data = data;
+        o.output = verifier;
+        o.overwrite = true;
+        o.limit = vcfg.at("limit").get<int64_t>();
+        o.max_new_tokens = e.at("max_new_tokens").get<int64_t>();
+        o.sdm.epochs = vcfg.at("sdm_epochs").get<int>();
+        o.sdm.learning_rate = vcfg.at("sdm_learning_rate").get<double>();
+        o.sdm.exemplar_dimension = vcfg.at("sdm_exemplar_dimension").get<int64_t>();
+        o.sdm.seed = seed;
+        o.seed = seed;
+        o.device = torch::Device(c.at("device").get<std::string>());
+        o.progress = progress;
+        verify::verifier_train(o);
+        times.add(label + "/verifier", std::chrono::duration<double>(Clock::now() - t0).count());
+      }
+      const fs::path eval_dir = run / "eval";
+      if (!fs::exists(eval_dir / "results.json")) {
+        std::cerr << "== " << label << ": test decodes\n";
+        auto t0 = Clock::now();
+        verify::EvalOptions o;
+        o.model = model;
+        o.verifier = verifier;
+        for (const auto& dataset : e.at("datasets").get<std::vector<std::string>>()) {
+          if (!fs::exists(data / (dataset + ".jsonl"))) fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
+          o.inputs.emplace_back(dataset, data / (dataset + ".jsonl"));
+        }
+        o.output = eval_dir;
+        o.overwrite = true;
+        o.label = label;
+        o.alpha = c.at("alpha").get<double>();
+        o.limit = e.at("limit").get<int64_t>();
+        o.max_new_tokens = e.at("max_new_tokens").get<int64_t>();
+        o.device = torch::Device(c.at("device").get<std::string>());
+        o.progress = progress;
+        Json serial = Json::array();
+        for (const auto& r : verify::evaluate(o)) serial.push_back(result_to_json(r));
+        write_file_atomic(eval_dir / "results.json", serial.dump() + "\n");
+        times.add(label + "/eval", std::chrono::duration<double>(Clock::now() - t0).count());
+      }
+      for (const auto& r : json_read_file(eval_dir / "results.json")) results.push_back(result_from_json(r));
+      Json entry = {{"finetune_seconds", times.json().value(label + "/finetune", 0.0)},
+                    {"verifier_seconds", times.json().value(label + "/verifier", 0.0)},
+                    {"eval_seconds", times.json().value(label + "/eval", 0.0)}};
+      if (v.finetune) entry["finetune_breakdown"] = json_read_file(run / "summary.json").at("timing");
+      cost[label] = entry;
+    }
+  }
+  // 4. Combined tables and the cost ratios the issue asks for.
+  const double alpha = c.at("alpha").get<double>();
+  report::write_report(results, alpha, output / "report", "sdmlm " + c.at("name").get<std::string>());
+  auto ft = [&](const std::string& label) { return cost.contains(label) ? cost[label].value("finetune_seconds", 0.0) : 0.0; };
+  Json ratios = Json::object();
+  if (ft("FT(CM)") > 0) {
+    if (ft("SDM+FT(CM)") > 0) ratios["SDM+FT(CM) / FT(CM)"] = ft("SDM+FT(CM)") / ft("FT(CM)");
+    if (ft("SDM+FT(CM+HN)") > 0) ratios["SDM+FT(CM+HN) / FT(CM)"] = ft("SDM+FT(CM+HN)") / ft("FT(CM)");
+    if (ft("FT(CM+HN)") > 0) ratios["FT(CM+HN) / FT(CM)"] = ft("FT(CM+HN)") / ft("FT(CM)");
+  }
+  Json summary = {{"name", c.at("name")}, {"output", output.string()},
+                  {"report", (output / "report" / "report.html").string()},
+                  {"tables", report::tables_json(results, alpha)}, {"cost", cost}, {"wall_time_ratios", ratios},
+                  {"stage_seconds", times.json()},
+                  {"seconds_this_process", std::chrono::duration<double>(Clock::now() - started).count()}};
+  write_file_atomic(output / "summary.json", summary.dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace sdmlm::experiment

@@ -1,0 +1,98 @@
+// Task documents for training and SDM layers: records, the hard-negative cache (SPEC §5.11),
+// keyed seeded draws, layer-document sampling (SPEC §5.9 step 2, §6.2) and batched greedy
+// generation of responses.
+#include <algorithm>
+
+#include "sdmlm/task.h"
+#include "sdmlm/train.h"
+
+namespace sdmlm::train {
+
+std::vector<TaskRecord> load_task_records(const fs::path& path, int64_t limit) {
+  if (!fs::exists(path)) fail_input(path.string() + ": no such task file (make one with `sdmlm data wordorder`)");
+  JsonlReader reader(path);
+  std::vector<TaskRecord> records;
+  while (auto row = reader.next()) {
+    if (limit >= 0 && (int64_t)records.size() >= limit) break;
+    TaskRecord r;
+    r.id = row->get_string("id");
+    r.original_document = row->get_string("original_document");
+    r.genai_document = row->get_string("genai_document");
+    r.prompt = row->get_string("prompt");
+    r.default_negative = row->get_string("default_negative");
+    records.push_back(std::move(r));
+  }
+  if (records.empty()) fail_input(path.string() + ": no task records");
+  return records;
+}
+
+Json cache_to_json(const NegativeCache& cache) {
+  Json out = Json::object();
+  for (const auto& [id, list] : cache) out[id] = list;
+  return out;
+}
+
+NegativeCache cache_from_json(const Json& json) {
+  NegativeCache cache;
+  for (const auto& [id, list] : json.items()) cache[id] = list.get<std::vector<std::string>>();
+  return cache;
+}
+
+void cache_add(NegativeCache& cache, const std::string& id, const std::string& response) {
+  auto& list = cache[id];
+  if (std::find(list.begin(), list.end(), response) == list.end()) list.push_back(response);
+}
+
+Rng keyed_rng(uint64_t seed, std::string_view purpose, uint64_t a, uint64_t b) {
+  // FNV-1a over the purpose, then splitmix64 over the numbers: well-mixed, platform-independent.
+  uint64_t h = 1469598103934665603ull;
+  for (char c : purpose) h = (h ^ (uint8_t)c) * 1099511628211ull;
+  auto mix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  return Rng(mix(mix(mix(h ^ seed) ^ a) ^ b));
+}
+
+LayerDocument layer_document(const TaskRecord& record, const NegativeCache& cache, Rng& rng,
+                             double positive_probability, double diversity) {
+  if (rng.uniform() < positive_probability)
+    return {task::format_positive(record.original_document).verification, 1};
+  std::string pick = record.default_negative;
+  auto it = cache.find(record.id);
+  const double draw = rng.uniform();
+  if (it != cache.end() && !it->second.empty() && draw < diversity)
+    pick = it->second[(size_t)rng.below(it->second.size())];
+  return {task::format_malformed(pick).verification, 0};
+}
+
+std::vector<std::string> generate_responses(const lm::CausalLM& model, const Encoder& encoder,
+                                            const std::vector<std::string>& prompts, int64_t max_new_tokens,
+                                            int64_t batch, bool progress) {
+  std::vector<std::vector<int64_t>> encoded;
+  for (const auto& p : prompts) encoded.push_back(encoder.prompt(p));
+  // Similar lengths together: less padding per batch. Output keeps the input order.
+  std::vector<size_t> order(encoded.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return encoded[a].size() < encoded[b].size(); });
+  lm::GenerateOptions o;
+  o.max_new_tokens = max_new_tokens;
+  o.stop_token_ids = encoder.stop_ids();
+  if (encoder.tokenizer().pad_id) o.pad_token_id = *encoder.tokenizer().pad_id;
+  std::vector<std::string> out(prompts.size());
+  Progress bar("generate", (int64_t)prompts.size(), progress);
+  for (size_t start = 0; start < order.size(); start += (size_t)batch) {
+    std::vector<std::vector<int64_t>> chunk;
+    const size_t end = std::min(order.size(), start + (size_t)batch);
+    for (size_t i = start; i < end; ++i) chunk.push_back(encoded[order[i]]);
+    auto generated = model.generate(chunk, o);
+    for (size_t i = start; i < end; ++i) out[order[i]] = encoder.decode_response(generated[i - start]);
+    bar.update((int64_t)end);
+  }
+  bar.finish();
+  return out;
+}
+
+}  // namespace sdmlm::train

@@ -1,0 +1,153 @@
+// `sdmlm pretrain`: next-token training of a small base model on sentences, so that CPU-scale
+// fine-tuning starts from a model with language and copying competence (DESIGN performance notes).
+// Each item is either a plain sentence (BOS … EOS) or a chat turn whose user text quotes the
+// sentence's head and its shuffled last k ∈ {0, 2, 3} words among distractor words from other
+// sentences, and whose assistant text is the sentence. Items are drawn with
+// keyed_rng(seed, step, i), so a resumed run (from `OUTPUT.checkpoint/`) trains the same weights.
+#include <chrono>
+#include <fstream>
+#include <iostream>
+
+#include "sdmlm/task.h"
+#include "sdmlm/train.h"
+
+namespace sdmlm::train {
+namespace {
+
+std::vector<std::string> read_corpus(const std::vector<fs::path>& files) {
+  std::vector<std::string> sentences;
+  for (const auto& file : files) {
+    auto source = task::read_sentence_file(file);
+    for (auto& s : source.sentences)
+      if (task::split_words(s).size() >= 2) sentences.push_back(std::move(s));
+  }
+  if (sentences.size() < 8) fail_input("the pretraining corpus has " + std::to_string(sentences.size()) + " usable sentences; at least 8 are needed");
+  return sentences;
+}
+
+// `count` consecutive words from a random sentence of the corpus (fewer if it is short).
+std::string distractor(const std::vector<std::string>& sentences, Rng& rng, int64_t count) {
+  if (count <= 0) return "";
+  auto words = task::split_words(sentences[(size_t)rng.below(sentences.size())]);
+  const size_t n = std::min<size_t>(words.size(), (size_t)count);
+  const size_t start = (size_t)rng.below(words.size() - n + 1);
+  return task::join_words(words, start, start + n);
+}
+
+std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const std::string& sentence,
+                               const Tokenizer& tok, ChatFamily family, Rng& rng, double copy_fraction) {
+  if (rng.uniform() >= copy_fraction) {
+    auto ids = tok.encode(sentence, /*add_special_tokens=*/true);
+    if (tok.eos_id) ids.push_back(*tok.eos_id);
+    return ids;
+  }
+  // The user turn quotes the sentence's head and (shuffled) tail among distractor words; the
+  // assistant writes the sentence: locating quoted spans, copying them, ordering a few words.
+  auto words = task::split_words(sentence);
+  static const int kTail[] = {0, 2, 3};
+  int k = kTail[rng.below(3)];
+  if ((int)words.size() <= k + 1) k = 0;
+  const size_t head_end = words.size() - (size_t)k;
+  std::vector<std::string> tail(words.begin() + (int64_t)head_end, words.end());
+  if (k >= 2) {
+    auto perm = rng.permutation(k);
+    for (int i = 0; i < k; ++i) tail[(size_t)i] = words[head_end + (size_t)perm[(size_t)i]];
+  }
+  std::string user;
+  auto add = [&](const std::string& part) {
+    if (!part.empty()) user += (user.empty() ? "" : " ") + part;
+  };
+  add(distractor(sentences, rng, (int64_t)rng.below(16)));
+  add("'" + task::join_words(words, 0, head_end) + "'");
+  add(distractor(sentences, rng, (int64_t)rng.below(16)));
+  if (k > 0) add("'" + task::join_words(tail, 0, tail.size()) + "'");
+  add(distractor(sentences, rng, (int64_t)rng.below(8)));
+  std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user},
+                                    {"assistant", task::join_words(words, 0, words.size())}};
+  return tok.encode(chat_render(family, turns, false), /*add_special_tokens=*/false);
+}
+
+}  // namespace
+
+Json pretrain(const PretrainOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  if (o.steps < 1 || o.batch_size < 1) fail_usage("--steps and --batch_size must be at least 1");
+  if (!(o.copy_fraction >= 0 && o.copy_fraction <= 1)) fail_usage("--copy_fraction must be in [0, 1]");
+  const auto sentences = read_corpus(o.corpus);
+  if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
+  const fs::path checkpoint = o.output.string() + ".checkpoint";
+  const bool resuming = fs::exists(checkpoint / "state.json");
+  auto model = lm::CausalLM::load(resuming ? checkpoint : o.model, o.device);
+  model->make_trainable();
+  auto tok = Tokenizer::load(o.model);
+  const ChatFamily family = chat_family_of(tok->chat_template, model->config().model_type);
+  const int64_t pad = tok->pad_id.value_or(tok->eos_id.value_or(0));
+  AdamWConfig config;
+  config.learning_rate = o.learning_rate;
+  AdamW optimizer(model->named_parameters(), config);
+  int64_t step = 0;
+  Json log = Json::array();
+  if (resuming) {
+    optimizer.load(checkpoint / "optimizer.safetensors");
+    Json state = json_read_file(checkpoint / "state.json");
+    step = state.at("step").get<int64_t>();
+    log = state.at("log");
+    std::cerr << "resuming pretraining at step " << step << "\n";
+  }
+  const int64_t warmup = (int64_t)std::llround(o.warmup_ratio * (double)o.steps);
+  Progress bar("pretrain", o.steps, o.progress);
+  double loss_sum = 0, tokens_total = 0, seconds = 0;
+  int64_t loss_count = 0;
+  auto started = Clock::now();
+  for (; step < o.steps; ++step) {
+    std::vector<Sequence> items((size_t)o.batch_size);
+    for (int64_t i = 0; i < o.batch_size; ++i) {
+      Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)i);
+      const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
+      items[(size_t)i].ids = make_item(sentences, sentence, *tok, family, rng, o.copy_fraction);
+      if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
+    }
+    std::vector<const Sequence*> seqs;
+    for (auto& s : items) seqs.push_back(&s);
+    Batch b = collate(seqs, pad, model->device());
+    auto t0 = Clock::now();
+    auto hidden = model->forward(b.ids, {}, nullptr, false, false).hidden;
+    auto loss = next_token_loss_sum(*model, hidden, b.labels) / (double)std::max<int64_t>(1, b.loss_tokens);
+    loss.backward();
+    optimizer.step(scheduled_lr(o.learning_rate, step, warmup, o.steps));
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    for (int64_t n : b.lengths) tokens_total += (double)n;
+    loss_sum += loss.item<double>();
+    ++loss_count;
+    char extra[80];
+    std::snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s", loss_sum / (double)loss_count, tokens_total / std::max(1e-9, seconds));
+    bar.update(step + 1, extra);
+    if ((step + 1) % 100 == 0 || step + 1 == o.steps) {
+      log.push_back({{"step", step + 1}, {"loss", loss_sum / (double)loss_count}});
+      loss_sum = 0;
+      loss_count = 0;
+    }
+    if ((step + 1) % 250 == 0 && step + 1 < o.steps) {
+      AtomicDir dir(checkpoint, /*overwrite=*/true);
+      model->save(dir.path());
+      optimizer.save(dir.path() / "optimizer.safetensors");
+      write_file(dir.path() / "state.json", Json({{"step", step + 1}, {"log", log}}).dump() + "\n");
+      dir.publish();
+    }
+  }
+  bar.finish();
+  Json summary = {{"steps", o.steps}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
+                  {"copy_fraction", o.copy_fraction}, {"learning_rate", o.learning_rate}, {"seed", o.seed},
+                  {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
+                  {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}, {"loss", log}};
+  {
+    AtomicDir out(o.output, /*overwrite=*/true);
+    model->save(out.path());
+    write_file(out.path() / "pretrain.json", summary.dump(2) + "\n");
+    out.publish();
+  }
+  fs::remove_all(checkpoint);
+  return summary;
+}
+
+}  // namespace sdmlm::train

@@ -1,0 +1,106 @@
+// `sdmlm eval` (SPEC §6.3–6.5, DESIGN decision 5): greedy decodes of test files, the label y by
+// exact match of the formatted response (the first-sentence content match beside it), verifier
+// scores, predictions JSONL and the paper's tables.
+#include <cmath>
+
+#include "sdmlm/task.h"
+#include "sdmlm/verify.h"
+
+namespace sdmlm::verify {
+
+Json verifier_summary(const sdm::Model& model, double alpha) {
+  if (!model.calibration) return nullptr;
+  const int C = model.number_of_classes;
+  std::vector<double> loss(C, 0), correct(C, 0), q_sum(C, 0), count(C, 0);
+  for (const auto& row : *model.calibration) {
+    const int y = (int)row.label;
+    if (y < 0 || y >= C) continue;
+    const double q = row.q.value_or(0.0f);
+    loss[y] += -std::log(std::max(1e-30, (double)row.sdm[(size_t)y])) / std::log((double)model.q_offset + q);
+    correct[y] += row.prediction == row.label;
+    q_sum[y] += q;
+    count[y] += 1;
+  }
+  Json out = {{"sdm_loss", Json::array()}, {"accuracy", Json::array()}, {"mean_q", Json::array()}, {"psi", Json::array()},
+              {"count", Json::array()}};
+  const sdm::Region* region = nullptr;
+  for (const auto& r : model.regions)
+    if (r.alpha >= alpha - 1e-12 && (!region || r.alpha < region->alpha)) region = &r;
+  for (int c = 0; c < C; ++c) {
+    const double n = std::max(1.0, count[c]);
+    out["sdm_loss"].push_back(loss[c] / n);
+    out["accuracy"].push_back(correct[c] / n);
+    out["mean_q"].push_back(q_sum[c] / n);
+    out["count"].push_back((int64_t)count[c]);
+    const bool usable = region && std::isfinite(region->minimum_rescaled_similarity) && (size_t)c < region->output_thresholds.size();
+    out["psi"].push_back(usable ? Json(region->output_thresholds[(size_t)c]) : Json(nullptr));
+  }
+  return out;
+}
+
+std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
+  if (o.inputs.empty()) fail_usage("eval needs at least one --input");
+  if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
+  const fs::path model_dir = resolve_model_dir(o.model);
+  std::vector<std::pair<std::string, std::vector<train::TaskRecord>>> inputs;
+  for (const auto& [name, path] : o.inputs) inputs.emplace_back(name, train::load_task_records(path, o.limit));
+  std::optional<Verifier> verifier;
+  if (o.verifier) verifier = Verifier::load(*o.verifier, model_dir);
+  auto model = lm::CausalLM::load(model_dir, o.device);
+  auto tok = Tokenizer::load(model_dir);
+  train::Encoder encoder(*tok, model->config().model_type);
+  torch::NoGradGuard no_grad;
+  AtomicDir out(o.output, o.overwrite);
+  std::vector<report::ModelResult> results;
+  for (const auto& [name, records] : inputs) {
+    std::vector<std::string> prompts, references, positives;
+    for (const auto& r : records) {
+      prompts.push_back(r.prompt);
+      references.push_back(r.original_document);
+      positives.push_back(r.genai_document);
+    }
+    auto responses = train::generate_responses(*model, encoder, prompts, o.max_new_tokens, o.generation_batch_size, o.progress);
+    report::ModelResult result;
+    result.dataset = name;
+    result.model = o.label;
+    result.surface = report::surface_metrics(responses, references, positives);
+    std::vector<int64_t> labels;
+    for (size_t i = 0; i < records.size(); ++i)
+      labels.push_back(task::reward(responses[i], references[i]) == task::Reward::kPositive ? 1 : 0);
+    std::vector<sdm::Score> scores;
+    if (verifier) {
+      scores = verifier->score(*model, encoder, prompts, responses);
+      result.selective = sdm::evaluate(scores, labels, verifier->estimator().model(), o.alpha);
+      result.verifier_summary = verifier_summary(verifier->estimator().model(), o.alpha);
+    }
+    std::string lines;
+    for (size_t i = 0; i < records.size(); ++i) {
+      auto pairs = task::extract(responses[i]);
+      const bool first = task::split_words(pairs.empty() ? "" : pairs[0].sentence) == task::split_words(references[i]);
+      Json line = {{"id", records[i].id}, {"original_document", references[i]}, {"generated_response", responses[i]},
+                   {"label", labels[i]}, {"first_sentence_label", first ? 1 : 0}};
+      if (verifier) {
+        const auto& s = scores[i];
+        line["prediction"] = s.prediction;
+        line["sdm"] = s.sdm;
+        line["q"] = s.q;
+        line["d"] = s.d;
+        line["q_prime"] = s.q_prime;
+        line["centroid_region_alpha"] = s.centroid_region_alpha;
+        line["lower_region_alpha"] = s.lower_region_alpha;
+        line["high_reliability"] = s.centroid_region_alpha >= o.alpha;
+        result.labels.push_back((int)labels[i]);
+        result.q_prime.push_back(s.q_prime);
+        result.d.push_back(s.d);
+      }
+      lines += line.dump() + "\n";
+    }
+    write_file(out.path() / ("predictions-" + name + ".jsonl"), lines);
+    results.push_back(std::move(result));
+  }
+  report::write_report(results, o.alpha, out.path(), "sdmlm eval: " + o.label);
+  out.publish();
+  return results;
+}
+
+}  // namespace sdmlm::verify

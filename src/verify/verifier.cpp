@@ -1,0 +1,163 @@
+// The test-time verifier (SPEC §6.1–6.3, DESIGN decisions 5–6): hard negatives from the model's
+// own decode of D_ca, the final estimator over D_ca documents (γ+ 0.5, γ_gen 1, γ_div 1), the
+// sidecar that pairs it with one model, and verified generation with force-decoded Yes/No.
+#include <fstream>
+#include <iostream>
+
+#include "sdmlm/task.h"
+#include "sdmlm/verify.h"
+
+namespace sdmlm::verify {
+
+fs::path resolve_model_dir(const fs::path& path) {
+  if (fs::exists(path / "best" / "config.json")) return path / "best";
+  if (!fs::exists(path / "config.json")) fail_input(path.string() + ": not a model directory (no config.json) nor a run with best/");
+  return path;
+}
+
+std::string model_fingerprint(const fs::path& model_dir) {
+  std::vector<fs::path> files = {model_dir / "config.json"};
+  std::vector<fs::path> weights;
+  for (const auto& entry : fs::directory_iterator(model_dir))
+    if (entry.path().extension() == ".safetensors") weights.push_back(entry.path());
+  std::sort(weights.begin(), weights.end());
+  files.insert(files.end(), weights.begin(), weights.end());
+  std::string digests;
+  for (const auto& f : files) digests += f.filename().string() + ":" + sha256_file_hex(f) + "\n";
+  return sha256_hex(digests);
+}
+
+std::string verification_text(const std::string& response) {
+  const std::string t = task::strip(response);
+  if (t.size() >= train::kVerifiedTag.size() &&
+      t.compare(t.size() - train::kVerifiedTag.size(), train::kVerifiedTag.size(), train::kVerifiedTag) == 0)
+    return t;
+  return task::format_malformed(response).verification;
+}
+
+namespace {
+
+bool first_sentence_matches(const std::string& response, const std::string& reference) {
+  auto pairs = task::extract(response);
+  const std::string s = pairs.empty() ? "" : pairs[0].sentence;
+  return task::split_words(s) == task::split_words(reference);
+}
+
+}  // namespace
+
+Json verifier_train(const VerifierTrainOptions& o) {
+  const fs::path model_dir = resolve_model_dir(o.model);
+  if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
+  auto records = train::load_task_records(o.data / "calibration.jsonl", o.limit);
+  auto model = lm::CausalLM::load(model_dir, o.device);
+  auto tok = Tokenizer::load(model_dir);
+  train::Encoder encoder(*tok, model->config().model_type);
+  torch::NoGradGuard no_grad;
+  // 1. Decode D_ca once, greedily; failures whose first sentence is also wrong are hard negatives.
+  std::vector<std::string> prompts;
+  for (const auto& r : records) prompts.push_back(r.prompt);
+  auto responses = train::generate_responses(*model, encoder, prompts, o.max_new_tokens, o.generation_batch_size, o.progress);
+  train::NegativeCache cache;
+  std::string decode_lines, negative_lines;
+  int64_t exact = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto reward = task::reward(responses[i], records[i].original_document);
+    const bool sentence = first_sentence_matches(responses[i], records[i].original_document);
+    exact += reward == task::Reward::kPositive;
+    decode_lines += Json({{"id", records[i].id}, {"generated_response", responses[i]},
+                          {"label", reward == task::Reward::kPositive ? 1 : 0}, {"first_sentence_label", sentence ? 1 : 0}})
+                        .dump() + "\n";
+    if (reward == task::Reward::kHardNegative && !sentence) {
+      const std::string negative = task::format_malformed(responses[i]).response;
+      train::cache_add(cache, records[i].id, negative);
+      negative_lines += Json({{"id", records[i].id}, {"hard_negatives", {negative}}, {"epoch", "post-training"}}).dump() + "\n";
+    }
+  }
+  // 2. The final estimator over D_ca documents.
+  Json representation = {{"provider", "sdmlm"}, {"model", model_dir.string()}, {"inputTemplate", "phi3-chat/verification"},
+                         {"fingerprint", model_fingerprint(model_dir)}};
+  auto layer = train::fit_sdm_layer(*model, encoder, records, cache, o.sdm, o.positive_probability, o.diversity,
+                                    "verifier", 0, representation, o.progress);
+  AtomicDir out(o.output, o.overwrite);
+  sdm::save_model(layer.estimator->model(), out.path() / "estimator.sdmkitmodel", false);
+  Json sidecar = {{"format", "sdmlm-verifier"}, {"version", 1}, {"model_fingerprint", representation["fingerprint"]},
+                  {"model_dir", model_dir.string()}, {"model_type", model->config().model_type},
+                  {"feature_layout", train::feature_layout_name(o.sdm.layout)},
+                  {"chat_family", (int)encoder.family()}, {"system_prompt", std::string(train::kSystemPrompt)},
+                  {"hidden_size", model->config().hidden_size}, {"embedding_dimension", 2 * model->config().hidden_size},
+                  {"documents", records.size()}, {"decode_exact_matches", exact},
+                  {"documents_with_hard_negatives", cache.size()}, {"seed", o.seed},
+                  {"feature_seconds", layer.seconds_features}, {"fit_seconds", layer.seconds_fit}};
+  write_file(out.path() / "verifier.json", sidecar.dump(2) + "\n");
+  write_file(out.path() / "decode.jsonl", decode_lines);
+  write_file(out.path() / "hard_negatives.jsonl", negative_lines);
+  out.publish();
+  return sidecar;
+}
+
+Verifier Verifier::load(const fs::path& dir, const fs::path& model_dir) {
+  const fs::path sidecar_path = dir / "verifier.json";
+  if (!fs::exists(sidecar_path)) fail_input(dir.string() + ": not a verifier (no verifier.json; make one with `sdmlm verifier train`)");
+  Verifier v;
+  v.sidecar_ = json_read_file(sidecar_path);
+  const fs::path resolved = resolve_model_dir(model_dir);
+  const std::string expected = v.sidecar_.value("model_fingerprint", "");
+  const std::string actual = model_fingerprint(resolved);
+  if (expected != actual)
+    fail_input(sidecar_path.string() + ": this verifier was trained for the model at \"" + v.sidecar_.value("model_dir", "?") +
+               "\" (fingerprint " + expected.substr(0, 12) + "…), not for " + resolved.string() + " (fingerprint " +
+               actual.substr(0, 12) + "…). HINT: train a verifier for this model with `sdmlm verifier train`");
+  v.layout_ = train::parse_feature_layout(v.sidecar_.value("feature_layout", "paper"));
+  v.estimator_ = std::make_shared<sdm::Estimator>(sdm::load_model(dir / "estimator.sdmkitmodel"), torch::kCPU);
+  return v;
+}
+
+std::vector<sdm::Score> Verifier::score(const lm::CausalLM& model, const train::Encoder& encoder,
+                                        const std::vector<std::string>& prompts, const std::vector<std::string>& responses,
+                                        int64_t nearest) const {
+  std::vector<train::Sequence> seqs;
+  for (size_t i = 0; i < prompts.size(); ++i) seqs.push_back(encoder.encode_verification(prompts[i], verification_text(responses[i])));
+  const int64_t pad = encoder.tokenizer().pad_id.value_or(encoder.tokenizer().eos_id.value_or(0));
+  auto features = train::compute_features(model, seqs, layout_, pad);
+  if (features.size(1) != estimator_->model().embedding_dimension)
+    fail_input("the verifier expects " + std::to_string(estimator_->model().embedding_dimension) + "-d features, the model gives " +
+               std::to_string(features.size(1)));
+  return estimator_->score(features, {}, nearest);
+}
+
+VerifiedResult generate_verified(const lm::CausalLM& model, const train::Encoder& encoder, const Verifier& verifier,
+                                 const std::string& prompt, const VerifiedOptions& o) {
+  auto ids = encoder.prompt(prompt);
+  std::optional<VerifiedResult> best;
+  auto key = [&](const VerifiedResult& r) {
+    return std::make_tuple(r.score.prediction, r.high_reliability ? 1 : 0, r.score.sdm.size() > 1 ? r.score.sdm[1] : 0.0f,
+                           r.score.q_prime);
+  };
+  for (int64_t attempt = 0; attempt <= o.search_depth; ++attempt) {
+    lm::GenerateOptions g;
+    g.max_new_tokens = o.max_new_tokens;
+    g.stop_token_ids = encoder.stop_ids();
+    g.stop_strings = {std::string(train::kVerifiedTag)};
+    g.decode = [&](const std::vector<int64_t>& t) { return encoder.tokenizer().decode(t, false); };
+    if (attempt > 0) {  // resample the whole response
+      g.temperature = o.temperature;
+      g.top_p = o.top_p;
+      g.seed = o.seed + (uint64_t)attempt;
+    }
+    auto out = model.generate({ids}, g);
+    VerifiedResult r;
+    r.generated = encoder.decode_response(out[0]);
+    const std::string v = verification_text(r.generated);
+    r.score = verifier.score(model, encoder, {prompt}, {r.generated}, o.nearest_exemplars)[0];
+    r.high_reliability = r.score.centroid_region_alpha >= o.alpha;
+    r.accepted = r.score.prediction == 1 && r.high_reliability;
+    r.response = v + (r.score.prediction == 1 ? "Yes</verified>" : "No</verified>");
+    r.attempts = attempt + 1;
+    if (!best || key(r) > key(*best)) best = r;
+    best->attempts = attempt + 1;
+    if (r.accepted) break;
+  }
+  return *best;
+}
+
+}  // namespace sdmlm::verify

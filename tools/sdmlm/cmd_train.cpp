@@ -1,0 +1,120 @@
+// `sdmlm pretrain` and `sdmlm finetune`: parse, validate, call src/train.
+#include <iostream>
+
+#include "commands.h"
+#include "sdmlm/train.h"
+
+namespace sdmlm::cli {
+namespace {
+
+struct FinetuneArgs {
+  train::FinetuneOptions o;
+  std::string model, data, output, device = "cpu", feature_layout = "paper";
+};
+
+struct PretrainArgs {
+  train::PretrainOptions o;
+  std::string model, output, device = "cpu";
+  std::vector<std::string> corpus;
+};
+
+void add_finetune(CLI::App& app, Runner& runner) {
+  auto args = std::make_shared<FinetuneArgs>();
+  auto* c = app.add_subcommand("finetune",
+                               "Fine-tune an LM on word-ordering data with CONTRASTIVE-MASKING: cross-entropy (FT) or the SDM "
+                               "next-token loss, with optional online hard negatives.\n"
+                               "Example: sdmlm finetune --model models/base --data data/wordorder --loss sdm "
+                               "--hard_negative_probability 0.5 --output runs/sdm-cm-hn");
+  auto& o = args->o;
+  c->add_option("--model", args->model, "base model directory (Hugging Face format)")->required();
+  c->add_option("--data", args->data, "directory with train.jsonl and calibration.jsonl (sdmlm data wordorder)")->required();
+  c->add_option("--output", args->output, "run directory: config.json, metrics.jsonl, checkpoints/, best/, final/")->required();
+  c->add_option("--loss", o.loss, "ce (FT baselines) or sdm (SDM LM)")->capture_default_str();
+  c->add_option("--epochs", o.epochs, "training epochs")->capture_default_str();
+  c->add_option("--batch_size", o.batch_size, "documents per micro-batch")->capture_default_str();
+  c->add_option("--gradient_accumulation_steps", o.gradient_accumulation_steps, "micro-batches per optimizer step")->capture_default_str();
+  c->add_option("--learning_rate", o.optimizer.learning_rate, "peak AdamW learning rate")->capture_default_str();
+  c->add_option("--weight_decay", o.optimizer.weight_decay, "AdamW weight decay (not on norms and biases)")->capture_default_str();
+  c->add_option("--max_grad_norm", o.optimizer.max_grad_norm, "global gradient-norm clip (0 = off)")->capture_default_str();
+  c->add_option("--warmup_ratio", o.warmup_ratio, "share of steps with linear warm-up")->capture_default_str();
+  c->add_option("--positive_probability", o.positive_probability, "γ+: probability of the positive document")->capture_default_str();
+  c->add_option("--hard_negative_probability", o.hard_negative_probability,
+                "γ_gen: probability of generating a hard negative for a negative document (from the 2nd epoch)")->capture_default_str();
+  c->add_option("--hard_negative_diversity", o.hard_negative_diversity,
+                "γ_div: probability of using a generated negative over the static one when one exists")->capture_default_str();
+  c->add_option("--eval_steps", o.eval_steps, "evaluate every N optimizer steps (0 = middle and end of each epoch)")->capture_default_str();
+  c->add_option("--max_generation_new_tokens", o.max_generation_new_tokens, "new-token limit of online generation")->capture_default_str();
+  c->add_option("--generation_batch_size", o.generation_batch_size, "prompts per batched generation")->capture_default_str();
+  c->add_option("--max_length", o.max_length, "right truncation of encoded documents")->capture_default_str();
+  c->add_option("--train_limit", o.train_limit, "use only the first N training records (-1 = all)")->capture_default_str();
+  c->add_option("--eval_limit", o.eval_limit, "use only the first N calibration records (-1 = all)")->capture_default_str();
+  c->add_option("--sdm_epochs", o.sdm.epochs, "epochs of each SDM layer fit")->capture_default_str();
+  c->add_option("--sdm_batch_size", o.sdm.batch_size, "SDM layer batch size")->capture_default_str();
+  c->add_option("--sdm_learning_rate", o.sdm.learning_rate, "SDM layer learning rate")->capture_default_str();
+  c->add_option("--sdm_exemplar_dimension", o.sdm.exemplar_dimension, "SDM adaptor width M")->capture_default_str();
+  c->add_option("--sdm_max_neighbors", o.sdm.max_neighbors, "SDM neighbour limit K")->capture_default_str();
+  c->add_option("--feature_layout", args->feature_layout, "paper ([state at <verified>; mean up to it]) or reference")->capture_default_str();
+  c->add_option("--seed", o.seed, "seed of every random choice")->capture_default_str();
+  c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  c->add_flag("--bf16", o.bf16, "bf16 autocast for the LM forward/backward");
+  c->add_flag("--gradient_checkpointing", o.gradient_checkpointing, "recompute each block in the backward pass");
+  c->add_flag("--resume", o.resume, "continue the run in --output from its last checkpoint");
+  c->add_flag("--overwrite", o.overwrite, "replace an existing run directory");
+  c->add_option("--stop_after_steps", o.stop_after_steps, "stop after N optimizer steps (for tests; resume later)");
+  c->callback([args, &runner] {
+    runner = [args] {
+      auto o = args->o;
+      o.model = args->model;
+      o.data = args->data;
+      o.output = args->output;
+      o.device = parse_device(args->device);
+      o.sdm.layout = train::parse_feature_layout(args->feature_layout);
+      o.sdm.seed = o.seed;
+      auto summary = train::finetune(o);
+      std::cout << Json({{"run", o.output.string()}, {"steps", summary.steps}, {"best_step", summary.best_step},
+                         {"best_eval_loss", summary.best_eval_loss}, {"seconds", summary.seconds},
+                         {"timing", summary.timing}}).dump() << "\n";
+    };
+  });
+}
+
+void add_pretrain(CLI::App& app, Runner& runner) {
+  auto args = std::make_shared<PretrainArgs>();
+  auto* c = app.add_subcommand("pretrain",
+                               "Next-token training of a base model on sentences (plain text and copy/reorder chat turns).\n"
+                               "Example: sdmlm pretrain --model models/init --corpus data/wordorder/remaining.txt --output models/base");
+  auto& o = args->o;
+  c->add_option("--model", args->model, "initial model directory (sdmlm model init)")->required();
+  c->add_option("--corpus", args->corpus, "sentence files (text, .gz or JSONL)")->required();
+  c->add_option("--output", args->output, "output model directory")->required();
+  c->add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
+  c->add_option("--batch_size", o.batch_size, "items per step")->capture_default_str();
+  c->add_option("--learning_rate", o.learning_rate, "peak AdamW learning rate")->capture_default_str();
+  c->add_option("--warmup_ratio", o.warmup_ratio, "share of steps with linear warm-up")->capture_default_str();
+  c->add_option("--copy_fraction", o.copy_fraction, "share of copy/reorder chat items")->capture_default_str();
+  c->add_option("--max_length", o.max_length, "tokens per item")->capture_default_str();
+  c->add_option("--seed", o.seed, "seed")->capture_default_str();
+  c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  c->add_flag("--overwrite", o.overwrite, "replace an existing output directory");
+  c->callback([args, &runner] {
+    runner = [args] {
+      auto o = args->o;
+      o.model = args->model;
+      o.output = args->output;
+      for (const auto& f : args->corpus) o.corpus.push_back(f);
+      o.device = parse_device(args->device);
+      auto summary = train::pretrain(o);
+      std::cout << Json({{"output", o.output.string()}, {"seconds", summary["seconds"]},
+                         {"tokens_per_second", summary["tokens_per_second"]}}).dump() << "\n";
+    };
+  });
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app, Runner& runner) {
+  add_pretrain(app, runner);
+  add_finetune(app, runner);
+}
+
+}  // namespace sdmlm::cli

@@ -1,0 +1,121 @@
+// `sdmlm verifier train`, `sdmlm eval` and verified generation (`sdmlm generate --verifier`):
+// parse, validate, call src/verify.
+#include <iostream>
+
+#include "commands.h"
+#include "sdmlm/verify.h"
+
+namespace sdmlm::cli {
+
+void run_verified_generate(const VerifiedGenerateArgs& a) {
+  if (a.search_depth < 0) fail_usage("--search_depth must be >= 0");
+  const fs::path model_dir = verify::resolve_model_dir(a.model);
+  auto verifier = verify::Verifier::load(a.verifier, model_dir);
+  auto model = lm::CausalLM::load(model_dir, parse_device(a.device));
+  auto tok = Tokenizer::load(model_dir);
+  train::Encoder encoder(*tok, model->config().model_type);
+  torch::NoGradGuard no_grad;
+  verify::VerifiedOptions o;
+  o.max_new_tokens = a.max_new_tokens;
+  o.search_depth = a.search_depth;
+  o.temperature = a.temperature > 0 ? a.temperature : 0.7;
+  o.top_p = a.top_p;
+  o.seed = a.seed;
+  o.alpha = a.alpha;
+  for (const auto& [id, prompt] : a.prompts) {
+    auto r = verify::generate_verified(*model, encoder, verifier, prompt, o);
+    const auto& support = verifier.estimator().model().support;
+    Json nearest = Json::array();
+    for (const auto& m : r.score.nearest_matches)
+      nearest.push_back({{"id", support[(size_t)m.support_index].id}, {"label", support[(size_t)m.support_index].label},
+                         {"squared_distance", m.squared_distance}});
+    Json row = {{"id", id}, {"response", r.response}, {"generated", r.generated}, {"prediction", r.score.prediction == 1 ? "Yes" : "No"},
+                {"sdm", r.score.sdm}, {"q", r.score.q}, {"d", r.score.d}, {"q_prime", r.score.q_prime},
+                {"centroid_region_alpha", r.score.centroid_region_alpha}, {"lower_region_alpha", r.score.lower_region_alpha},
+                {"alpha", a.alpha}, {"high_reliability", r.high_reliability}, {"accepted", r.accepted},
+                {"attempts", r.attempts}, {"nearest_exemplars", nearest}};
+    if (a.format == "json") std::cout << row.dump() << "\n";
+    else std::cout << r.response << "\n[" << (r.accepted ? "accepted" : "not accepted") << ": p(Yes) "
+                   << r.score.sdm[1] << ", q' " << r.score.q_prime << ", region alpha " << r.score.centroid_region_alpha << "]\n";
+  }
+}
+
+namespace {
+
+std::pair<std::string, std::string> parse_input(const std::string& spec) {
+  size_t eq = spec.find('=');
+  if (eq != std::string::npos && eq > 0) return {spec.substr(0, eq), spec.substr(eq + 1)};
+  return {fs::path(spec).stem().string(), spec};
+}
+
+}  // namespace
+
+void add_verify_commands(CLI::App& app, Runner& runner) {
+  auto vt = std::make_shared<verify::VerifierTrainOptions>();
+  auto vt_paths = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>("", "", "", "cpu", "paper");
+  auto* verifier = app.add_subcommand("verifier", "The test-time verifier of an SDM LM");
+  verifier->require_subcommand(1);
+  auto* vtrain = verifier->add_subcommand("train",
+      "Decode D_ca with the model, mine hard negatives, fit the final estimator (SPEC §6.1-6.2).\n"
+      "Example: sdmlm verifier train --model runs/sdm --data data/wordorder --output runs/sdm/verifier");
+  vtrain->add_option("--model", std::get<0>(*vt_paths), "model directory, or a finetune run (its best/)")->required();
+  vtrain->add_option("--data", std::get<1>(*vt_paths), "task data directory (calibration.jsonl)")->required();
+  vtrain->add_option("--output", std::get<2>(*vt_paths), "verifier directory")->required();
+  vtrain->add_option("--device", std::get<3>(*vt_paths), "cpu, cuda or cuda:N")->capture_default_str();
+  vtrain->add_option("--feature_layout", std::get<4>(*vt_paths), "paper or reference")->capture_default_str();
+  vtrain->add_option("--limit", vt->limit, "use the first N calibration records (-1 = all)")->capture_default_str();
+  vtrain->add_option("--max_new_tokens", vt->max_new_tokens, "decode length limit")->capture_default_str();
+  vtrain->add_option("--generation_batch_size", vt->generation_batch_size, "prompts per batch")->capture_default_str();
+  vtrain->add_option("--sdm_epochs", vt->sdm.epochs, "estimator epochs")->capture_default_str();
+  vtrain->add_option("--sdm_batch_size", vt->sdm.batch_size, "estimator batch size")->capture_default_str();
+  vtrain->add_option("--sdm_learning_rate", vt->sdm.learning_rate, "estimator learning rate")->capture_default_str();
+  vtrain->add_option("--sdm_exemplar_dimension", vt->sdm.exemplar_dimension, "adaptor width M")->capture_default_str();
+  vtrain->add_option("--sdm_max_neighbors", vt->sdm.max_neighbors, "neighbour limit K")->capture_default_str();
+  vtrain->add_option("--seed", vt->seed, "seed")->capture_default_str();
+  vtrain->add_flag("--overwrite", vt->overwrite, "replace an existing verifier directory");
+  vtrain->callback([&runner, vt, vt_paths] {
+    runner = [vt, vt_paths] {
+      auto o = *vt;
+      auto& [model, data, output, device, layout] = *vt_paths;
+      o.model = model;
+      o.data = data;
+      o.output = output;
+      o.device = parse_device(device);
+      o.sdm.layout = train::parse_feature_layout(layout);
+      o.sdm.seed = o.seed;
+      std::cout << verify::verifier_train(o).dump() << "\n";
+    };
+  });
+
+  auto ev = std::make_shared<verify::EvalOptions>();
+  auto ev_args = std::make_shared<std::tuple<std::string, std::string, std::vector<std::string>, std::string, std::string>>("", "", std::vector<std::string>{}, "", "cpu");
+  auto* eval = app.add_subcommand("eval",
+      "Decode test files, label by exact match, score with the verifier, write predictions and the paper's tables.\n"
+      "Example: sdmlm eval --model runs/sdm --verifier runs/sdm/verifier --input test=data/wordorder/test.jsonl --output runs/sdm/eval");
+  eval->add_option("--model", std::get<0>(*ev_args), "model directory, or a finetune run (its best/)")->required();
+  eval->add_option("--verifier", std::get<1>(*ev_args), "verifier directory (omit for surface metrics only)");
+  eval->add_option("--input", std::get<2>(*ev_args), "NAME=FILE or FILE (task JSONL); repeatable")->required();
+  eval->add_option("--output", std::get<3>(*ev_args), "output directory (predictions-NAME.jsonl, tables.*, report.html)")->required();
+  eval->add_option("--device", std::get<4>(*ev_args), "cpu, cuda or cuda:N")->capture_default_str();
+  eval->add_option("--label", ev->label, "the model's name in the tables")->capture_default_str();
+  eval->add_option("--alpha", ev->alpha, "HR region alpha")->capture_default_str();
+  eval->add_option("--limit", ev->limit, "first N records per input (-1 = all)")->capture_default_str();
+  eval->add_option("--max_new_tokens", ev->max_new_tokens, "decode length limit")->capture_default_str();
+  eval->add_option("--generation_batch_size", ev->generation_batch_size, "prompts per batch")->capture_default_str();
+  eval->add_flag("--overwrite", ev->overwrite, "replace an existing output directory");
+  eval->callback([&runner, ev, ev_args] {
+    runner = [ev, ev_args] {
+      auto o = *ev;
+      auto& [model, verifier, inputs, output, device] = *ev_args;
+      o.model = model;
+      if (!verifier.empty()) o.verifier = fs::path(verifier);
+      for (const auto& spec : inputs) o.inputs.push_back(parse_input(spec));
+      o.output = output;
+      o.device = parse_device(device);
+      auto results = verify::evaluate(o);
+      std::cout << report::tables_json(results, o.alpha).dump() << "\n";
+    };
+  });
+}
+
+}  // namespace sdmlm::cli
