@@ -225,8 +225,8 @@ FinetuneSummary finetune(const FinetuneOptions& options);
 struct PretrainOptions {
   fs::path model, output;
   std::vector<fs::path> corpus;  // text files, one sentence per line
-  int64_t steps = 1500, batch_size = 32, max_length = 256;
-  double learning_rate = 3e-3, warmup_ratio = 0.05, copy_fraction = 0.5;
+  int64_t steps = 2500, batch_size = 32, max_length = 256;
+  double learning_rate = 3e-3, warmup_ratio = 0.05, copy_fraction = 0.9;
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
   bool overwrite = false, progress = true;

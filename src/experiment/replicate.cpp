@@ -72,7 +72,10 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, Stag
   const Json& b = section(c, "base");
   if (!b.at("model").get<std::string>().empty()) return b.at("model").get<std::string>();
   // The cache key: the base settings and the pretraining corpus.
-  const std::string key = sha256_hex(b.dump() + sha256_file_hex(data_dir / "remaining.txt")).substr(0, 16);
+  // kPretrainRecipe changes whenever the pretraining items or schedule change.
+  constexpr int kPretrainRecipe = 2;
+  const std::string key =
+      sha256_hex(b.dump() + std::to_string(kPretrainRecipe) + sha256_file_hex(data_dir / "remaining.txt")).substr(0, 16);
   const fs::path target = cache_dir() / ("base-" + key);
   if (fs::exists(target / "config.json")) {
     std::cerr << "== base model: cached at " << target.string() << "\n";

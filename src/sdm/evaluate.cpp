@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "sdmlm/report.h"
 #include "sdmlm/sdm.h"
 
 namespace sdmlm::sdm {
@@ -47,14 +48,7 @@ Json stratified(const std::vector<Score>& scores, const std::vector<int64_t>& la
 
 }  // namespace
 
-std::string table_number(double value) {
-  if (value == 0.0) return "0.";
-  if (value == 1.0) return "1.";
-  if (value > 0.0 && value < 0.005) return "<0.01";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", value);
-  return buf;
-}
+std::string table_number(double value) { return report::format_number(value); }
 
 Json evaluate(const std::vector<Score>& scores, const std::vector<int64_t>& labels, const Model& model, double alpha) {
   const int C = model.number_of_classes;

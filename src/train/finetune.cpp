@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "sdmlm/report.h"
 #include "sdmlm/task.h"
 #include "sdmlm/train.h"
 
@@ -84,7 +85,8 @@ class Finetuner {
   void open_run_dir();
   std::vector<Prepared> prepare(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
                                 const std::string& purpose, uint64_t round, bool generate, NegativeCache& cache,
-                                int64_t* generated, int64_t* hard);
+                                int64_t* generated, int64_t* hard,
+                                std::vector<std::pair<size_t, std::string>>* responses = nullptr);
   // Sum of token losses of `docs` (backward when training), in micro-batches.
   double forward_loss(const std::vector<TaskRecord>& records, std::vector<Prepared>& docs, const SdmLayer* layer,
                       double normaliser, bool backward, int64_t* tokens);
@@ -157,7 +159,8 @@ void Finetuner::append_metrics(const Json& line) {
 
 std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
                                          const std::string& purpose, uint64_t round, bool generate,
-                                         NegativeCache& cache, int64_t* generated, int64_t* hard) {
+                                         NegativeCache& cache, int64_t* generated, int64_t* hard,
+                                         std::vector<std::pair<size_t, std::string>>* generations) {
   std::vector<Prepared> out(docs.size());
   std::vector<Rng> rngs;
   std::vector<size_t> to_generate;
@@ -176,6 +179,7 @@ std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records,
                                         o_.generation_batch_size);
     for (size_t j = 0; j < to_generate.size(); ++j) {
       const TaskRecord& r = records[docs[to_generate[j]]];
+      if (generations) generations->emplace_back(docs[to_generate[j]], responses[j]);
       if (task::reward(responses[j], r.original_document) == task::Reward::kHardNegative) {
         cache_add(cache, r.id, task::format_malformed(responses[j]).response);
         ++*hard;
@@ -228,7 +232,9 @@ double Finetuner::forward_loss(const std::vector<TaskRecord>& records, std::vect
         labels.push_back(docs[k].label);
         auto it = layer->support_index.find(r.id);
         exclude.push_back(it == layer->support_index.end() ? -1 : it->second);
-        if (verified[k - start] < 0) {  // the tag shares a token: a separate forward for this one
+        // The reference layout's mean spans the whole verification input, and a tag that shares a
+        // token with its label has no clean position: those take a separate feature forward.
+        if (verified[k - start] < 0 || o_.sdm.layout != FeatureLayout::kPaper) {
           separate.push_back(encoder_->encode_verification(r.prompt, docs[k].verification));
           separate_rows.push_back(k - start);
           verified[k - start] = 0;
@@ -288,12 +294,14 @@ double Finetuner::evaluate() {
   const bool generate = state_.step > steps_per_epoch_;  // generation starts after the first epoch
   int64_t generated = 0, hard = 0, tokens = 0, loss_tokens = 0;
   double sum = 0;
+  std::vector<std::pair<size_t, std::string>> generations;
   std::vector<size_t> all(eval_.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   const size_t chunk = (size_t)(o_.batch_size * o_.gradient_accumulation_steps);
   for (size_t start = 0; start < all.size(); start += chunk) {
     std::vector<size_t> docs(all.begin() + (int64_t)start, all.begin() + (int64_t)std::min(all.size(), start + chunk));
-    auto prepared = prepare(eval_, docs, "eval/document", (uint64_t)state_.step, generate, fresh, &generated, &hard);
+    auto prepared = prepare(eval_, docs, "eval/document", (uint64_t)state_.step, generate, fresh, &generated, &hard,
+                            &generations);
     for (auto& p : prepared) {
       for (int64_t t = std::max<int64_t>(1, p.sequence.mask_until); t < (int64_t)p.sequence.ids.size(); ++t) ++loss_tokens;
     }
@@ -307,6 +315,15 @@ double Finetuner::evaluate() {
                {"eval_loss", loss}, {"documents", eval_.size()}, {"generated", generated}, {"hard_negatives", hard},
                {"seconds", seconds}};
   if (layer) line["eval_layer_regions"] = layer->estimator->model().regions.size();
+  if (!generations.empty()) {  // SPEC §6.4 over this evaluation's online generations
+    std::vector<std::string> responses, references, positives;
+    for (const auto& [record, response] : generations) {
+      responses.push_back(response);
+      references.push_back(eval_[record].original_document);
+      positives.push_back(eval_[record].genai_document);
+    }
+    line["generation_surface"] = report::surface_to_json(report::surface_metrics(responses, references, positives));
+  }
   const bool better = loss < state_.best_loss;
   line["best"] = better;
   append_metrics(line);

@@ -34,8 +34,12 @@ std::string distractor(const std::vector<std::string>& sentences, Rng& rng, int6
   return task::join_words(words, start, start + n);
 }
 
+// `progress` ∈ [0, 1] of the run: distractors grow from none to their full length over the first
+// half (a curriculum), and a third of the copy items scramble their words, so that only copying —
+// not language modelling — predicts the answer: both make the copying circuit form early.
 std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const std::string& sentence,
-                               const Tokenizer& tok, ChatFamily family, Rng& rng, double copy_fraction) {
+                               const Tokenizer& tok, ChatFamily family, Rng& rng, double copy_fraction,
+                               double progress) {
   if (rng.uniform() >= copy_fraction) {
     auto ids = tok.encode(sentence, /*add_special_tokens=*/true);
     if (tok.eos_id) ids.push_back(*tok.eos_id);
@@ -44,6 +48,13 @@ std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const 
   // The user turn quotes the sentence's head and (shuffled) tail among distractor words; the
   // assistant writes the sentence: locating quoted spans, copying them, ordering a few words.
   auto words = task::split_words(sentence);
+  if (rng.uniform() < 1.0 / 3.0) {
+    auto perm = rng.permutation((int64_t)words.size());
+    std::vector<std::string> scrambled;
+    for (int64_t i : perm) scrambled.push_back(words[(size_t)i]);
+    words = scrambled;
+  }
+  const double reach = std::min(1.0, 2.0 * progress);
   static const int kTail[] = {0, 2, 3};
   int k = kTail[rng.below(3)];
   if ((int)words.size() <= k + 1) k = 0;
@@ -57,11 +68,12 @@ std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const 
   auto add = [&](const std::string& part) {
     if (!part.empty()) user += (user.empty() ? "" : " ") + part;
   };
-  add(distractor(sentences, rng, (int64_t)rng.below(16)));
+  auto span = [&](int64_t most) { return (int64_t)std::llround(reach * (double)rng.below((uint64_t)most)); };
+  add(distractor(sentences, rng, span(16)));
   add("'" + task::join_words(words, 0, head_end) + "'");
-  add(distractor(sentences, rng, (int64_t)rng.below(16)));
+  add(distractor(sentences, rng, span(16)));
   if (k > 0) add("'" + task::join_words(tail, 0, tail.size()) + "'");
-  add(distractor(sentences, rng, (int64_t)rng.below(8)));
+  add(distractor(sentences, rng, span(8)));
   std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user},
                                     {"assistant", task::join_words(words, 0, words.size())}};
   return tok.encode(chat_render(family, turns, false), /*add_special_tokens=*/false);
@@ -104,7 +116,7 @@ Json pretrain(const PretrainOptions& o) {
     for (int64_t i = 0; i < o.batch_size; ++i) {
       Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)i);
       const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
-      items[(size_t)i].ids = make_item(sentences, sentence, *tok, family, rng, o.copy_fraction);
+      items[(size_t)i].ids = make_item(sentences, sentence, *tok, family, rng, o.copy_fraction, (double)step / (double)o.steps);
       if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
     }
     std::vector<const Sequence*> seqs;

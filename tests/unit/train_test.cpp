@@ -209,3 +209,34 @@ TEST(Verification, TextEndsAtTheRightmostTag) {
 
 }  // namespace
 }  // namespace sdmlm::train
+
+#include "sdmlm/experiment.h"
+
+namespace sdmlm::experiment {
+namespace {
+
+TEST(ExperimentConfig, RepositoryCpuConfigIsTheBuiltinOne) {
+  const fs::path file = fs::path(SDMLM_SOURCE_DIR) / "configs" / "cpu.json";
+  EXPECT_EQ(resolve_config(json_read_file(file), "cpu.json"), resolve_config(builtin_config("cpu"), "cpu"));
+  // demo = the cpu settings with two variants, so `replicate --config cpu` can extend a demo run.
+  Json demo = resolve_config(builtin_config("demo"), "demo"), cpu = resolve_config(builtin_config("cpu"), "cpu");
+  for (Json* j : {&demo, &cpu}) {
+    j->erase("name");
+    j->erase("variants");
+  }
+  EXPECT_EQ(demo, cpu);
+  EXPECT_NO_THROW(resolve_config(json_read_file(fs::path(SDMLM_SOURCE_DIR) / "configs" / "paper.json"), "paper.json"));
+}
+
+TEST(ExperimentConfig, ErrorsNameTheField) {
+  auto message = testing::error_of([] { resolve_config({{"finetune", {{"epochz", 3}}}}, "c.json"); });
+  EXPECT_NE(message.find("c.json.finetune: unknown field \"epochz\""), std::string::npos) << message;
+  message = testing::error_of([] { resolve_config({{"finetune", {{"epochs", "3"}}}}, "c.json"); });
+  EXPECT_NE(message.find("c.json.finetune.epochs must be a number"), std::string::npos) << message;
+  message = testing::error_of([] { resolve_config({{"alpha", 0.4}}, "c.json"); });
+  EXPECT_NE(message.find("alpha"), std::string::npos) << message;
+  testing::error_of([] { builtin_config("nope"); }, ExitCode::kUsage);
+}
+
+}  // namespace
+}  // namespace sdmlm::experiment
