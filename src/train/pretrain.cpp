@@ -35,8 +35,9 @@ std::string distractor(const std::vector<std::string>& sentences, Rng& rng, int6
 }
 
 // `progress` ∈ [0, 1] of the run: distractors grow from none to their full length over the first
-// half (a curriculum), and a third of the copy items scramble their words, so that only copying —
-// not language modelling — predicts the answer: both make the copying circuit form early.
+// half, and copy items scramble their words — all of them at first, a quarter from half-way on —
+// so that only copying, not language modelling, predicts the answer: a curriculum that makes the
+// copying (induction) circuit form early instead of by chance.
 std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const std::string& sentence,
                                const Tokenizer& tok, ChatFamily family, Rng& rng, double copy_fraction,
                                double progress) {
@@ -48,7 +49,7 @@ std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const 
   // The user turn quotes the sentence's head and (shuffled) tail among distractor words; the
   // assistant writes the sentence: locating quoted spans, copying them, ordering a few words.
   auto words = task::split_words(sentence);
-  if (rng.uniform() < 1.0 / 3.0) {
+  if (rng.uniform() < std::max(0.25, 1.0 - 1.5 * progress)) {
     auto perm = rng.permutation((int64_t)words.size());
     std::vector<std::string> scrambled;
     for (int64_t i : perm) scrambled.push_back(words[(size_t)i]);
@@ -77,6 +78,35 @@ std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const 
   std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user},
                                     {"assistant", task::join_words(words, 0, words.size())}};
   return tok.encode(chat_render(family, turns, false), /*add_special_tokens=*/false);
+}
+
+// Greedy copy accuracy on `count` fresh items (a quoted corpus sentence after a few distractor
+// words; the answer is the sentence): the competence the task builds on, reported in pretrain.json.
+double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, ChatFamily family,
+                     const std::vector<std::string>& sentences, uint64_t seed, int count) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<std::string> answers;
+  for (int i = 0; i < count; ++i) {
+    Rng rng = keyed_rng(seed, "pretrain/copy-check", (uint64_t)i);
+    const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
+    const std::string user = distractor(sentences, rng, 5) + " '" + sentence + "'";
+    std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
+    prompts.push_back(tok.encode(chat_render(family, turns, true), false));
+    answers.push_back(task::join_words(task::split_words(sentence), 0, task::split_words(sentence).size()));
+  }
+  lm::GenerateOptions g;
+  g.max_new_tokens = 64;
+  if (tok.eos_id) g.stop_token_ids.push_back(*tok.eos_id);
+  if (auto end = tok.token_to_id("<|end|>")) g.stop_token_ids.push_back(*end);
+  int correct = 0;
+  for (size_t start = 0; start < prompts.size(); start += 32) {
+    std::vector<std::vector<int64_t>> chunk(prompts.begin() + (int64_t)start,
+                                            prompts.begin() + (int64_t)std::min(prompts.size(), start + 32));
+    auto out = model.generate(chunk, g);
+    for (size_t j = 0; j < out.size(); ++j) correct += task::strip(tok.decode(out[j], true)) == answers[start + j];
+  }
+  return (double)correct / (double)count;
 }
 
 }  // namespace
@@ -148,7 +178,9 @@ Json pretrain(const PretrainOptions& o) {
     }
   }
   bar.finish();
-  Json summary = {{"steps", o.steps}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
+  const double copy = copy_accuracy(*model, *tok, family, sentences, o.seed, 64);
+  std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
+  Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
                   {"copy_fraction", o.copy_fraction}, {"learning_rate", o.learning_rate}, {"seed", o.seed},
                   {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
                   {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}, {"loss", log}};

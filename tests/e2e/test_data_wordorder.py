@@ -119,12 +119,15 @@ def main() -> int:
           min(lengths["shifted"]) >= max(max(lengths[n]) for n in ["train", "calibration", "test"]))
     ids = [r["id"] for n in splits for r in splits[n]]
     check("files: ids unique", len(ids) == len(set(ids)))
+    remaining = (out / "remaining.txt").read_text().splitlines()
+    check("files: remaining.txt holds the sentences in no split", len(remaining) > 0 and not set(remaining) & set(docs)
+          and manifest["splits"]["remaining"]["sentences"] == len(remaining), str(manifest["splits"].get("remaining")))
 
     # ---- determinism ----
     again = work / "files_again"
     run(binary, *files, "--output", again, *sizes, "--extra_test", f"extra={work / 'extra.txt'}")
     same = all((out / p.name).read_bytes() == p.read_bytes() for p in again.iterdir())
-    check("determinism: same seed, identical files", same and len(list(again.iterdir())) == 6)
+    check("determinism: same seed, identical files", same and len(list(again.iterdir())) == 7)  # + remaining.txt
     other = work / "files_seed1"
     run(binary, *files, "--output", other, *sizes, "--seed", 1)
     check("determinism: another seed differs", (other / "train.jsonl").read_bytes() != (out / "train.jsonl").read_bytes())
