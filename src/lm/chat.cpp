@@ -67,7 +67,6 @@ ChatFamily chat_family_of(const std::string& chat_template, const std::string& m
 }
 
 std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
-  const bool llama3 = family == ChatFamily::kLlama3 || family == ChatFamily::kLlama3AlwaysPrompt;
   if (messages.empty()) fail_input("chat conversation has no messages");  // as transformers
   std::string out;
   for (size_t i = 0; i < messages.size(); ++i) {

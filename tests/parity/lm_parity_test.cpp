@@ -56,8 +56,9 @@ TEST_P(TinyModel, GreedyGenerationsAreIdentical) {
   EXPECT_EQ(generated, g["greedy"].get<std::vector<std::vector<int64_t>>>());
   // Each prompt alone gives the same tokens as inside the ragged batch (not for LongRoPE, whose
   // switch to the long factors depends on the padded batch length, in transformers as here).
-  if (model->config().rope.type != "longrope")
+  if (model->config().rope.type != "longrope") {
     for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(model->generate({prompts[i]}, options)[0], generated[i]);
+  }
 }
 
 TEST_P(TinyModel, CachedDecodingEqualsFullForward) {
