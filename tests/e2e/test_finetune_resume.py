@@ -54,7 +54,7 @@ def main() -> int:
         if any((killed_dir / "checkpoints").glob("step-*/state.json")):
             break
         time.sleep(0.02)
-    time.sleep(0.3)  # into the steps after the checkpoint
+    time.sleep(0.05)  # into the steps after the checkpoint
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     check("the run was killed mid-way", proc.returncode == -signal.SIGKILL and not (killed_dir / "final").exists(),
