@@ -17,6 +17,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -77,6 +78,11 @@ class Encoder {
   int64_t max_length_;
   std::optional<int64_t> assistant_id_;
 };
+
+// Positions t ≥ max(1, mask_until) of `s`: the labels that carry loss after the causal shift.
+inline int64_t loss_token_count(const Sequence& s) {
+  return std::max<int64_t>(0, (int64_t)s.ids.size() - std::max<int64_t>(1, s.mask_until));
+}
 
 // Right-padded batch: ids [B, T] int64 (pad id), mask [B, T] (1 token, 0 pad), labels [B, T]
 // (−100 on masked and padded positions).

@@ -59,6 +59,10 @@ class Verifier {
   Json sidecar_;
 };
 
+// The reference code's test-time label (SPEC §6.3 step 3): the first tagged sentence of the
+// response equals the reference word for word.
+bool first_sentence_matches(const std::string& response, const std::string& reference);
+
 // The verification text of a response: up to and including its right-most "<verified>".
 std::string verification_text(const std::string& response);
 

@@ -144,11 +144,9 @@ Batch collate(const std::vector<const Sequence*>& sequences, int64_t pad_id, tor
     for (int64_t t = 0; t < (int64_t)s.ids.size(); ++t) {
       I[i][t] = s.ids[(size_t)t];
       M[i][t] = 1;
-      if (t >= s.mask_until) {
-        L[i][t] = s.ids[(size_t)t];
-        if (t >= 1) b.loss_tokens++;
-      }
+      if (t >= s.mask_until) L[i][t] = s.ids[(size_t)t];
     }
+    b.loss_tokens += loss_token_count(s);
     b.verified.push_back(s.verified);
     b.lengths.push_back((int64_t)s.ids.size());
   }

@@ -302,9 +302,7 @@ double Finetuner::evaluate() {
     std::vector<size_t> docs(all.begin() + (int64_t)start, all.begin() + (int64_t)std::min(all.size(), start + chunk));
     auto prepared = prepare(eval_, docs, "eval/document", (uint64_t)state_.step, generate, fresh, &generated, &hard,
                             &generations);
-    for (auto& p : prepared) {
-      for (int64_t t = std::max<int64_t>(1, p.sequence.mask_until); t < (int64_t)p.sequence.ids.size(); ++t) ++loss_tokens;
-    }
+    for (const auto& p : prepared) loss_tokens += loss_token_count(p.sequence);
     sum += forward_loss(eval_, prepared, layer ? &*layer : nullptr, 1.0, false, &tokens);
   }
   state_.eval_previous = fresh;
@@ -430,8 +428,7 @@ FinetuneSummary Finetuner::run() {
       int64_t generated = 0, hard = 0, tokens = 0, loss_tokens = 0;
       auto prepared = prepare(train_, docs, "train/document", (uint64_t)epoch, /*generate=*/epoch >= 1,
                               state_.train_current, &generated, &hard);
-      for (auto& p : prepared)
-        for (int64_t t = std::max<int64_t>(1, p.sequence.mask_until); t < (int64_t)p.sequence.ids.size(); ++t) ++loss_tokens;
+      for (const auto& p : prepared) loss_tokens += loss_token_count(p.sequence);
       auto t1 = Clock::now();
       const double sum = forward_loss(train_, prepared, layer ? &*layer : nullptr,
                                       (double)std::max<int64_t>(1, loss_tokens), true, &tokens);

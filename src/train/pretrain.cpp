@@ -93,7 +93,7 @@ double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, ChatFamily
     const std::string user = distractor(sentences, rng, 5) + " '" + sentence + "'";
     std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
     prompts.push_back(tok.encode(chat_render(family, turns, true), false));
-    answers.push_back(task::join_words(task::split_words(sentence), 0, task::split_words(sentence).size()));
+    answers.push_back(task::normalize_whitespace(sentence));
   }
   lm::GenerateOptions g;
   g.max_new_tokens = 64;

@@ -75,8 +75,7 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
     }
     std::string lines;
     for (size_t i = 0; i < records.size(); ++i) {
-      auto pairs = task::extract(responses[i]);
-      const bool first = task::split_words(pairs.empty() ? "" : pairs[0].sentence) == task::split_words(references[i]);
+      const bool first = first_sentence_matches(responses[i], references[i]);
       Json line = {{"id", records[i].id}, {"original_document", references[i]}, {"generated_response", responses[i]},
                    {"label", labels[i]}, {"first_sentence_label", first ? 1 : 0}};
       if (verifier) {

@@ -35,15 +35,10 @@ std::string verification_text(const std::string& response) {
   return task::format_malformed(response).verification;
 }
 
-namespace {
-
 bool first_sentence_matches(const std::string& response, const std::string& reference) {
   auto pairs = task::extract(response);
-  const std::string s = pairs.empty() ? "" : pairs[0].sentence;
-  return task::split_words(s) == task::split_words(reference);
+  return task::split_words(pairs.empty() ? "" : pairs[0].sentence) == task::split_words(reference);
 }
-
-}  // namespace
 
 Json verifier_train(const VerifierTrainOptions& o) {
   const fs::path model_dir = resolve_model_dir(o.model);
