@@ -180,25 +180,27 @@ std::pair<torch::Tensor, torch::Tensor> ExactIndex::nearest(const torch::Tensor&
   auto out_d = torch::empty({b_total, width}, torch::kFloat32);
   auto out_i = torch::empty({b_total, width}, torch::kInt64);
   auto ex = exclude.defined() ? exclude.to(torch::kCPU, torch::kInt64).contiguous() : torch::Tensor();
-  std::vector<std::pair<float, int64_t>> pairs((size_t)count_);
   for (int64_t start = 0; start < b_total && width > 0; start += query_tile_) {
     const int64_t stop = std::min(b_total, start + query_tile_);
     auto dist = distances(queries.slice(0, start, stop)).to(torch::kCPU).contiguous();
     const float* d = dist.data_ptr<float>();
-    for (int64_t r = 0; r < stop - start; ++r) {
-      const int64_t skip = ex.defined() ? ex.data_ptr<int64_t>()[start + r] : -1;
-      size_t n = 0;
-      for (int64_t j = 0; j < count_; ++j)
-        if (j != skip) pairs[n++] = {d[r * count_ + j], j};
-      const size_t take = std::min<size_t>((size_t)width, n);
-      std::partial_sort(pairs.begin(), pairs.begin() + (long)take, pairs.begin() + (long)n);
-      float* row_d = out_d.data_ptr<float>() + (start + r) * width;
-      int64_t* row_i = out_i.data_ptr<int64_t>() + (start + r) * width;
-      for (size_t j = 0; j < take; ++j) {
-        row_d[j] = pairs[j].first;
-        row_i[j] = pairs[j].second;
+    at::parallel_for(0, stop - start, 16, [&](int64_t begin, int64_t end) {
+      std::vector<std::pair<float, int64_t>> pairs((size_t)count_);  // (distance, index): ties by index
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t skip = ex.defined() ? ex.data_ptr<int64_t>()[start + r] : -1;
+        size_t n = 0;
+        for (int64_t j = 0; j < count_; ++j)
+          if (j != skip) pairs[n++] = {d[r * count_ + j], j};
+        const size_t take = std::min<size_t>((size_t)width, n);
+        std::partial_sort(pairs.begin(), pairs.begin() + (long)take, pairs.begin() + (long)n);
+        float* row_d = out_d.data_ptr<float>() + (start + r) * width;
+        int64_t* row_i = out_i.data_ptr<int64_t>() + (start + r) * width;
+        for (size_t j = 0; j < take; ++j) {
+          row_d[j] = pairs[j].first;
+          row_i[j] = pairs[j].second;
+        }
       }
-    }
+    });
   }
   return {out_d, out_i};
 }
