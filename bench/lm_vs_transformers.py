@@ -55,11 +55,14 @@ def transformers_figures(directory, args):
         with torch.no_grad():
             seconds = best_of(args.reps, lambda: model(input_ids=ids, logits_to_keep=1))
             figures["prefill_tokens_per_second"][str(batch)] = batch * args.prompt_len / seconds
-            generate = lambda: model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                              max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                                              pad_token_id=0)
-            seconds = best_of(args.reps, generate)
-        figures["generation"][str(batch)] = {"seconds": seconds, "tokens_per_second": batch * args.new_tokens / seconds}
+            def generate(tokens):
+                return lambda: model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                              max_new_tokens=tokens, min_new_tokens=tokens, pad_token_id=0)
+            seconds = best_of(args.reps, generate(args.new_tokens))
+            first = best_of(args.reps, generate(1))
+        figures["generation"][str(batch)] = {
+            "seconds": seconds, "tokens_per_second": batch * args.new_tokens / seconds, "first_token_seconds": first,
+            "decode_tokens_per_second": batch * (args.new_tokens - 1) / (seconds - first)}
     model.train()
     ids = torch.randint(3, vocab, (args.train_batch, args.train_len))
 
@@ -73,6 +76,31 @@ def transformers_figures(directory, args):
     figures["train_step_seconds"] = seconds
     figures["train_tokens_per_second"] = args.train_batch * args.train_len / seconds
     return figures
+
+
+def machine_rates():
+    """The ceilings: fp32 GEMM rate (2048^3 torch.mm) and streaming read bandwidth (sum of 512 MiB)."""
+    a = torch.randn(2048, 2048)
+    gemm = 2 * 2048 ** 3 / best_of(3, lambda: torch.mm(a, a)) / 1e9
+    big = torch.ones(128 * 2 ** 20)
+    read = big.numel() * 4 / best_of(3, lambda: big.sum()) / 1e9
+    return {"gemm_gflops": gemm, "read_gb_per_s": read}
+
+
+def training_gflop(size, tokens, seq_len):
+    """Forward+backward FLOPs of one step: 6 per token and weight (all matrices but the embedding
+    lookup) plus the causal attention products (QK^T and AV, forward 2·T·H per token and layer)."""
+    h, i, v, layers = size["hidden_size"], size["intermediate_size"], size["vocab_size"], size["num_hidden_layers"]
+    kv = h * size["num_key_value_heads"] // size["num_attention_heads"]
+    matrices = layers * (2 * h * h + 2 * h * kv + 3 * h * i) + v * h
+    return (6 * matrices * tokens + 3 * 2 * layers * seq_len * h * tokens) / 1e9
+
+
+def streamed_gb(size):
+    """Weight bytes one decode step reads (every matrix once; one embedding row is negligible)."""
+    h, i, v, layers = size["hidden_size"], size["intermediate_size"], size["vocab_size"], size["num_hidden_layers"]
+    kv = h * size["num_key_value_heads"] // size["num_attention_heads"]
+    return 4 * (layers * (2 * h * h + 2 * h * kv + 3 * h * i + 2 * h) + v * h + h) / 1e9
 
 
 def main() -> int:
@@ -90,7 +118,10 @@ def main() -> int:
     args.batches = [int(b) for b in args.batches.split(",")]
     workdir = pathlib.Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    results = {"threads": torch.get_num_threads(), "models": {}}
+    rates = machine_rates()
+    results = {"threads": torch.get_num_threads(), "machine": rates, "models": {}}
+    print(f"Machine ceilings: fp32 GEMM {rates['gemm_gflops']:.0f} GFLOP/s, streaming read "
+          f"{rates['read_gb_per_s']:.1f} GB/s, {torch.get_num_threads()} threads\n")
     print("| model | measure | sdmlm | transformers | sdmlm/transformers |\n|---|---|---|---|---|")
     for name in args.models.split(","):
         directory = make_model(name, workdir)
@@ -108,11 +139,30 @@ def main() -> int:
         for batch in map(str, args.batches):
             rows.append((f"prefill tok/s, batch {batch}", ours["prefill_tokens_per_second"][batch],
                          theirs["prefill_tokens_per_second"][batch]))
-            rows.append((f"greedy generation tok/s, batch {batch}", ours["generation"][batch]["tokens_per_second"],
-                         theirs["generation"][batch]["tokens_per_second"]))
+            rows.append((f"greedy generation tok/s, batch {batch} (prefill + {args.new_tokens} tokens)",
+                         ours["generation"][batch]["tokens_per_second"], theirs["generation"][batch]["tokens_per_second"]))
+            rows.append((f"decode tok/s, batch {batch} (the {args.new_tokens - 1} steps after the first token)",
+                         ours["generation"][batch]["decode_tokens_per_second"],
+                         theirs["generation"][batch]["decode_tokens_per_second"]))
         rows.append(("train step tok/s (fwd+bwd)", ours["train_tokens_per_second"], theirs["train_tokens_per_second"]))
+        # Where each side stands against the machine: training GFLOP/s as a share of the GEMM rate,
+        # batch-1 decode as weight bytes streamed per second against the read bandwidth.
+        step_gflop = training_gflop(SIZES[name], args.train_batch * args.train_len, args.train_len)
+        gemm = rates["gemm_gflops"]
+        rows.append(("train step GFLOP/s (est.; % of GEMM rate)",
+                     step_gflop / ours["train_step_seconds"], step_gflop / theirs["train_step_seconds"]))
+        rows.append(("batch-1 decode, weight GB/s streamed", ours["generation"]["1"]["decode_tokens_per_second"] *
+                     streamed_gb(SIZES[name]), theirs["generation"]["1"]["decode_tokens_per_second"] * streamed_gb(SIZES[name]))
+                    if "1" in ours["generation"] else None)
+        rows = [r for r in rows if r]
+        results["models"][name]["train_gflops"] = {"sdmlm": rows[-2][1], "transformers": rows[-2][2], "gemm_rate": gemm}
         for label, a, b in rows:
-            print(f"| {name} ({ours['parameters'] / 1e6:.1f}M) | {label} | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+            note = ""
+            if label.startswith("train step GFLOP/s"):
+                note = f" ({100 * a / gemm:.0f}% / {100 * b / gemm:.0f}%)"
+            if label.startswith("batch-1 decode"):
+                note = f" ({100 * a / rates['read_gb_per_s']:.0f}% / {100 * b / rates['read_gb_per_s']:.0f}% of read bandwidth)"
+            print(f"| {name} ({ours['parameters'] / 1e6:.1f}M) | {label}{note} | {a:.1f} | {b:.1f} | {a / b:.2f} |")
         growth = ours["peak_rss_after_load_mib"] - ours["rss_before_load_mib"]
         print(f"| {name} | RSS growth on load / weights | {growth:.0f} MiB | {weights_mib:.0f} MiB weights | "
               f"{growth / weights_mib:.2f} |")

@@ -56,6 +56,11 @@ struct KVCache {
   std::vector<torch::Tensor> keys, values;
   torch::Tensor mask;  // [B, capacity] int64: 1 for real tokens, 0 for padding
   int64_t length = 0;  // positions filled
+  // Kept by forward() so that one-token decode steps build nothing per step: the position of each
+  // row's next token [B] (int64), the additive attention mask [B, capacity] (0 for real tokens, the
+  // dtype's lowest for padding; undefined when no row is padded) and the RoPE tables of positions
+  // [0, capacity) [capacity, rotary] (undefined where LongRoPE may switch factors).
+  torch::Tensor next_position, additive, rope_cos, rope_sin;
 };
 
 struct ForwardOutput {
@@ -85,6 +90,9 @@ class CausalLM {
 
   // ids: [B, T] int64. attention_mask: [B, T] (1 = token, 0 = left padding); undefined = all ones.
   // With a cache, ids continue the cached sequence. Gradients flow unless under NoGradGuard.
+  // With a cache, last_logits_only and no gradients (generation's prefill), the last block runs
+  // its queries, attention output and MLP for the last position only (every position's keys and
+  // values still enter the cache): `hidden` is then [B, 1, H].
   // An empty cache for `batch` rows and up to `capacity` positions.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   ForwardOutput forward(const torch::Tensor& ids, const torch::Tensor& attention_mask = {},
@@ -119,10 +127,10 @@ class CausalLM {
   CausalLM() = default;
   torch::Tensor attention(const Layer& layer, const torch::Tensor& x, const torch::Tensor& cos,
                           const torch::Tensor& sin, const torch::Tensor& mask, KVCache* cache,
-                          int64_t layer_index) const;
+                          int64_t layer_index, bool last_query_only = false) const;
   torch::Tensor mlp(const Layer& layer, const torch::Tensor& x) const;
   torch::Tensor block(int64_t layer, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                      const torch::Tensor& mask, KVCache* cache) const;
+                      const torch::Tensor& mask, KVCache* cache, bool last_query_only = false) const;
   std::vector<torch::Tensor> layer_parameters(int64_t layer) const;
   void layer_named_tensors(int64_t layer, std::vector<std::pair<std::string, torch::Tensor>>& out) const;
   struct BlockCheckpoint : torch::autograd::Function<BlockCheckpoint> {

@@ -1,5 +1,7 @@
 // Decoder-only transformer blocks (RMSNorm, RoPE variants, GQA attention, SiLU-gated MLP) over
 // weights memory-mapped from safetensors, and saving back to the Hugging Face layout.
+#include <ATen/Parallel.h>
+
 #include <cmath>
 
 #include "sdmlm/lm.h"
@@ -8,8 +10,6 @@
 namespace sdmlm::lm {
 namespace {
 
-using torch::indexing::Slice;
-
 // As transformers' RMSNorm: normalise in float32, scale in the input dtype.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   auto x32 = x.to(torch::kFloat32);
@@ -17,21 +17,71 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   return weight * normed.to(x.scalar_type());
 }
 
+// One output row of y = W·x per call, for a batch of one token (decode at batch 1): W is streamed
+// from memory once, which MKL's single-row sgemm does on one thread at about 40% of the machine's
+// read bandwidth. 16 independent accumulators per row, summed in a fixed order; AVX-512 / AVX2 /
+// baseline clones chosen at run time (no multiply-add contraction in any: -ffp-contract=off).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gemv_rows(const float* __restrict w,
+                                                                          const float* __restrict x,
+                                                                          float* __restrict y, int64_t begin,
+                                                                          int64_t end, int64_t k) {
+  constexpr int64_t kLanes = 16;
+  const int64_t body = k - k % kLanes;
+  for (int64_t o = begin; o < end; ++o) {
+    const float* row = w + o * k;
+    float acc[kLanes] = {};
+    for (int64_t j = 0; j < body; j += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) acc[l] += row[j + l] * x[j + l];
+    for (int64_t width = kLanes / 2; width > 0; width /= 2)  // pairwise: lanes l and l + width
+      for (int64_t l = 0; l < width; ++l) acc[l] += acc[l + width];
+    float sum = acc[0];
+    for (int64_t j = body; j < k; ++j) sum += row[j] * x[j];
+    y[o] = sum;
+  }
+}
+
+// x·wᵀ (+ bias) for x: [rows, in], w: [out, in]. Inference on CPU float32 takes two faster routes
+// than mm(x, wᵀ): one row → the streaming GEMV above, split over the threads by output rows; 12 to
+// 32 rows and a weight of ≥ 512K entries → mm(w, xᵀ)ᵀ, which MKL runs 1.2-1.35x faster at these
+// shapes (slower for smaller weights) and which gives the same bits as mm(x, wᵀ) there (MKL's
+// kernels for 2-11 rows differ in the last bit, so they keep mm(x, wᵀ)). Training (grad mode)
+// always takes mm(x, wᵀ), the operation transformers runs.
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias = {}) {
+  const int64_t rows = x.size(0);
+  const bool fast = !torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+                    w.scalar_type() == torch::kFloat32 && w.is_contiguous();
+  if (fast && rows == 1) {
+    auto xc = x.contiguous();
+    auto y = torch::empty({1, w.size(0)}, x.options());
+    const float* pw = w.data_ptr<float>();
+    const float* px = xc.data_ptr<float>();
+    float* py = y.data_ptr<float>();
+    const int64_t k = w.size(1);
+    at::parallel_for(0, w.size(0), std::max<int64_t>(1, 32768 / std::max<int64_t>(k, 1)),
+                     [&](int64_t begin, int64_t end) { gemv_rows(pw, px, py, begin, end, k); });
+    return bias.defined() ? y.add_(bias) : y;
+  }
+  if (fast && rows >= 12 && rows <= 32 && w.numel() >= (1 << 19)) {
+    auto y = torch::mm(w, x.t()).t().contiguous();
+    return bias.defined() ? y.add_(bias) : y;
+  }
+  return bias.defined() ? torch::addmm(bias, x, w.t()) : torch::mm(x, w.t());
+}
+
 std::optional<torch::Tensor> optional(const torch::Tensor& t) {
   return t.defined() ? std::optional<torch::Tensor>(t) : std::nullopt;
 }
 
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.index({"...", Slice(half, torch::indexing::None)}), x.index({"...", Slice(0, half)})}, -1);
-}
-
-// q or k: [B, N, T, d]; cos/sin: [B, 1, T, rotary_dim]. Dimensions past rotary_dim pass through.
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  const int64_t rotary = cos.size(-1);
-  if (rotary == x.size(-1)) return x * cos + rotate_half(x) * sin;
-  auto rot = x.index({"...", Slice(0, rotary)}), pass = x.index({"...", Slice(rotary, torch::indexing::None)});
-  return torch::cat({rot * cos + rotate_half(rot) * sin, pass}, -1);
+// x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁], computed as x·cos + roll(x)·sin±
+// where sin± = [−sin₁, sin₂] (rope_tables returns it): (−a)·b and a·(−b) are the same IEEE
+// product, so the result is bit for bit transformers' while one copy (roll) replaces two slices, a
+// negation and a concatenation. q or k: [B, N, T, d]; cos/sin±: [B, 1, T, rotary]. Dimensions past
+// rotary_dim pass through.
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& signed_sin) {
+  const int64_t rotary = cos.size(-1), half = rotary / 2;
+  if (rotary == x.size(-1)) return x * cos + x.roll(half, -1) * signed_sin;
+  auto rot = x.narrow(-1, 0, rotary), pass = x.narrow(-1, rotary, x.size(-1) - rotary);
+  return torch::cat({rot * cos + rot.roll(half, -1) * signed_sin, pass}, -1);
 }
 
 torch::Tensor inverse_frequencies(const RopeConfig& rope, int64_t dim, const std::vector<double>* ext) {
@@ -131,21 +181,29 @@ std::pair<torch::Tensor, torch::Tensor> CausalLM::rope_tables(const torch::Tenso
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = (emb.cos() * attention_scaling_).to(dtype_).unsqueeze(1);  // [B, 1, T, rotary]
   auto sin = (emb.sin() * attention_scaling_).to(dtype_).unsqueeze(1);
-  return {cos, sin};
+  const int64_t half = sin.size(-1) / 2;
+  return {cos, torch::cat({-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)}, -1)};  // cos, sin± (apply_rope)
 }
 
 torch::Tensor CausalLM::attention(const Layer& L, const torch::Tensor& x, const torch::Tensor& cos,
-                                  const torch::Tensor& sin, const torch::Tensor& mask, KVCache* cache,
-                                  int64_t layer_index) const {
+                                  const torch::Tensor& sin, const torch::Tensor& mask_in, KVCache* cache,
+                                  int64_t layer_index, bool last_query_only) const {
   const int64_t B = x.size(0), T = x.size(1), d = config_.head_dim;
   const int64_t Nh = config_.num_attention_heads, Nkv = config_.num_key_value_heads;
-  auto proj = [&](const torch::Tensor& w, const torch::Tensor& b, int64_t heads) {
-    auto y = b.defined() ? torch::addmm(b, x.reshape({B * T, -1}), w.t()) : torch::mm(x.reshape({B * T, -1}), w.t());
-    return y.view({B, T, heads, d}).transpose(1, 2);  // [B, heads, T, d]
+  auto proj = [&](const torch::Tensor& in, const torch::Tensor& w, const torch::Tensor& b, int64_t heads) {
+    const int64_t rows = in.size(1);
+    auto flat = in.reshape({B * rows, -1});
+    auto y = project(flat, w, b);
+    return y.view({B, rows, heads, d}).transpose(1, 2);  // [B, heads, rows, d]
   };
-  auto q = apply_rope(proj(L.q, L.q_bias, Nh), cos, sin);
-  auto k = apply_rope(proj(L.k, L.k_bias, Nkv), cos, sin);
-  auto v = proj(L.v, L.v_bias, Nkv);
+  // With last_query_only, the keys and values of every position are computed (and cached) but only
+  // the last position asks the query: its row of the causal attention.
+  const int64_t Tq = last_query_only ? 1 : T;
+  auto x_q = last_query_only ? x.narrow(1, T - 1, 1) : x;
+  auto q = apply_rope(proj(x_q, L.q, L.q_bias, Nh), last_query_only ? cos.narrow(2, T - 1, 1) : cos,
+                      last_query_only ? sin.narrow(2, T - 1, 1) : sin);
+  auto k = apply_rope(proj(x, L.k, L.k_bias, Nkv), cos, sin);
+  auto v = proj(x, L.v, L.v_bias, Nkv);
   if (cache) {
     auto& ck = cache->keys[(size_t)layer_index];
     auto& cv = cache->values[(size_t)layer_index];
@@ -154,92 +212,144 @@ torch::Tensor CausalLM::attention(const Layer& L, const torch::Tensor& x, const 
     k = ck.narrow(2, 0, cache->length + T);
     v = cv.narrow(2, 0, cache->length + T);
   }
+  const torch::Tensor mask = last_query_only && mask_in.defined() ? mask_in.narrow(2, T - 1, 1) : mask_in;
   torch::Tensor out;
-  const bool causal = !mask.defined() && T > 1;  // no padding: the causal kernel needs no mask tensor
+  const bool causal = !mask.defined() && Tq > 1;  // no padding: the causal kernel needs no mask tensor
   if (Nkv == Nh) {
-    out = at::scaled_dot_product_attention(q, k, v, optional(mask), 0.0, causal);  // [B, Nh, T, d]
+    out = at::scaled_dot_product_attention(q, k, v, optional(mask), 0.0, causal);  // [B, Nh, Tq, d]
   } else if (causal) {
     const int64_t rep = Nh / Nkv;
     out = at::scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), std::nullopt, 0.0, true);
   } else {
     // GQA without copying the cache per query head: the n_rep query heads that share a key/value
-    // head become n_rep·T queries of that head, and the mask rows (if any) are tiled to match.
+    // head become n_rep·Tq queries of that head, and the mask rows (if any) are tiled to match.
     const int64_t rep = Nh / Nkv;
-    auto grouped = q.reshape({B, Nkv, rep * T, d});
+    auto grouped = q.reshape({B, Nkv, rep * Tq, d});
     torch::Tensor grouped_mask;
-    if (mask.defined()) grouped_mask = T == 1 ? mask : mask.repeat({1, 1, rep, 1});  // [B, 1, 1 | rep·T, L]
-    out = at::scaled_dot_product_attention(grouped, k, v, optional(grouped_mask)).view({B, Nh, T, d});
+    if (mask.defined()) grouped_mask = Tq == 1 ? mask : mask.repeat({1, 1, rep, 1});  // [B, 1, 1 | rep·Tq, L]
+    out = at::scaled_dot_product_attention(grouped, k, v, optional(grouped_mask)).view({B, Nh, Tq, d});
   }
-  out = out.transpose(1, 2).reshape({B * T, Nh * d});
-  return torch::mm(out, L.o.t()).view({B, T, -1});
+  out = out.transpose(1, 2).reshape({B * Tq, Nh * d});
+  return project(out, L.o).view({B, Tq, -1});
 }
 
 torch::Tensor CausalLM::mlp(const Layer& L, const torch::Tensor& x) const {
   auto flat = x.reshape({-1, x.size(-1)});
   torch::Tensor gate, up;
   if (L.gate_up.defined()) {
-    auto both = torch::mm(flat, L.gate_up.t());
+    auto both = project(flat, L.gate_up);
     gate = both.narrow(1, 0, config_.intermediate_size);
     up = both.narrow(1, config_.intermediate_size, config_.intermediate_size);
   } else {
-    gate = torch::mm(flat, L.gate.t());
-    up = torch::mm(flat, L.up.t());
+    gate = project(flat, L.gate);
+    up = project(flat, L.up);
   }
-  return torch::mm(torch::silu(gate) * up, L.down.t()).view(x.sizes());
+  return project(torch::silu(gate) * up, L.down).view(x.sizes());
 }
 
 ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor& attention_mask, KVCache* cache,
                                 bool last_logits_only, bool compute_logits) const {
+  if (ids_in.dim() != 2) fail_input("input ids must have shape [B, T]");
+  if (ids_in.numel() > 0) {
+    int64_t lo = 0, hi = 0;
+    if (ids_in.device().is_cpu() && ids_in.scalar_type() == torch::kInt64 && ids_in.is_contiguous()) {
+      const int64_t* p = ids_in.data_ptr<int64_t>();  // no kernel launches for a decode step's ids
+      lo = hi = p[0];
+      for (int64_t i = 1; i < ids_in.numel(); ++i) lo = std::min(lo, p[i]), hi = std::max(hi, p[i]);
+    } else {
+      auto [mn, mx] = at::aminmax(ids_in.to(torch::kInt64));
+      lo = mn.item<int64_t>(), hi = mx.item<int64_t>();
+    }
+    if (lo < 0 || hi >= config_.vocab_size)
+      fail_input("a token id is outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
+  }
   auto ids = ids_in.to(device_, torch::kInt64);
-  if (ids.dim() != 2) fail_input("input ids must have shape [B, T]");
   const int64_t B = ids.size(0), T = ids.size(1);
   const int64_t past = cache ? cache->length : 0;
   if (past + T > config_.max_position_embeddings)
     fail_input("the sequence has " + std::to_string(past + T) + " tokens, more than the model's context of " +
                std::to_string(config_.max_position_embeddings));
-  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= config_.vocab_size))
-    fail_input("a token id is outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
-  auto new_mask = attention_mask.defined() ? attention_mask.to(device_, torch::kInt64)
-                                           : torch::ones({B, T}, torch::dtype(torch::kInt64).device(device_));
-  torch::Tensor full_mask = new_mask;
-  if (cache) {
-    if (!cache->keys.empty() && cache->keys[0].size(2) < past + T) fail_input("the KV cache is full");
-    auto& history = cache->mask;
-    history.narrow(1, past, T).copy_(new_mask);
-    full_mask = history.narrow(1, 0, past + T);
-  }
-  // Positions count real tokens (left padding does not advance them), as transformers does.
-  auto positions = (full_mask.cumsum(1) - 1).narrow(1, past, T).masked_fill(new_mask.eq(0), 1);
-  // Without padding, a new token sees every cached one (decode) or the causal kernel applies
-  // (prefill): no mask tensor. Otherwise an additive mask [B, 1, T, past + T], causal and padding;
-  // its finite minimum keeps rows that are entirely padding finite (their outputs are never used).
-  torch::Tensor mask;
-  const bool padded = full_mask.eq(0).any().item<bool>();
-  if (padded || (past > 0 && T > 1)) {
-    auto key_pos = torch::arange(past + T, torch::dtype(torch::kInt64).device(device_));
-    auto query_pos = torch::arange(past, past + T, torch::dtype(torch::kInt64).device(device_));
-    auto allowed = key_pos.view({1, 1, -1}).le(query_pos.view({1, -1, 1})) & full_mask.view({B, 1, -1}).eq(1);
+  if (cache && !cache->keys.empty() && cache->keys[0].size(2) < past + T) fail_input("the KV cache is full");
+  torch::Tensor positions, mask, cos, sin;
+  // A decode step (one new real token per row after a prefill): positions, mask and RoPE rows come
+  // from what the cache keeps; nothing is rebuilt from the whole history.
+  const bool decode = cache && past > 0 && T == 1 && !attention_mask.defined() && cache->next_position.defined();
+  if (decode) {
+    cache->mask.narrow(1, past, 1).fill_(1);
+    positions = cache->next_position.view({B, 1});
+    if (cache->additive.defined()) mask = cache->additive.narrow(1, 0, past + 1).view({B, 1, 1, past + 1});
+    if (cache->rope_cos.defined()) {
+      cos = cache->rope_cos.index_select(0, cache->next_position).view({B, 1, 1, -1});
+      sin = cache->rope_sin.index_select(0, cache->next_position).view({B, 1, 1, -1});
+    } else {
+      std::tie(cos, sin) = rope_tables(positions);
+    }
+  } else {
+    auto new_mask = attention_mask.defined() ? attention_mask.to(device_, torch::kInt64)
+                                             : torch::ones({B, T}, torch::dtype(torch::kInt64).device(device_));
+    torch::Tensor full_mask = new_mask;
+    if (cache) {
+      auto& history = cache->mask;
+      history.narrow(1, past, T).copy_(new_mask);
+      full_mask = history.narrow(1, 0, past + T);
+    }
+    // Positions count real tokens (left padding does not advance them), as transformers does.
+    positions = (full_mask.cumsum(1) - 1).narrow(1, past, T).masked_fill(new_mask.eq(0), 1);
+    // Without padding, a new token sees every cached one (decode) or the causal kernel applies
+    // (prefill): no mask tensor. Otherwise an additive mask [B, 1, T, past + T], causal and padding;
+    // its finite minimum keeps rows that are entirely padding finite (their outputs are never used).
+    const bool padded = full_mask.eq(0).any().item<bool>();
     const double lowest = dtype_ == torch::kHalf ? -65504.0 : dtype_ == torch::kBFloat16 ? -3.38953139e38 : std::numeric_limits<float>::lowest();
-    mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_)).masked_fill(~allowed.unsqueeze(1), lowest);
+    if (padded || (past > 0 && T > 1)) {
+      auto key_pos = torch::arange(past + T, torch::dtype(torch::kInt64).device(device_));
+      auto query_pos = torch::arange(past, past + T, torch::dtype(torch::kInt64).device(device_));
+      auto allowed = key_pos.view({1, 1, -1}).le(query_pos.view({1, -1, 1})) & full_mask.view({B, 1, -1}).eq(1);
+      mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_)).masked_fill(~allowed.unsqueeze(1), lowest);
+    }
+    std::tie(cos, sin) = rope_tables(positions);
+    if (cache) {
+      // For the decode steps that follow: padding positions stay masked, new tokens are real.
+      cache->additive = padded ? torch::zeros(cache->mask.sizes(), torch::dtype(dtype_).device(device_))
+                                     .masked_fill_(cache->mask.eq(0).logical_and_(
+                                                       torch::arange(cache->mask.size(1), cache->mask.options()).lt(past + T)),
+                                                   lowest)
+                               : torch::Tensor();
+      if (!cache->rope_cos.defined() && !cache->keys.empty()) {
+        const int64_t capacity = cache->keys[0].size(2);
+        const bool may_switch = config_.rope.type == "longrope" && capacity > config_.rope.original_max_position_embeddings;
+        if (!may_switch) {
+          auto [table_cos, table_sin] = rope_tables(torch::arange(capacity, torch::dtype(torch::kInt64).device(device_)).view({1, -1}));
+          cache->rope_cos = table_cos.view({capacity, -1});
+          cache->rope_sin = table_sin.view({capacity, -1});
+        }
+      }
+    }
   }
-  auto [cos, sin] = rope_tables(positions);
   auto x = torch::embedding(embed_, ids);
   const bool recompute = gradient_checkpointing_ && !cache && torch::GradMode::is_enabled();
+  // Generation's prefill: the last block needs its output at the last position only.
+  const bool prune_last = cache && last_logits_only && T > 1 && !torch::GradMode::is_enabled();
   for (size_t i = 0; i < layers_.size(); ++i)
     x = recompute ? BlockCheckpoint::apply(x, at::TensorList(layer_parameters((int64_t)i)), this, (int64_t)i, cos, sin,
                                            mask.defined() ? mask : torch::empty({0}, x.options()))  // no mask: empty
-                  : block((int64_t)i, x, cos, sin, mask, cache);
-  if (cache) cache->length += T;
+                  : block((int64_t)i, x, cos, sin, mask, cache, prune_last && i + 1 == layers_.size());
+  if (cache) {
+    cache->length += T;
+    if (decode) cache->next_position.add_(1);
+    else cache->next_position = positions.select(1, T - 1) + 1;
+  }
   ForwardOutput out;
   out.hidden = rms_norm(x, final_norm_, config_.rms_norm_eps);
-  if (compute_logits) out.logits = logits_from_hidden(last_logits_only ? out.hidden.narrow(1, T - 1, 1) : out.hidden);
+  if (compute_logits)
+    out.logits = logits_from_hidden(last_logits_only ? out.hidden.narrow(1, out.hidden.size(1) - 1, 1) : out.hidden);
   return out;
 }
 
 torch::Tensor CausalLM::block(int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                              const torch::Tensor& mask, KVCache* cache) const {
+                              const torch::Tensor& mask, KVCache* cache, bool last_query_only) const {
   const Layer& L = layers_[(size_t)i];
-  auto h = x + attention(L, rms_norm(x, L.input_norm, config_.rms_norm_eps), cos, sin, mask, cache, i);
+  auto attended = attention(L, rms_norm(x, L.input_norm, config_.rms_norm_eps), cos, sin, mask, cache, i, last_query_only);
+  auto h = (last_query_only ? x.narrow(1, x.size(1) - 1, 1) : x) + attended;
   return h + mlp(L, rms_norm(h, L.post_norm, config_.rms_norm_eps));
 }
 
@@ -288,7 +398,7 @@ torch::autograd::variable_list CausalLM::BlockCheckpoint::backward(torch::autogr
 
 torch::Tensor CausalLM::logits_from_hidden(const torch::Tensor& hidden) const {
   auto flat = hidden.reshape({-1, hidden.size(-1)});
-  auto logits = torch::mm(flat, lm_head_.t()).to(torch::kFloat32);
+  auto logits = project(flat, lm_head_).to(torch::kFloat32);
   auto shape = hidden.sizes().vec();
   shape.back() = config_.vocab_size;
   return logits.view(shape);

@@ -75,6 +75,26 @@ TEST_P(TinyModel, CachedDecodingEqualsFullForward) {
   }
 }
 
+// Generation's prefill (cache + last_logits_only, no gradients) runs the last block for the last
+// position only; its logits, and the decode steps that read the keys and values it cached, equal
+// the full forward's — with left padding too.
+TEST_P(TinyModel, PrunedPrefillMatchesFullForward) {
+  torch::NoGradGuard no_grad;
+  auto ids = golden->tensor("ids").narrow(1, 0, 16);
+  auto mask = golden->tensor("padded.mask").narrow(1, 0, 16);
+  for (bool padded : {false, true}) {
+    auto full = model->forward(ids, padded ? mask : torch::Tensor()).logits;
+    auto cache = model->make_cache(ids.size(0), ids.size(1));
+    auto prefill = model->forward(ids.narrow(1, 0, 12), padded ? mask.narrow(1, 0, 12) : torch::Tensor(), &cache, true);
+    EXPECT_EQ(prefill.hidden.size(1), 1);
+    ASSERT_LT(max_difference(prefill.logits.squeeze(1), full.select(1, 11)), kTolerance) << "padded=" << padded;
+    for (int64_t t = 12; t < ids.size(1); ++t) {
+      auto step = model->forward(ids.narrow(1, t, 1), {}, &cache, true).logits;
+      ASSERT_LT(max_difference(step.squeeze(1), full.select(1, t)), kTolerance) << "position " << t << " padded=" << padded;
+    }
+  }
+}
+
 TEST_P(TinyModel, SaveAndReloadKeepTheLogits) {
   torch::NoGradGuard no_grad;
   fs::path out = fs::temp_directory_path() / ("sdmlm_lm_roundtrip_" + GetParam() + std::to_string(::getpid()));
