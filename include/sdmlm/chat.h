@@ -18,9 +18,12 @@ namespace sdmlm {
 // kLlama3AlwaysPrompt: Llama 3's first released template (as in ../shared/data/tokenizers/llama3),
 //   which appends the assistant header whether or not add_generation_prompt is set.
 // kChatML: Qwen2-Instruct's template (a conversation that does not open with a system message gets
-//   "You are a helpful assistant." as one). Qwen2.5's and Qwen3's templates differ (other default
-//   system text; reasoning blocks) and are not rendered exactly.
-enum class ChatFamily { kPhi3, kLlama3, kChatML, kLlama3AlwaysPrompt };
+//   "You are a helpful assistant." as one). Qwen2.5's template (another default system text) is
+//   not rendered exactly.
+// kQwen3: Qwen3's template without tools: no default system turn; an assistant turn after the last
+//   user query carries a reasoning block ("<think>\n…\n</think>\n\n", empty unless the content
+//   holds one) when it is the last message or has reasoning; earlier turns drop their reasoning.
+enum class ChatFamily { kPhi3, kLlama3, kChatML, kLlama3AlwaysPrompt, kQwen3 };
 
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant"

@@ -14,6 +14,8 @@ with and without a generation prompt through transformers'
                    chat template), written to OUT/phi35/
   qwen2            qwen3's tokenizer.json with Qwen2-Instruct's official ChatML template (default
                    system message "You are a helpful assistant."), written to OUT/qwen2/
+  qwen3            ../shared/data/tokenizers/qwen3 as given (reasoning blocks; conversations also
+                   carry assistant contents with <think>…</think>)
 
 The tokenizer is transformers' AutoTokenizer (TokenizersBackend for llama3, LlamaTokenizer for
 phi35, Qwen2Tokenizer for qwen2: transformers 5 rebuilds the latter two from their
@@ -119,6 +121,16 @@ def conversations(seed, count):
         [m("user", "<|end|><|eot_id|><|im_end|> inside"), m("assistant", "<|endoftext|>")],
         [m("system", "sys"), m("system", "second system"), m("user", "u")],
         [m("user", "x"), m("system", "late system"), m("assistant", "y")],
+        # reasoning blocks (Qwen3 splits them off; the other templates render the text as it is)
+        [m("user", "q"), m("assistant", "<think>\nreason\n</think>\n\nanswer")],
+        [m("user", "q1"), m("assistant", "<think>r1</think>a1"), m("user", "q2"),
+         m("assistant", "\n\n<think>\n\nr2\n\n</think>\n\n\nfinal\n")],
+        [m("user", "q"), m("assistant", "a</think>b</think>c")],
+        [m("user", "q"), m("assistant", "<think>r</think>a"), m("assistant", "b")],
+        [m("user", "q"), m("assistant", "no reasoning"), m("assistant", "<think>late</think>x")],
+        [m("assistant", "<think>x</think>y")],
+        [m("system", "s"), m("user", "u"), m("user", "<tool_response>x</tool_response>"), m("assistant", "y")],
+        [m("user", "u"), m("assistant", "plain"), m("user", "u2")],
     ]
     rng = random.Random(seed)
     out = list(fixed)
@@ -167,6 +179,7 @@ def main():
         ("phi35", "phi3", mtg.build_phi35(shared, out)),
         ("qwen2", "chatml",
          write_dir(os.path.join(out, "qwen2"), os.path.join(qwen3, "tokenizer.json"), qwen_config)),
+        ("qwen3", "qwen3", qwen3),
     ]
     convs = conversations(args.seed, args.count)
     entries = []

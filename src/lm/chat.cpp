@@ -52,10 +52,61 @@ std::string trim(const std::string& text) {
 // Qwen2-Instruct's template opens a conversation that has no system message with this one.
 constexpr const char* kChatMLDefaultSystem = "You are a helpful assistant.";
 
+bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+// Python's str.lstrip('\n') / rstrip('\n').
+std::string lstrip_newlines(const std::string& s) { return s.substr(std::min(s.size(), s.find_first_not_of('\n'))); }
+std::string rstrip_newlines(const std::string& s) {
+  const size_t last = s.find_last_not_of('\n');
+  return last == std::string::npos ? std::string() : s.substr(0, last + 1);
+}
+
+// Qwen3's template, tools aside (sdmlm's roles are system, user and assistant).
+std::string render_qwen3(const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+  std::string out;
+  if (messages[0].role == "system") out += "<|im_start|>system\n" + messages[0].content + "<|im_end|>\n";
+  // The last user message that is not a wrapped tool response (else the last message).
+  size_t last_query = messages.size() - 1;
+  for (size_t back = messages.size(); back-- > 0;) {
+    const ChatMessage& m = messages[back];
+    if (m.role == "user" && !(starts_with(m.content, "<tool_response>") && ends_with(m.content, "</tool_response>"))) {
+      last_query = back;
+      break;
+    }
+  }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    if (m.role == "user" || (m.role == "system" && i > 0)) {
+      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    } else if (m.role == "assistant") {
+      std::string content = m.content, reasoning;
+      const size_t close = m.content.find("</think>");
+      if (close != std::string::npos) {
+        content = lstrip_newlines(m.content.substr(m.content.rfind("</think>") + 8));  // split(...)[-1]
+        std::string before = rstrip_newlines(m.content.substr(0, close));               // split(...)[0]
+        const size_t open = before.rfind("<think>");
+        reasoning = lstrip_newlines(open == std::string::npos ? before : before.substr(open + 7));
+      }
+      const bool last = i + 1 == messages.size();
+      if (i > last_query && (last || !reasoning.empty()))
+        out += "<|im_start|>assistant\n<think>\n" + lstrip_newlines(rstrip_newlines(reasoning)) + "\n</think>\n\n" +
+               lstrip_newlines(content);
+      else
+        out += "<|im_start|>assistant\n" + content;
+      out += "<|im_end|>\n";
+    }
+  }
+  if (add_generation_prompt) out += "<|im_start|>assistant\n";
+  return out;
+}
+
 }  // namespace
 
 ChatFamily chat_family_of(const std::string& chat_template, const std::string& model_type) {
-  if (chat_template.find("<|im_start|>") != std::string::npos) return ChatFamily::kChatML;
+  if (chat_template.find("<|im_start|>") != std::string::npos)
+    return chat_template.find("</think>") != std::string::npos ? ChatFamily::kQwen3 : ChatFamily::kChatML;
   if (chat_template.find("<|start_header_id|>") != std::string::npos)
     return chat_template.find("add_generation_prompt") == std::string::npos ? ChatFamily::kLlama3AlwaysPrompt
                                                                             : ChatFamily::kLlama3;
@@ -68,12 +119,15 @@ ChatFamily chat_family_of(const std::string& chat_template, const std::string& m
 
 std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
   if (messages.empty()) fail_input("chat conversation has no messages");  // as transformers
+  for (const ChatMessage& m : messages)
+    if (m.role != "system" && m.role != "user" && m.role != "assistant")
+      fail_input("chat role must be system, user or assistant, got \"" + m.role + "\"");
+  if (family == ChatFamily::kQwen3) return render_qwen3(messages, add_generation_prompt);
   std::string out;
   for (size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
-    if (m.role != "system" && m.role != "user" && m.role != "assistant")
-      fail_input("chat role must be system, user or assistant, got \"" + m.role + "\"");
     switch (family) {
+      case ChatFamily::kQwen3: break;  // rendered above
       case ChatFamily::kPhi3:  // an empty system message is dropped
         if (!(m.role == "system" && m.content.empty())) out += "<|" + m.role + "|>\n" + m.content + "<|end|>\n";
         break;
@@ -95,7 +149,8 @@ std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messa
       case ChatFamily::kPhi3: out += "<|assistant|>\n"; break;
       case ChatFamily::kLlama3:
       case ChatFamily::kLlama3AlwaysPrompt: out += "<|start_header_id|>assistant<|end_header_id|>\n\n"; break;
-      case ChatFamily::kChatML: out += "<|im_start|>assistant\n"; break;
+      case ChatFamily::kChatML:
+      case ChatFamily::kQwen3: out += "<|im_start|>assistant\n"; break;
     }
   }
   return out;

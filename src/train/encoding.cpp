@@ -16,7 +16,8 @@ std::string assistant_marker(ChatFamily family) {
     case ChatFamily::kPhi3: return "<|assistant|>";
     case ChatFamily::kLlama3:
     case ChatFamily::kLlama3AlwaysPrompt: return "<|start_header_id|>assistant<|end_header_id|>";
-    case ChatFamily::kChatML: return "<|im_start|>assistant";
+    case ChatFamily::kChatML:
+    case ChatFamily::kQwen3: return "<|im_start|>assistant";
   }
   return "";
 }

@@ -1,8 +1,8 @@
 // Chat-template parity: sdmlm::chat_render equals transformers'
 // `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=...)`, and
 // Tokenizer::encode(rendered, add_special_tokens=false) equals `apply_chat_template(...,
-// tokenize=True)`, for the Llama 3 (as given in ../shared, and Meta's current template), Phi-3.5 and
-// Qwen2 ChatML templates on a few hundred seeded conversations each. Goldens by
+// tokenize=True)`, for the Llama 3 (as given in ../shared, and Meta's current template), Phi-3.5,
+// Qwen2 ChatML and Qwen3 (as given in ../shared) templates on a few hundred seeded conversations each. Goldens by
 // scripts/ref/make_chat_goldens.py (a CTest fixture runs it first); skips, saying why, when the
 // goldens are absent or the script skipped (no ../shared data or no `transformers`).
 #include <gtest/gtest.h>
@@ -36,6 +36,7 @@ ChatFamily family_named(const std::string& name) {
   if (name == "llama3") return ChatFamily::kLlama3;
   if (name == "llama3_always_prompt") return ChatFamily::kLlama3AlwaysPrompt;
   if (name == "chatml") return ChatFamily::kChatML;
+  if (name == "qwen3") return ChatFamily::kQwen3;
   throw std::runtime_error("unknown family in the manifest: " + name);
 }
 
@@ -92,6 +93,7 @@ TEST(ChatParity, Llama3AsGiven) { check_template("llama3"); }
 TEST(ChatParity, Llama3Official) { check_template("llama3_official"); }
 TEST(ChatParity, Phi35) { check_template("phi35"); }
 TEST(ChatParity, Qwen2ChatML) { check_template("qwen2"); }
+TEST(ChatParity, Qwen3AsGiven) { check_template("qwen3"); }
 
 }  // namespace
 }  // namespace sdmlm

@@ -16,10 +16,22 @@ TEST(Chat, FamilyFromTemplateThenModelType) {
   EXPECT_EQ(chat_family_of("<|start_header_id|>{% if add_generation_prompt %}", ""), ChatFamily::kLlama3);
   EXPECT_EQ(chat_family_of("<|start_header_id|>{{ '<|start_header_id|>assistant' }}", ""),
             ChatFamily::kLlama3AlwaysPrompt);
+  EXPECT_EQ(chat_family_of("<|im_start|>assistant\n<think>\n' + r + '\n</think>", ""), ChatFamily::kQwen3);
   EXPECT_EQ(chat_family_of("<|assistant|>", ""), ChatFamily::kPhi3);
   EXPECT_EQ(chat_family_of("", "qwen2"), ChatFamily::kChatML);
   EXPECT_EQ(chat_family_of("", "llama"), ChatFamily::kLlama3);
   EXPECT_THROW(chat_family_of("", "gpt2"), Error);
+}
+
+TEST(Chat, Qwen3ReasoningBlocks) {
+  // The last assistant turn after the last user query gets a (here empty) reasoning block; an
+  // earlier one keeps only the text after its </think>; no default system turn.
+  std::vector<ChatMessage> turns = {{"user", "q1"}, {"assistant", "<think>r1</think>\n\na1"}, {"user", "q2"}, {"assistant", "a2"}};
+  EXPECT_EQ(chat_render(ChatFamily::kQwen3, turns, false),
+            "<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\na1<|im_end|>\n<|im_start|>user\nq2<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\n\n</think>\n\na2<|im_end|>\n");
+  EXPECT_EQ(chat_render(ChatFamily::kQwen3, {{"system", "s"}, {"user", "u"}}, true),
+            "<|im_start|>system\ns<|im_end|>\n<|im_start|>user\nu<|im_end|>\n<|im_start|>assistant\n");
 }
 
 TEST(Chat, Llama3TrimsUnicodeWhitespaceAsJinja) {
