@@ -85,12 +85,14 @@ void adam_w1_rank_update(torch::Tensor& w1, torch::Tensor& m, torch::Tensor& v, 
   });
 }
 
-// a·b for a short a ([C, M], C ≪ M) and a wide b ([M, D]): the product streams all of b, and MKL
+// a·b for a short a ([C, K], C ≪ K) and a large b ([K, N]): the product streams all of b, and MKL
 // runs this shape on one thread. Column blocks of b go to the threads instead (each output entry is
-// the same dot product, so the result equals torch::mm's).
-torch::Tensor split_columns_mm(const torch::Tensor& a, const torch::Tensor& b) {
-  if (!b.device().is_cpu()) return torch::mm(a, b);
-  auto out = torch::empty({a.size(0), b.size(1)}, b.options());
+// the same dot product, so the result equals torch::mm's). Writes into out [C, N].
+void split_columns_mm_out(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b) {
+  if (!b.device().is_cpu()) {
+    torch::mm_out(out, a, b);
+    return;
+  }
   constexpr int64_t kBlock = 512;
   const int64_t blocks = (b.size(1) + kBlock - 1) / kBlock;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
@@ -98,6 +100,11 @@ torch::Tensor split_columns_mm(const torch::Tensor& a, const torch::Tensor& b) {
     auto slice = out.narrow(1, lo, hi - lo);
     torch::mm_out(slice, a, b.narrow(1, lo, hi - lo));
   });
+}
+
+torch::Tensor split_columns_mm(const torch::Tensor& a, const torch::Tensor& b) {
+  auto out = torch::empty({a.size(0), b.size(1)}, b.options());
+  split_columns_mm_out(out, a, b);
   return out;
 }
 
@@ -230,7 +237,7 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
         dz.mul_((d / (float)B).unsqueeze(1));
         auto u = torch::mm(dz.t(), x);                                    // [C, D]
         auto dz_sum = dz.sum(0);                                          // [C]
-        torch::mm_out(grads[2], u, a.w1.t());
+        split_columns_mm_out(grads[2], u, a.w1.t());
         grads[2].addr_(dz_sum, a.b1);
         grads[3].copy_(dz_sum);
         torch::mv_out(grads[1], a.w2.t(), dz_sum);
