@@ -52,10 +52,6 @@ std::string trim(const std::string& text) {
 // Qwen2-Instruct's template opens a conversation that has no system message with this one.
 constexpr const char* kChatMLDefaultSystem = "You are a helpful assistant.";
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 // Python's str.lstrip('\n') / rstrip('\n').
 std::string lstrip_newlines(const std::string& s) { return s.substr(std::min(s.size(), s.find_first_not_of('\n'))); }
 std::string rstrip_newlines(const std::string& s) {
@@ -71,7 +67,7 @@ std::string render_qwen3(const std::vector<ChatMessage>& messages, bool add_gene
   size_t last_query = messages.size() - 1;
   for (size_t back = messages.size(); back-- > 0;) {
     const ChatMessage& m = messages[back];
-    if (m.role == "user" && !(starts_with(m.content, "<tool_response>") && ends_with(m.content, "</tool_response>"))) {
+    if (m.role == "user" && !(m.content.starts_with("<tool_response>") && m.content.ends_with("</tool_response>"))) {
       last_query = back;
       break;
     }

@@ -76,15 +76,18 @@ std::vector<std::vector<int64_t>> CausalLM::generate(const std::vector<std::vect
   auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   const int64_t capacity = longest + o.max_new_tokens;
   KVCache cache = make_cache(B, capacity);
-  // The whole sequence so far, kept for LongRoPE: as transformers does for Phi-3, the cache built
-  // with the short factors is discarded once the sequence outgrows the original context, and the
-  // sequence is re-encoded with the long factors.
-  auto all_ids = torch::full({B, capacity}, pad, torch::kInt64);
-  auto all_mask = torch::ones({B, capacity}, torch::kInt64);
-  all_ids.narrow(1, 0, longest).copy_(ids);
-  all_mask.narrow(1, 0, longest).copy_(mask);
-  const bool longrope = config_.rope.type == "longrope";
+  // The whole sequence so far, kept only when LongRoPE can switch factors within this generation:
+  // as transformers does for Phi-3, the cache built with the short factors is discarded once the
+  // sequence outgrows the original context, and the sequence is re-encoded with the long factors.
   const int64_t original = config_.rope.original_max_position_embeddings;
+  const bool reencode = config_.rope.type == "longrope" && capacity > original;
+  torch::Tensor all_ids, all_mask;
+  if (reencode) {
+    all_ids = torch::full({B, capacity}, pad, torch::kInt64);
+    all_mask = torch::ones({B, capacity}, torch::kInt64);
+    all_ids.narrow(1, 0, longest).copy_(ids);
+    all_mask.narrow(1, 0, longest).copy_(mask);
+  }
   auto logits = forward(ids, mask, &cache, /*last_logits_only=*/true).logits.squeeze(1);
   std::vector<std::vector<int64_t>> out((size_t)B);
   std::vector<char> done((size_t)B, 0);
@@ -110,8 +113,8 @@ std::vector<std::vector<int64_t>> CausalLM::generate(const std::vector<std::vect
     }
     if (all_done || step + 1 == o.max_new_tokens) break;
     const int64_t length = cache.length + 1;  // sequence length including the new token
-    all_ids.select(1, length - 1).copy_(host);
-    if (longrope && length == original + 1) {
+    if (reencode) all_ids.select(1, length - 1).copy_(host);
+    if (reencode && length == original + 1) {
       cache = make_cache(B, capacity);
       logits = forward(all_ids.narrow(1, 0, length), all_mask.narrow(1, 0, length), &cache, true).logits.squeeze(1);
     } else {

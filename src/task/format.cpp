@@ -53,10 +53,6 @@ size_t space_before(std::string_view text, size_t end) {
   return start + len == end ? len : 0;
 }
 
-bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
-}
-
 constexpr std::string_view kVerifiedNo = "<verified>No</verified>";
 constexpr std::string_view kVerifiedYes = "<verified>Yes</verified>";
 
@@ -141,10 +137,10 @@ Formatted format_positive(std::string_view sentence, bool verified) {
 
 Formatted format_malformed(std::string_view generation) {
   std::string t = strip(generation);
-  if (ends_with(t, kVerifiedNo)) {
+  if (t.ends_with(kVerifiedNo)) {
     return {t + "\n\n", t.substr(0, t.size() - std::string_view("No</verified>").size())};
   }
-  if (ends_with(t, kVerifiedYes)) {
+  if (t.ends_with(kVerifiedYes)) {
     std::string stem = t.substr(0, t.size() - kVerifiedYes.size());
     return {stem + std::string(kVerifiedNo) + "\n\n",
             t.substr(0, t.size() - std::string_view("Yes</verified>").size())};

@@ -13,11 +13,6 @@ const char* const kWordnetHint =
     "pass "
     "--wordnet_dir, or give sentence files to --sentences";
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string read_gzip(const fs::path& path) {
   std::string head = read_file(path).substr(0, 2);
   if (head.size() < 2 || (unsigned char)head[0] != 0x1F || (unsigned char)head[1] != 0x8B)
@@ -113,9 +108,9 @@ SentenceSource read_sentence_file(const fs::path& path) {
   if (fs::is_directory(path))
     fail_input(path.string() + ": is a directory, expected a sentence file");
   std::string name = path.filename().string();
-  const bool gz = ends_with(name, ".gz");
+  const bool gz = name.ends_with(".gz");
   if (gz) name.resize(name.size() - 3);
-  const bool jsonl = ends_with(name, ".jsonl") || ends_with(name, ".json");
+  const bool jsonl = name.ends_with(".jsonl") || name.ends_with(".json");
   const std::string text = gz ? read_gzip(path) : read_file(path);
   SentenceSource out;
   for_each_line(text, [&](std::string_view line, int64_t number) {
