@@ -79,12 +79,18 @@ def transformers_figures(directory, args):
 
 
 def machine_rates():
-    """The ceilings: fp32 GEMM rate (2048^3 torch.mm) and streaming read bandwidth (sum of 512 MiB)."""
+    """The ceilings: fp32 GEMM rates of the two BLAS inside the torch wheel on 2048^3 — MKL (torch.mm,
+    what transformers runs; it takes AVX2 kernels on AMD CPUs) and oneDNN (mkldnn_linear, what sdmlm's
+    projections of 33+ rows run) — and streaming read bandwidth (sum of 512 MiB). Shares are given
+    against the faster GEMM rate, the machine's."""
     a = torch.randn(2048, 2048)
-    gemm = 2 * 2048 ** 3 / best_of(3, lambda: torch.mm(a, a)) / 1e9
+    mkl = 2 * 2048 ** 3 / best_of(3, lambda: torch.mm(a, a)) / 1e9
+    am = a.to_mkldnn()
+    onednn = 2 * 2048 ** 3 / best_of(3, lambda: torch._C._nn.mkldnn_linear(am, am)) / 1e9
     big = torch.ones(128 * 2 ** 20)
     read = big.numel() * 4 / best_of(3, lambda: big.sum()) / 1e9
-    return {"gemm_gflops": gemm, "read_gb_per_s": read}
+    return {"gemm_gflops": max(mkl, onednn), "mkl_gemm_gflops": mkl, "onednn_gemm_gflops": onednn,
+            "read_gb_per_s": read}
 
 
 def training_gflop(size, tokens, seq_len):
@@ -120,7 +126,8 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     rates = machine_rates()
     results = {"threads": torch.get_num_threads(), "machine": rates, "models": {}}
-    print(f"Machine ceilings: fp32 GEMM {rates['gemm_gflops']:.0f} GFLOP/s, streaming read "
+    print(f"Machine ceilings: fp32 GEMM {rates['gemm_gflops']:.0f} GFLOP/s (MKL {rates['mkl_gemm_gflops']:.0f}, "
+          f"oneDNN {rates['onednn_gemm_gflops']:.0f}), streaming read "
           f"{rates['read_gb_per_s']:.1f} GB/s, {torch.get_num_threads()} threads\n")
     print("| model | measure | sdmlm | transformers | sdmlm/transformers |\n|---|---|---|---|---|")
     for name in args.models.split(","):

@@ -51,6 +51,14 @@ struct ModelConfig {
   static ModelConfig load(const fs::path& config_json);
 };
 
+// y = x·wᵀ (+ bias) for x [rows, in], w [out, in], with autograd: the projection of every linear
+// layer. On CPU float32 it is routed by shape to the fastest exact kernel (src/lm/linear.cpp):
+// "gemv" (1 row, no grad), "few_rows" (2-32 rows, no grad, AVX-512), "onednn" (libtorch's oneDNN
+// matmul, forward and backward) or "torch" (torch::mm; always on GPUs and in other dtypes, and
+// everywhere when the environment sets SDMLM_MATMUL=torch). project_route names the route taken.
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias = {});
+std::string project_route(const torch::Tensor& x, const torch::Tensor& w);
+
 // Per-layer key/value cache for a fixed batch: [B, N_kv, capacity, d] per layer.
 struct KVCache {
   std::vector<torch::Tensor> keys, values;

@@ -1,7 +1,5 @@
 // Decoder-only transformer blocks (RMSNorm, RoPE variants, GQA attention, SiLU-gated MLP) over
 // weights memory-mapped from safetensors, and saving back to the Hugging Face layout.
-#include <ATen/Parallel.h>
-
 #include <cmath>
 
 #include "sdmlm/lm.h"
@@ -15,57 +13,6 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   auto x32 = x.to(torch::kFloat32);
   auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
-}
-
-// One output row of y = W·x per call, for a batch of one token (decode at batch 1): W is streamed
-// from memory once, which MKL's single-row sgemm does on one thread at about 40% of the machine's
-// read bandwidth. 16 independent accumulators per row, summed in a fixed order; AVX-512 / AVX2 /
-// baseline clones chosen at run time (no multiply-add contraction in any: -ffp-contract=off).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gemv_rows(const float* __restrict w,
-                                                                          const float* __restrict x,
-                                                                          float* __restrict y, int64_t begin,
-                                                                          int64_t end, int64_t k) {
-  constexpr int64_t kLanes = 16;
-  const int64_t body = k - k % kLanes;
-  for (int64_t o = begin; o < end; ++o) {
-    const float* row = w + o * k;
-    float acc[kLanes] = {};
-    for (int64_t j = 0; j < body; j += kLanes)
-      for (int64_t l = 0; l < kLanes; ++l) acc[l] += row[j + l] * x[j + l];
-    for (int64_t width = kLanes / 2; width > 0; width /= 2)  // pairwise: lanes l and l + width
-      for (int64_t l = 0; l < width; ++l) acc[l] += acc[l + width];
-    float sum = acc[0];
-    for (int64_t j = body; j < k; ++j) sum += row[j] * x[j];
-    y[o] = sum;
-  }
-}
-
-// x·wᵀ (+ bias) for x: [rows, in], w: [out, in]. Inference on CPU float32 takes two faster routes
-// than mm(x, wᵀ): one row → the streaming GEMV above, split over the threads by output rows; 12 to
-// 32 rows and a weight of ≥ 512K entries → mm(w, xᵀ)ᵀ, which MKL runs 1.2-1.35x faster at these
-// shapes (slower for smaller weights) and which gives the same bits as mm(x, wᵀ) there (MKL's
-// kernels for 2-11 rows differ in the last bit, so they keep mm(x, wᵀ)). Training (grad mode)
-// always takes mm(x, wᵀ), the operation transformers runs.
-torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias = {}) {
-  const int64_t rows = x.size(0);
-  const bool fast = !torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
-                    w.scalar_type() == torch::kFloat32 && w.is_contiguous();
-  if (fast && rows == 1) {
-    auto xc = x.contiguous();
-    auto y = torch::empty({1, w.size(0)}, x.options());
-    const float* pw = w.data_ptr<float>();
-    const float* px = xc.data_ptr<float>();
-    float* py = y.data_ptr<float>();
-    const int64_t k = w.size(1);
-    at::parallel_for(0, w.size(0), std::max<int64_t>(1, 32768 / std::max<int64_t>(k, 1)),
-                     [&](int64_t begin, int64_t end) { gemv_rows(pw, px, py, begin, end, k); });
-    return bias.defined() ? y.add_(bias) : y;
-  }
-  if (fast && rows >= 12 && rows <= 32 && w.numel() >= (1 << 19)) {
-    auto y = torch::mm(w, x.t()).t().contiguous();
-    return bias.defined() ? y.add_(bias) : y;
-  }
-  return bias.defined() ? torch::addmm(bias, x, w.t()) : torch::mm(x, w.t());
 }
 
 std::optional<torch::Tensor> optional(const torch::Tensor& t) {
