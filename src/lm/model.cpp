@@ -2,6 +2,7 @@
 // weights memory-mapped from safetensors, and saving back to the Hugging Face layout.
 #include <cmath>
 
+#include "fused.h"
 #include "sdmlm/lm.h"
 #include "sdmlm/safetensors.h"
 
@@ -10,6 +11,7 @@ namespace {
 
 // As transformers' RMSNorm: normalise in float32, scale in the input dtype.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  if (fused_ok({x, weight})) return rms_norm_fused(x, weight, eps);  // inference on CPU: one pass
   auto x32 = x.to(torch::kFloat32);
   auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
@@ -162,7 +164,9 @@ torch::Tensor CausalLM::attention(const Layer& L, const torch::Tensor& x, const 
   const torch::Tensor mask = last_query_only && mask_in.defined() ? mask_in.narrow(2, T - 1, 1) : mask_in;
   torch::Tensor out;
   const bool causal = !mask.defined() && Tq > 1;  // no padding: the causal kernel needs no mask tensor
-  if (Nkv == Nh) {
+  if (Tq == 1 && fused_ok({q, k, v}) && (!mask.defined() || fused_ok({mask}))) {
+    out = decode_attention(q, k, v, mask);  // one query per row (decode, pruned prefill): heads in place
+  } else if (Nkv == Nh) {
     out = at::scaled_dot_product_attention(q, k, v, optional(mask), 0.0, causal);  // [B, Nh, Tq, d]
   } else if (causal) {
     const int64_t rep = Nh / Nkv;
@@ -191,7 +195,9 @@ torch::Tensor CausalLM::mlp(const Layer& L, const torch::Tensor& x) const {
     gate = project(flat, L.gate);
     up = project(flat, L.up);
   }
-  return project(torch::silu(gate) * up, L.down).view(x.sizes());
+  // Inference: in place on the projections' fresh outputs (no new [rows, intermediate] buffers).
+  auto hidden = fused_ok({gate, up}) ? torch::silu_(gate).mul_(up) : torch::silu(gate) * up;
+  return project(hidden, L.down).view(x.sizes());
 }
 
 ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor& attention_mask, KVCache* cache,
@@ -296,7 +302,12 @@ torch::Tensor CausalLM::block(int64_t i, const torch::Tensor& x, const torch::Te
                               const torch::Tensor& mask, KVCache* cache, bool last_query_only) const {
   const Layer& L = layers_[(size_t)i];
   auto attended = attention(L, rms_norm(x, L.input_norm, config_.rms_norm_eps), cos, sin, mask, cache, i, last_query_only);
-  auto h = (last_query_only ? x.narrow(1, x.size(1) - 1, 1) : x) + attended;
+  auto residual = last_query_only ? x.narrow(1, x.size(1) - 1, 1) : x;
+  if (fused_ok({residual, attended})) {  // inference: the residual sums go into the fresh outputs
+    auto h = attended.add_(residual);
+    return mlp(L, rms_norm(h, L.post_norm, config_.rms_norm_eps)).add_(h);
+  }
+  auto h = residual + attended;
   return h + mlp(L, rms_norm(h, L.post_norm, config_.rms_norm_eps));
 }
 

@@ -1,12 +1,16 @@
-// Unit tests of lm::project (src/lm/linear.cpp): every route against a float64 reference at the
-// boundaries of its shapes (1, 2, 16, 17, 32, 33 rows; output counts around the 16- and 8-column
-// blocks; odd inner sizes), bias, non-contiguous inputs, gradients against torch's autograd of
-// torch::mm, and the route each shape takes.
+// Unit tests of the LM runtime's own kernels. lm::project (src/lm/linear.cpp): every route against
+// a float64 reference at the boundaries of its shapes (1, 2, 16, 17, 32, 33 rows; output counts
+// around the 16- and 8-column blocks; odd inner sizes), bias, non-contiguous inputs, gradients
+// against torch's autograd of torch::mm, and the route each shape takes. The fused inference
+// kernels (src/lm/fused.cpp): RMSNorm against transformers' composed float32 operations, and
+// decode attention against scaled_dot_product_attention (GQA, padding masks, one key).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
+#include "lm/fused.h"
 #include "sdmlm/lm.h"
 
 namespace sdmlm::lm {
@@ -106,6 +110,59 @@ TEST(Linear, ManyOutputsSplitOverThreads) {
     auto x = torch::randn({m, 384});
     EXPECT_LT(relative_error(project(x, w), x, w, {}), 4e-5) << m;
   }
+}
+
+
+TEST(Fused, RmsNormMatchesTheComposedOperations) {
+  torch::manual_seed(16);
+  torch::NoGradGuard no_grad;
+  for (int64_t h : {1, 15, 16, 17, 384, 1000})
+    for (int64_t rows : {1, 3, 130}) {
+      auto x = torch::randn({rows, h}) * 3, w = torch::randn({h});
+      auto reference = w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-5));
+      auto got = rms_norm_fused(x, w, 1e-5);
+      ASSERT_TRUE(torch::allclose(got, reference, 1e-5, 1e-6)) << "h=" << h << " rows=" << rows;
+    }
+  auto x = torch::randn({2, 5, 64}).transpose(0, 1);  // non-contiguous, 3-D
+  auto w = torch::randn({64});
+  EXPECT_TRUE(torch::allclose(rms_norm_fused(x, w, 1e-6), w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6)), 1e-5, 1e-6));
+}
+
+TEST(Fused, DecodeAttentionMatchesSdpa) {
+  torch::manual_seed(17);
+  torch::NoGradGuard no_grad;
+  for (auto [nh, nkv] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {6, 2}, {8, 1}})
+    for (int64_t L : {1, 2, 17, 160})
+      for (bool masked : {false, true}) {
+        const int64_t B = 3, d = 32, capacity = L + 5;
+        auto q = torch::randn({B, nh, 1, d});
+        // Keys/values as cache views: [B, N_kv, capacity, d] narrowed to L positions.
+        auto k = torch::randn({B, nkv, capacity, d}).narrow(2, 0, L);
+        auto v = torch::randn({B, nkv, capacity, d}).narrow(2, 0, L);
+        torch::Tensor mask;
+        if (masked) {  // row b has b padded positions at the front (never all of them)
+          auto additive = torch::zeros({B, capacity});
+          for (int64_t b = 0; b < B; ++b)
+            if (b < L) additive[b].narrow(0, 0, b).fill_(std::numeric_limits<float>::lowest());
+          mask = additive.narrow(1, 0, L).view({B, 1, 1, L});
+        }
+        auto got = decode_attention(q, k, v, mask);
+        auto rep = nh / nkv;
+        auto reference = at::scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1),
+                                                          mask.defined() ? std::optional<torch::Tensor>(mask) : std::nullopt);
+        ASSERT_TRUE(torch::allclose(got, reference, 1e-5, 1e-5))
+            << "heads " << nh << "/" << nkv << " L=" << L << " masked=" << masked << " max diff "
+            << (got - reference).abs().max().item<float>();
+      }
+}
+
+TEST(Fused, OnlyForCpuFloat32WithoutAutograd) {
+  auto x = torch::randn({2, 4});
+  EXPECT_TRUE(fused_ok({x}));
+  EXPECT_FALSE(fused_ok({x.to(torch::kFloat64)}));
+  EXPECT_FALSE(fused_ok({x.clone().set_requires_grad(true)}));
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(fused_ok({x.clone().set_requires_grad(true)}));  // no graph is recorded
 }
 
 }  // namespace

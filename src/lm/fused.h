@@ -1,0 +1,25 @@
+// Fused inference kernels of the LM runtime (CPU, float32, no autograd): one pass where the
+// composed torch operations take several, for the shapes of generation. Callers check the
+// preconditions with fused_ok(); training keeps the composed operations (autograd).
+#pragma once
+
+#include <torch/torch.h>
+
+namespace sdmlm::lm {
+
+// True when every tensor is a CPU float32 tensor and autograd is not recording through them.
+bool fused_ok(std::initializer_list<torch::Tensor> tensors);
+
+// RMSNorm as transformers computes it in float32: weight · (x · 1/√(mean(x²) + eps)), per row of
+// the last dimension. x [..., H] float32 (any layout), weight [H]. One read for the sum of squares,
+// one for the output.
+torch::Tensor rms_norm_fused(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// Attention of one new query per row against the cache (a decode step), softmax(q·kᵀ/√d + mask)·v
+// per head, with grouped-query heads read in place (query head h uses key/value head h / (N_h/N_kv)).
+// q [B, N_h, 1, d]; k, v [B, N_kv, L, d] with a contiguous last dimension (cache views);
+// mask [B, 1, 1, L] additive (0 or a large negative) or undefined. Returns [B, N_h, 1, d].
+torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& mask);
+
+}  // namespace sdmlm::lm
