@@ -1,11 +1,15 @@
 // LM runtime timings for bench/lm_vs_transformers.py: load (peak RSS vs weight bytes), prefill
 // tokens/s, greedy generation tokens/s at several batch sizes, one forward+backward step.
 // Usage: bench_lm MODEL_DIR [--prompt_len 64] [--new_tokens 32] [--batches 1,16] [--train_batch 4]
-//        [--train_len 128] [--reps 3]        (prints one JSON object)
+//        [--train_len 128] [--reps 3] [--device cpu|cuda] [--dtype f32|bf16]   (prints one JSON object)
+// On CUDA every timing waits for the device (synchronize) and the training step runs in the weights'
+// dtype (bf16 weights: bf16 products, float32 loss) — bench/gpu_phi35_shape.sh uses it.
 #include <sys/resource.h>
 
 #include <chrono>
 #include <iostream>
+
+#include <torch/cuda.h>
 
 #include "sdmlm/lm.h"
 
@@ -28,20 +32,31 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::map<std::string, std::string> opt = {{"--prompt_len", "64"}, {"--new_tokens", "32"}, {"--batches", "1,16"},
-                                            {"--train_batch", "4"}, {"--train_len", "128"}, {"--reps", "3"}};
+                                            {"--train_batch", "4"}, {"--train_len", "128"}, {"--reps", "3"},
+                                            {"--device", "cpu"}, {"--dtype", "f32"}};
   for (int i = 2; i + 1 < argc; i += 2) opt[argv[i]] = argv[i + 1];
   const int64_t prompt_len = std::stoll(opt["--prompt_len"]), new_tokens = std::stoll(opt["--new_tokens"]);
   const int reps = std::stoi(opt["--reps"]);
+  const torch::Device device(opt["--device"]);
+  if (opt["--dtype"] != "f32" && opt["--dtype"] != "bf16") {
+    std::cerr << "--dtype must be f32 or bf16\n";
+    return 2;
+  }
+  const torch::ScalarType dtype = opt["--dtype"] == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
   try {
     const double rss_before = peak_rss_mib();
     auto start = Clock::now();
-    auto model = lm::CausalLM::load(argv[1]);
+    auto model = lm::CausalLM::load(argv[1], device, dtype);
+    sync();
     const double load_s = since(start);
     const double rss_loaded = peak_rss_mib();
     const auto& c = model->config();
     Json out = {{"parameters", model->parameter_count()}, {"load_seconds", load_s},
                 {"peak_rss_after_load_mib", rss_loaded}, {"rss_before_load_mib", rss_before},
-                {"threads", at::get_num_threads()}};
+                {"threads", at::get_num_threads()}, {"device", opt["--device"]}, {"dtype", opt["--dtype"]}};
     torch::manual_seed(0);
     Json gen = Json::object(), prefill = Json::object();
     std::stringstream batches(opt["--batches"]);
@@ -51,11 +66,14 @@ int main(int argc, char** argv) {
       auto ids = torch::randint(3, c.vocab_size, {B, prompt_len}, torch::kInt64);
       {
         torch::NoGradGuard no_grad;
-        model->forward(ids, {}, nullptr, true);  // warm-up
+        auto device_ids = ids.to(device);
+        model->forward(device_ids, {}, nullptr, true);  // warm-up
         double best = 1e30;
         for (int r = 0; r < reps; ++r) {
+          sync();
           auto t = Clock::now();
-          model->forward(ids, {}, nullptr, /*last_logits_only=*/true);
+          model->forward(device_ids, {}, nullptr, /*last_logits_only=*/true);
+          sync();
           best = std::min(best, since(t));
         }
         prefill[item] = (double)(B * prompt_len) / best;
@@ -74,8 +92,9 @@ int main(int argc, char** argv) {
         model->generate(prompts, o);
         double best = 1e30;
         for (int r = 0; r < reps; ++r) {
+          sync();
           auto t = Clock::now();
-          auto result = model->generate(prompts, o);
+          auto result = model->generate(prompts, o);  // returns host ids: synchronised
           best = std::min(best, since(t));
           if ((int64_t)result[0].size() != tokens) throw std::runtime_error("generation stopped early");
         }
@@ -93,7 +112,7 @@ int main(int argc, char** argv) {
     // One forward+backward step: next-token cross-entropy over all positions.
     model->make_trainable();
     const int64_t TB = std::stoll(opt["--train_batch"]), TL = std::stoll(opt["--train_len"]);
-    auto ids = torch::randint(3, c.vocab_size, {TB, TL}, torch::kInt64);
+    auto ids = torch::randint(3, c.vocab_size, {TB, TL}, torch::kInt64).to(device);
     auto step = [&] {
       auto logits = model->forward(ids).logits;
       auto loss = torch::nn::functional::cross_entropy(logits.narrow(1, 0, TL - 1).reshape({-1, c.vocab_size}),
@@ -106,8 +125,9 @@ int main(int argc, char** argv) {
     step();
     double best = 1e30;
     for (int r = 0; r < reps; ++r) {
+      sync();
       auto t = Clock::now();
-      step();
+      step();  // loss.item() waits for the device
       best = std::min(best, since(t));
     }
     out["train_step_seconds"] = best;

@@ -64,7 +64,7 @@ class Encoder {
   // [system, user, assistant = verification text ending "<verified>"]: the feature input.
   Sequence encode_verification(const std::string& user, const std::string& verification) const;
   const Tokenizer& tokenizer() const { return tokenizer_; }
-  ChatFamily family() const { return family_; }
+  ChatFamily family() const { return format_.family; }
   std::vector<int64_t> stop_ids() const;  // EOS and the end-of-turn token when the vocabulary has one
   std::string decode_response(const std::vector<int64_t>& ids) const;  // special tokens removed
 
@@ -73,7 +73,7 @@ class Encoder {
   int64_t token_ending_at(const std::vector<int64_t>& ids, int64_t chars) const;  // -1 if not aligned
   int64_t first_token_reaching(const std::vector<int64_t>& ids, int64_t chars) const;
   const Tokenizer& tokenizer_;
-  ChatFamily family_;
+  ChatFormat format_;
   std::string system_;
   int64_t max_length_;
   std::optional<int64_t> assistant_id_;

@@ -16,6 +16,16 @@ with and without a generation prompt through transformers'
                    system message "You are a helpful assistant."), written to OUT/qwen2/
   qwen3            ../shared/data/tokenizers/qwen3 as given (reasoning blocks; conversations also
                    carry assistant contents with <think>…</think>)
+  qwen25           qwen3's tokenizer.json with Qwen2.5-Instruct's template without its tool-calling
+                   branch (default system message "You are Qwen, created by Alibaba Cloud. You are a
+                   helpful assistant."), written to OUT/qwen25/
+  llama31          llama3's tokenizer.json with Llama-3.1-Instruct's template without its tool
+                   branches (a system header always, knowledge cutoff, date_string "26 Jul 2024"),
+                   written to OUT/llama31/
+  llama32          the same with Llama-3.2-Instruct's date rule (strftime_now: today's date, which
+                   transformers provides), written to OUT/llama32/
+The tool branches left out render nothing for conversations without tools, and sdmlm's roles are
+system, user and assistant; these templates were written here from the published ones.
 
 The tokenizer is transformers' AutoTokenizer (TokenizersBackend for llama3, LlamaTokenizer for
 phi35, Qwen2Tokenizer for qwen2: transformers 5 rebuilds the latter two from their
@@ -59,6 +69,53 @@ QWEN2_TEMPLATE = (
     "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
     "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+# Qwen2.5-Instruct's template, tool-calling branch aside.
+QWEN25_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}\n"
+    "    {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n"
+    "{%- else %}\n"
+    "    {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}\n"
+    "{%- endif %}\n"
+    "{%- for message in messages %}\n"
+    "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or "
+    "(message.role == \"assistant\" and not message.tool_calls) %}\n"
+    "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n"
+    "    {%- endif %}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "    {{- '<|im_start|>assistant\\n' }}\n"
+    "{%- endif %}\n")
+
+
+def llama31_template(date_rule):
+    """Llama-3.1-Instruct's template, tool branches aside; date_rule sets date_string when undefined."""
+    return (
+        "{{- bos_token }}\n"
+        "{%- if not date_string is defined %}\n" + date_rule + "{%- endif %}\n"
+        "{%- if messages[0]['role'] == 'system' %}\n"
+        "    {%- set system_message = messages[0]['content']|trim %}\n"
+        "    {%- set messages = messages[1:] %}\n"
+        "{%- else %}\n"
+        "    {%- set system_message = \"\" %}\n"
+        "{%- endif %}\n"
+        "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n"
+        "{{- \"Cutting Knowledge Date: December 2023\\n\" }}\n"
+        "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n"
+        "{{- system_message }}\n"
+        "{{- \"<|eot_id|>\" }}\n"
+        "{%- for message in messages %}\n"
+        "    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}\n"
+        "{%- endfor %}\n"
+        "{%- if add_generation_prompt %}\n"
+        "    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n"
+        "{%- endif %}\n")
+
+
+LLAMA31_TEMPLATE = llama31_template("    {%- set date_string = \"26 Jul 2024\" %}\n")
+LLAMA32_TEMPLATE = llama31_template(
+    "    {%- if strftime_now is defined %}\n        {%- set date_string = strftime_now(\"%d %b %Y\") %}\n"
+    "    {%- else %}\n        {%- set date_string = \"26 Jul 2024\" %}\n    {%- endif %}\n")
 
 # Python str.isspace characters (what Jinja's `trim` removes) and look-alikes that are not.
 PY_SPACES = ["\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u1680", "\u2000", "\u2005",
@@ -180,6 +237,15 @@ def main():
         ("qwen2", "chatml",
          write_dir(os.path.join(out, "qwen2"), os.path.join(qwen3, "tokenizer.json"), qwen_config)),
         ("qwen3", "qwen3", qwen3),
+        ("qwen25", "chatml",
+         write_dir(os.path.join(out, "qwen25"), os.path.join(qwen3, "tokenizer.json"),
+                   dict(qwen_config, chat_template=QWEN25_TEMPLATE))),
+        ("llama31", "llama31",
+         write_dir(os.path.join(out, "llama31"), os.path.join(llama3, "tokenizer.json"),
+                   dict(llama3_config, chat_template=LLAMA31_TEMPLATE))),
+        ("llama32", "llama31",
+         write_dir(os.path.join(out, "llama32"), os.path.join(llama3, "tokenizer.json"),
+                   dict(llama3_config, chat_template=LLAMA32_TEMPLATE))),
     ]
     convs = conversations(args.seed, args.count)
     entries = []

@@ -26,7 +26,7 @@ Json defaults() {
         {"vocab_size", 2000},
         {"arch", "llama"},
         {"preset", "tiny"},
-        {"pretrain_steps", 2500},
+        {"pretrain_steps", 3500},
         {"pretrain_batch_size", 32},
         {"pretrain_learning_rate", 3e-3},
         {"copy_fraction", 0.9}}},

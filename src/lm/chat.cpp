@@ -1,6 +1,9 @@
 // Native renderers of the supported chat templates.
 #include "sdmlm/chat.h"
 
+#include <ctime>
+#include <optional>
+
 #include "sdmlm/core.h"
 
 namespace sdmlm {
@@ -49,8 +52,45 @@ std::string trim(const std::string& text) {
   return text.substr(begin, end - begin);
 }
 
-// Qwen2-Instruct's template opens a conversation that has no system message with this one.
-constexpr const char* kChatMLDefaultSystem = "You are a helpful assistant.";
+// The literal system turn a ChatML template writes for conversations without one: the text after
+// "<|im_start|>system" and a newline (a real one or the Jinja escape \n) up to "<|im_end|>", when it
+// is plain text (no quote, brace or concatenation: not the branch that copies messages[0]).
+std::optional<std::string> chatml_default_system(const std::string& chat_template) {
+  const std::string open = "<|im_start|>system", close = "<|im_end|>";
+  for (size_t at = chat_template.find(open); at != std::string::npos; at = chat_template.find(open, at + 1)) {
+    size_t begin = at + open.size();
+    if (chat_template.compare(begin, 1, "\n") == 0) begin += 1;
+    else if (chat_template.compare(begin, 2, "\\n") == 0) begin += 2;
+    else continue;
+    const size_t end = chat_template.find(close, begin);
+    if (end == std::string::npos) continue;
+    const std::string text = chat_template.substr(begin, end - begin);
+    if (text.find_first_of("'\"{}+") == std::string::npos) return text;
+  }
+  return std::nullopt;
+}
+
+// Today's local date as Python's strftime("%d %b %Y") in the C locale.
+std::string today() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%d %b %Y", &local);
+  return buffer;
+}
+
+// A Llama 3.1+ template's date: strftime_now when it calls it, else its `date_string = "..."`.
+std::string llama31_date(const std::string& chat_template) {
+  if (chat_template.find("strftime_now") != std::string::npos) return today();
+  const std::string key = "set date_string = \"";
+  const size_t at = chat_template.find(key);
+  if (at != std::string::npos) {
+    const size_t end = chat_template.find('"', at + key.size());
+    if (end != std::string::npos) return chat_template.substr(at + key.size(), end - at - key.size());
+  }
+  return ChatFormat{}.date;
+}
 
 // Python's str.lstrip('\n') / rstrip('\n').
 std::string lstrip_newlines(const std::string& s) { return s.substr(std::min(s.size(), s.find_first_not_of('\n'))); }
@@ -100,30 +140,64 @@ std::string render_qwen3(const std::vector<ChatMessage>& messages, bool add_gene
 
 }  // namespace
 
+ChatFormat chat_format_of(const std::string& chat_template, const std::string& model_type) {
+  ChatFormat f;
+  const auto has = [&](const char* marker) { return chat_template.find(marker) != std::string::npos; };
+  if (has("<|im_start|>")) {
+    f.family = has("</think>") ? ChatFamily::kQwen3 : ChatFamily::kChatML;
+    f.default_system = chatml_default_system(chat_template).value_or("");
+  } else if (has("<|start_header_id|>")) {
+    f.family = has("Cutting Knowledge Date") ? ChatFamily::kLlama31
+               : has("add_generation_prompt") ? ChatFamily::kLlama3
+                                              : ChatFamily::kLlama3AlwaysPrompt;
+    if (f.family == ChatFamily::kLlama31) f.date = llama31_date(chat_template);
+  } else if (has("<|assistant|>") || model_type == "phi3") {
+    f.family = ChatFamily::kPhi3;
+  } else if (model_type == "qwen2") {
+    f.family = ChatFamily::kChatML;
+  } else if (model_type == "llama") {
+    f.family = ChatFamily::kLlama3;
+  } else {
+    fail_input("no supported chat template (Phi-3, Llama 3 or ChatML) for model type \"" + model_type + "\"");
+  }
+  return f;
+}
+
 ChatFamily chat_family_of(const std::string& chat_template, const std::string& model_type) {
-  if (chat_template.find("<|im_start|>") != std::string::npos)
-    return chat_template.find("</think>") != std::string::npos ? ChatFamily::kQwen3 : ChatFamily::kChatML;
-  if (chat_template.find("<|start_header_id|>") != std::string::npos)
-    return chat_template.find("add_generation_prompt") == std::string::npos ? ChatFamily::kLlama3AlwaysPrompt
-                                                                            : ChatFamily::kLlama3;
-  if (chat_template.find("<|assistant|>") != std::string::npos) return ChatFamily::kPhi3;
-  if (model_type == "phi3") return ChatFamily::kPhi3;
-  if (model_type == "qwen2") return ChatFamily::kChatML;
-  if (model_type == "llama") return ChatFamily::kLlama3;
-  fail_input("no supported chat template (Phi-3, Llama 3 or ChatML) for model type \"" + model_type + "\"");
+  return chat_format_of(chat_template, model_type).family;
 }
 
 std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+  ChatFormat format;
+  format.family = family;
+  return chat_render(format, messages, add_generation_prompt);
+}
+
+std::string chat_render(const ChatFormat& format, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+  const ChatFamily family = format.family;
   if (messages.empty()) fail_input("chat conversation has no messages");  // as transformers
   for (const ChatMessage& m : messages)
     if (m.role != "system" && m.role != "user" && m.role != "assistant")
       fail_input("chat role must be system, user or assistant, got \"" + m.role + "\"");
   if (family == ChatFamily::kQwen3) return render_qwen3(messages, add_generation_prompt);
   std::string out;
-  for (size_t i = 0; i < messages.size(); ++i) {
+  size_t first = 0;
+  if (family == ChatFamily::kLlama31) {  // the system header, always; a leading system message fills it
+    out += "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+           "Today Date: " + format.date + "\n\n";
+    if (messages[0].role == "system") {
+      out += trim(messages[0].content);
+      first = 1;
+    }
+    out += "<|eot_id|>";
+  }
+  for (size_t i = first; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     switch (family) {
       case ChatFamily::kQwen3: break;  // rendered above
+      case ChatFamily::kLlama31:
+        out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
+        break;
       case ChatFamily::kPhi3:  // an empty system message is dropped
         if (!(m.role == "system" && m.content.empty())) out += "<|" + m.role + "|>\n" + m.content + "<|end|>\n";
         break;
@@ -133,8 +207,8 @@ std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messa
         out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
         break;
       case ChatFamily::kChatML:
-        if (i == 0 && m.role != "system")
-          out += std::string("<|im_start|>system\n") + kChatMLDefaultSystem + "<|im_end|>\n";
+        if (i == 0 && m.role != "system" && !format.default_system.empty())
+          out += "<|im_start|>system\n" + format.default_system + "<|im_end|>\n";
         out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
         break;
     }
@@ -144,6 +218,7 @@ std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messa
     switch (family) {
       case ChatFamily::kPhi3: out += "<|assistant|>\n"; break;
       case ChatFamily::kLlama3:
+      case ChatFamily::kLlama31:
       case ChatFamily::kLlama3AlwaysPrompt: out += "<|start_header_id|>assistant<|end_header_id|>\n\n"; break;
       case ChatFamily::kChatML:
       case ChatFamily::kQwen3: out += "<|im_start|>assistant\n"; break;

@@ -82,6 +82,35 @@ torch::Tensor rms_norm_fused(const torch::Tensor& x_in, const torch::Tensor& wei
   return y;
 }
 
+torch::Tensor rope_fused(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& signed_sin) {
+  const int64_t B = x.size(0), N = x.size(1), T = x.size(2), d = x.size(3), rotary = cos.size(-1), half = rotary / 2;
+  TORCH_CHECK(signed_sin.sizes() == cos.sizes() && rotary <= d && rotary % 2 == 0, "rope_fused: tables [.., rotary]");
+  auto out = torch::empty({B, N, T, d}, x.options());
+  const float* px = x.data_ptr<float>();
+  const float* pc = cos.data_ptr<float>();
+  const float* ps = signed_sin.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  const auto step = [](const torch::Tensor& t, int64_t dim) { return t.size(dim) == 1 ? 0 : t.stride(dim); };
+  const int64_t xb = x.stride(0), xn = x.stride(1), xt = x.stride(2), xj = x.stride(3);
+  const int64_t cb = step(cos, 0), ct = step(cos, 2), cj = cos.stride(3);
+  const int64_t sb = step(signed_sin, 0), st = step(signed_sin, 2), sj = signed_sin.stride(3);
+  at::parallel_for(0, B * N * T, std::max<int64_t>(1, 8192 / std::max<int64_t>(d, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / (N * T), n = row / T % N, t = row % T;
+      const float* xr = px + b * xb + n * xn + t * xt;
+      const float* c = pc + b * cb + t * ct;
+      const float* s = ps + b * sb + t * st;
+      float* o = po + row * d;
+      for (int64_t j = 0; j < rotary; ++j) {
+        const int64_t partner = j < half ? j + half : j - half;  // roll(x, half) on the rotary part
+        o[j] = xr[j * xj] * c[j * cj] + xr[partner * xj] * s[j * sj];
+      }
+      for (int64_t j = rotary; j < d; ++j) o[j] = xr[j * xj];
+    }
+  });
+  return out;
+}
+
 torch::Tensor decode_attention(const torch::Tensor& q_in, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask) {
   auto q = q_in.contiguous();

@@ -15,6 +15,12 @@ bool fused_ok(std::initializer_list<torch::Tensor> tensors);
 // one for the output.
 torch::Tensor rms_norm_fused(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
+// RoPE as model.cpp's apply_rope: x·cos + roll(x, rotary/2)·sin± on the first `rotary` features,
+// the rest passed through — the same IEEE products and sums (so the same bits), in one pass.
+// x [B, N, T, d] (any strides); cos, signed_sin [B or 1, 1, T or 1, rotary]. Returns [B, N, T, d]
+// contiguous.
+torch::Tensor rope_fused(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& signed_sin);
+
 // Attention of one new query per row against the cache (a decode step), softmax(q·kᵀ/√d + mask)·v
 // per head, with grouped-query heads read in place (query head h uses key/value head h / (N_h/N_kv)).
 // q [B, N_h, 1, d]; k, v [B, N_kv, L, d] with a contiguous last dimension (cache views);

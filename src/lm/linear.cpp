@@ -18,6 +18,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "sdmlm/lm.h"
 
@@ -116,11 +117,14 @@ bool has_avx512() {
 torch::Tensor few_rows(const torch::Tensor& x, const torch::Tensor& w) {  // x [M ≤ 32, K], w [N, K]
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   const int64_t MV = M > 16 ? 2 : 1, NB = 16 / MV;
-  auto xt = torch::zeros({K, MV * 16}, x.options());
-  xt.narrow(1, 0, M).copy_(x.t());
+  // xᵀ packed [K][16·MV] on the calling thread (plain C++: no tensor operations per projection).
+  std::vector<float> xt((size_t)(K * MV * 16), 0.0f);
+  const float* px = x.data_ptr<float>();  // contiguous [M, K]
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) xt[(size_t)(k * MV * 16 + m)] = px[m * K + k];
   auto y = torch::empty({M, N}, x.options());
   const float* pw = w.data_ptr<float>();
-  const float* pxt = xt.data_ptr<float>();
+  const float* pxt = xt.data();
   float* py = y.data_ptr<float>();
   const int64_t blocks = (N + NB - 1) / NB;
   // A thread's share: at least 2^17 multiply-adds (smaller products run on the calling thread).

@@ -27,6 +27,7 @@ std::optional<torch::Tensor> optional(const torch::Tensor& t) {
 // negation and a concatenation. q or k: [B, N, T, d]; cos/sin±: [B, 1, T, rotary]. Dimensions past
 // rotary_dim pass through.
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& signed_sin) {
+  if (x.dim() == 4 && fused_ok({x, cos, signed_sin})) return rope_fused(x, cos, signed_sin);  // inference: one pass
   const int64_t rotary = cos.size(-1), half = rotary / 2;
   if (rotary == x.size(-1)) return x * cos + x.roll(half, -1) * signed_sin;
   auto rot = x.narrow(-1, 0, rotary), pass = x.narrow(-1, rotary, x.size(-1) - rotary);

@@ -15,6 +15,7 @@ std::string assistant_marker(ChatFamily family) {
   switch (family) {
     case ChatFamily::kPhi3: return "<|assistant|>";
     case ChatFamily::kLlama3:
+    case ChatFamily::kLlama31:
     case ChatFamily::kLlama3AlwaysPrompt: return "<|start_header_id|>assistant<|end_header_id|>";
     case ChatFamily::kChatML:
     case ChatFamily::kQwen3: return "<|im_start|>assistant";
@@ -36,7 +37,7 @@ std::string feature_layout_name(FeatureLayout layout) {
 
 Encoder::Encoder(const Tokenizer& tokenizer, const std::string& model_type, std::string system, int64_t max_length)
     : tokenizer_(tokenizer),
-      family_(chat_family_of(tokenizer.chat_template, model_type)),
+      format_(chat_format_of(tokenizer.chat_template, model_type)),
       system_(std::move(system)),
       max_length_(max_length) {
   assistant_id_ = tokenizer.token_to_id("<|assistant|>");
@@ -50,7 +51,7 @@ std::vector<int64_t> Encoder::render(const std::string& user, const std::string*
                                      bool add_generation_prompt) const {
   std::vector<ChatMessage> turns = {{"system", system_}, {"user", user}};
   if (assistant) turns.push_back({"assistant", *assistant});
-  auto ids = tokenizer_.encode(chat_render(family_, turns, add_generation_prompt), /*add_special_tokens=*/false);
+  auto ids = tokenizer_.encode(chat_render(format_, turns, add_generation_prompt), /*add_special_tokens=*/false);
   if ((int64_t)ids.size() > max_length_) ids.resize((size_t)max_length_);  // right truncation
   return ids;
 }
@@ -91,7 +92,7 @@ Sequence Encoder::encode(const std::string& user, const std::string& response) c
   Sequence s;
   s.ids = render(user, &response, false);
   const std::string full = tokenizer_.decode(s.ids, false);
-  const std::string marker = assistant_marker(family_);
+  const std::string marker = assistant_marker(format_.family);
   const size_t assistant_at = full.rfind(marker);
   if (assistant_at == std::string::npos)
     fail_input("CONTRASTIVE-MASKING: no assistant marker \"" + marker + "\" in the encoding");

@@ -39,7 +39,7 @@ std::string distractor(const std::vector<std::string>& sentences, Rng& rng, int6
 // so that only copying, not language modelling, predicts the answer: a curriculum that makes the
 // copying (induction) circuit form early instead of by chance.
 std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const std::string& sentence,
-                               const Tokenizer& tok, ChatFamily family, Rng& rng, double copy_fraction,
+                               const Tokenizer& tok, const ChatFormat& format, Rng& rng, double copy_fraction,
                                double progress) {
   if (rng.uniform() >= copy_fraction) {
     auto ids = tok.encode(sentence, /*add_special_tokens=*/true);
@@ -77,12 +77,12 @@ std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const 
   add(distractor(sentences, rng, span(8)));
   std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user},
                                     {"assistant", task::join_words(words, 0, words.size())}};
-  return tok.encode(chat_render(family, turns, false), /*add_special_tokens=*/false);
+  return tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
 }
 
 // Greedy copy accuracy on `count` fresh items (a quoted corpus sentence after a few distractor
 // words; the answer is the sentence): the competence the task builds on, reported in pretrain.json.
-double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, ChatFamily family,
+double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const ChatFormat& format,
                      const std::vector<std::string>& sentences, uint64_t seed, int count) {
   torch::NoGradGuard no_grad;
   std::vector<std::vector<int64_t>> prompts;
@@ -92,7 +92,7 @@ double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, ChatFamily
     const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
     const std::string user = distractor(sentences, rng, 5) + " '" + sentence + "'";
     std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
-    prompts.push_back(tok.encode(chat_render(family, turns, true), false));
+    prompts.push_back(tok.encode(chat_render(format, turns, true), false));
     answers.push_back(task::normalize_whitespace(sentence));
   }
   lm::GenerateOptions g;
@@ -122,7 +122,7 @@ Json pretrain(const PretrainOptions& o) {
   auto model = lm::CausalLM::load(resuming ? checkpoint : o.model, o.device);
   model->make_trainable();
   auto tok = Tokenizer::load(o.model);
-  const ChatFamily family = chat_family_of(tok->chat_template, model->config().model_type);
+  const ChatFormat format = chat_format_of(tok->chat_template, model->config().model_type);
   const int64_t pad = tok->pad_id.value_or(tok->eos_id.value_or(0));
   AdamWConfig config;
   config.learning_rate = o.learning_rate;
@@ -146,7 +146,7 @@ Json pretrain(const PretrainOptions& o) {
     for (int64_t i = 0; i < o.batch_size; ++i) {
       Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)i);
       const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
-      items[(size_t)i].ids = make_item(sentences, sentence, *tok, family, rng, o.copy_fraction, (double)step / (double)o.steps);
+      items[(size_t)i].ids = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction, (double)step / (double)o.steps);
       if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
     }
     std::vector<const Sequence*> seqs;
@@ -178,7 +178,7 @@ Json pretrain(const PretrainOptions& o) {
     }
   }
   bar.finish();
-  const double copy = copy_accuracy(*model, *tok, family, sentences, o.seed, 64);
+  const double copy = copy_accuracy(*model, *tok, format, sentences, o.seed, 64);
   std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
   Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
                   {"copy_fraction", o.copy_fraction}, {"learning_rate", o.learning_rate}, {"seed", o.seed},

@@ -1,8 +1,10 @@
 // Chat-template parity: sdmlm::chat_render equals transformers'
 // `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=...)`, and
 // Tokenizer::encode(rendered, add_special_tokens=false) equals `apply_chat_template(...,
-// tokenize=True)`, for the Llama 3 (as given in ../shared, and Meta's current template), Phi-3.5,
-// Qwen2 ChatML and Qwen3 (as given in ../shared) templates on a few hundred seeded conversations each. Goldens by
+// tokenize=True)`, for the Llama 3 (as given in ../shared, and Meta's current template), Llama 3.1
+// and 3.2 (today's date), Phi-3.5, Qwen2 and Qwen2.5 ChatML and Qwen3 (as given in ../shared)
+// templates on a few hundred seeded conversations each; family, default system text and date are
+// read from each template (chat_format_of). Goldens by
 // scripts/ref/make_chat_goldens.py (a CTest fixture runs it first); skips, saying why, when the
 // goldens are absent or the script skipped (no ../shared data or no `transformers`).
 #include <gtest/gtest.h>
@@ -37,6 +39,7 @@ ChatFamily family_named(const std::string& name) {
   if (name == "llama3_always_prompt") return ChatFamily::kLlama3AlwaysPrompt;
   if (name == "chatml") return ChatFamily::kChatML;
   if (name == "qwen3") return ChatFamily::kQwen3;
+  if (name == "llama31") return ChatFamily::kLlama31;
   throw std::runtime_error("unknown family in the manifest: " + name);
 }
 
@@ -55,8 +58,9 @@ void check_template(const std::string& name) {
 
   auto tok = Tokenizer::load_json((*entry)["tokenizer"].get<std::string>(), (*entry)["config"].get<std::string>());
   const ChatFamily family = family_named((*entry)["family"].get<std::string>());
-  // The family comes from the template text alone (no model_type hint).
-  EXPECT_EQ(static_cast<int>(chat_family_of(tok->chat_template, "")), static_cast<int>(family));
+  // The family, default system text and date come from the template text alone (no model_type hint).
+  const ChatFormat format = chat_format_of(tok->chat_template, "");
+  EXPECT_EQ(static_cast<int>(format.family), static_cast<int>(family));
 
   int64_t rows = 0, bad_text = 0, bad_ids = 0, bad_golden_text_ids = 0, shown = 0;
   JsonlReader reader((*entry)["goldens"].get<std::string>());
@@ -68,7 +72,7 @@ void check_template(const std::string& name) {
     const bool prompt = row->value["add_generation_prompt"].get<bool>();
     const std::string want_text = row->value["text"].get<std::string>();
     const auto want_ids = row->value["ids"].get<std::vector<int64_t>>();
-    const std::string got_text = chat_render(family, messages, prompt);
+    const std::string got_text = chat_render(format, messages, prompt);
     const auto got_ids = tok->encode(got_text, /*add_special_tokens=*/false);
     const bool ok_text = got_text == want_text, ok_ids = got_ids == want_ids;
     // Separates tokenizer from renderer differences: the ids of transformers' own text.
@@ -94,6 +98,9 @@ TEST(ChatParity, Llama3Official) { check_template("llama3_official"); }
 TEST(ChatParity, Phi35) { check_template("phi35"); }
 TEST(ChatParity, Qwen2ChatML) { check_template("qwen2"); }
 TEST(ChatParity, Qwen3AsGiven) { check_template("qwen3"); }
+TEST(ChatParity, Qwen25ChatML) { check_template("qwen25"); }
+TEST(ChatParity, Llama31) { check_template("llama31"); }
+TEST(ChatParity, Llama32TodaysDate) { check_template("llama32"); }
 
 }  // namespace
 }  // namespace sdmlm

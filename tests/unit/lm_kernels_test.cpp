@@ -2,8 +2,9 @@
 // a float64 reference at the boundaries of its shapes (1, 2, 16, 17, 32, 33 rows; output counts
 // around the 16- and 8-column blocks; odd inner sizes), bias, non-contiguous inputs, gradients
 // against torch's autograd of torch::mm, and the route each shape takes. The fused inference
-// kernels (src/lm/fused.cpp): RMSNorm against transformers' composed float32 operations, and
-// decode attention against scaled_dot_product_attention (GQA, padding masks, one key).
+// kernels (src/lm/fused.cpp): RMSNorm against transformers' composed float32 operations, RoPE bit
+// for bit against the composed operations, and decode attention against
+// scaled_dot_product_attention (GQA, padding masks, one key).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -126,6 +127,23 @@ TEST(Fused, RmsNormMatchesTheComposedOperations) {
   auto x = torch::randn({2, 5, 64}).transpose(0, 1);  // non-contiguous, 3-D
   auto w = torch::randn({64});
   EXPECT_TRUE(torch::allclose(rms_norm_fused(x, w, 1e-6), w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6)), 1e-5, 1e-6));
+}
+
+TEST(Fused, RopeIsBitForBitTheComposedOperations) {
+  torch::manual_seed(18);
+  torch::NoGradGuard no_grad;
+  for (int64_t rotary : {64, 32})  // full and partial rotary (Phi-3-style pass-through features)
+    for (int64_t table_batch : {3, 1})
+      for (int64_t T : {1, 5}) {
+        auto x = torch::randn({3, T, 4, 64}).transpose(1, 2);  // [B, N, T, d] as the projections give it
+        auto cos = torch::randn({table_batch, 1, T, rotary}), sin = torch::randn({table_batch, 1, T, rotary});
+        const int64_t half = rotary / 2;
+        auto rot = x.narrow(-1, 0, rotary);
+        auto reference = torch::cat({rot * cos + rot.roll(half, -1) * sin, x.narrow(-1, rotary, 64 - rotary)}, -1);
+        auto got = rope_fused(x, cos, sin);
+        ASSERT_TRUE(got.is_contiguous());
+        ASSERT_TRUE(torch::equal(got, reference)) << "rotary=" << rotary << " table batch=" << table_batch << " T=" << T;
+      }
 }
 
 TEST(Fused, DecodeAttentionMatchesSdpa) {

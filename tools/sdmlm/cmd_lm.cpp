@@ -79,8 +79,8 @@ std::vector<Prompt> collect_prompts(const GenerateArgs& a, const lm::CausalLM& m
     std::vector<ChatMessage> turns;
     if (!a.system.empty()) turns.push_back({"system", a.system});
     turns.push_back({"user", text});
-    auto family = chat_family_of(tok->chat_template, model.config().model_type);
-    return tok->encode(chat_render(family, turns, /*add_generation_prompt=*/true), /*add_special_tokens=*/false);
+    auto format = chat_format_of(tok->chat_template, model.config().model_type);
+    return tok->encode(chat_render(format, turns, /*add_generation_prompt=*/true), /*add_special_tokens=*/false);
   };
   std::vector<Prompt> prompts;
   if (!a.prompt.empty()) prompts.push_back({"prompt", encode(a.prompt, "--prompt")});
