@@ -175,7 +175,8 @@ bool onednn_fits(const torch::Tensor& x, const torch::Tensor& w) {
 
 // x·wᵀ with autograd, all three products through oneDNN: dx = dy·w, dw = dyᵀ·x.
 struct OneDnnLinear : torch::autograd::Function<OneDnnLinear> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& w) {
+    auto x = x_in.contiguous();
     ctx->save_for_backward({x, w});
     return onednn_mm(x, w.t());
   }
@@ -215,8 +216,10 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torc
   } else if (route == "few_rows") {
     y = few_rows(x.contiguous(), w);
   } else if (route == "onednn") {
+    // Row-major x (a strided view, such as Phi-3's gate half of gate_up, is copied first); w.t() and
+    // the backward's dyᵀ are transposed views, which oneDNN reads as column-major.
     if (torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) y = OneDnnLinear::apply(x, w);
-    else y = onednn_mm(x, w.t());
+    else y = onednn_mm(x.contiguous(), w.t());
   } else {
     return bias.defined() ? torch::addmm(bias, x, w.t()) : torch::mm(x, w.t());
   }

@@ -74,6 +74,23 @@ TEST(Linear, NonContiguousInputs) {
   }
 }
 
+TEST(Linear, RowStridedViews) {  // Phi-3's gate half of the fused gate_up output, at every route
+  torch::manual_seed(19);
+  for (int64_t m : {1, 7, 32, 300}) {
+    auto both = torch::randn({m, 2 * 160});
+    auto x = both.narrow(1, 0, 160);  // row stride 320
+    auto w = torch::randn({192, 160});
+    {
+      torch::NoGradGuard no_grad;
+      EXPECT_LT(relative_error(project(x, w), x, w, {}), 4e-5) << project_route(x, w) << " m=" << m;
+    }
+    auto wg = w.clone().set_requires_grad(true);
+    auto y = project(x, wg);
+    y.sum().backward();
+    EXPECT_TRUE(torch::allclose(wg.grad(), x.sum(0).expand({192, 160}), 1e-4, 1e-4)) << "dw, m=" << m;
+  }
+}
+
 TEST(Linear, GradientsMatchTorchAutograd) {
   torch::manual_seed(13);
   for (int64_t m : {3, 64, 300})
