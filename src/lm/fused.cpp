@@ -1,6 +1,6 @@
-// Fused inference kernels (see fused.h). Loops use 16 independent lane accumulators summed
-// pairwise in a fixed order, built as AVX-512 / AVX2 / baseline clones chosen at run time (the
-// build's -ffp-contract=off keeps every clone's bits the same).
+// Fused inference kernels (see fused.h). Sums go through lane_dot; the loops are built as AVX-512 /
+// AVX2 / baseline clones chosen at run time (the build's -ffp-contract=off keeps every clone's bits
+// the same).
 #include "fused.h"
 
 #include <ATen/Parallel.h>
@@ -11,21 +11,6 @@
 
 namespace sdmlm::lm {
 namespace {
-
-constexpr int64_t kLanes = 16;
-
-// Inlined into the clones below (each gets its instruction set's version).
-inline float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
-  const int64_t body = n - n % kLanes;
-  float acc[kLanes] = {};
-  for (int64_t j = 0; j < body; j += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] += a[j + l] * b[j + l];
-  for (int64_t width = kLanes / 2; width > 0; width /= 2)
-    for (int64_t l = 0; l < width; ++l) acc[l] += acc[l + width];
-  float sum = acc[0];
-  for (int64_t j = body; j < n; ++j) sum += a[j] * b[j];
-  return sum;
-}
 
 inline void axpy(float alpha, const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] += alpha * x[j];
@@ -38,7 +23,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void rms_rows(const
   for (int64_t r = begin; r < end; ++r) {
     const float* xr = x + r * h;
     float* yr = y + r * h;
-    const float inv = 1.0f / std::sqrt(dot(xr, xr, h) / (float)h + eps);
+    const float inv = 1.0f / std::sqrt(lane_dot(xr, xr, h) / (float)h + eps);
     for (int64_t j = 0; j < h; ++j) yr[j] = w[j] * (xr[j] * inv);
   }
 }
@@ -50,7 +35,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_head(
     float* __restrict oh) {
   float top = -std::numeric_limits<float>::infinity();
   for (int64_t l = 0; l < L; ++l) {
-    s[l] = dot(qh, kb + l * k_stride, d) * scale + (mb ? mb[l] : 0.0f);
+    s[l] = lane_dot(qh, kb + l * k_stride, d) * scale + (mb ? mb[l] : 0.0f);
     top = std::max(top, s[l]);
   }
   float total = 0.0f;

@@ -7,6 +7,22 @@
 
 namespace sdmlm::lm {
 
+// Σ a[j]·b[j] in the runtime's fixed order: 16 lane accumulators over the 16-aligned body, summed
+// pairwise (lane l and l + width), then the tail. Inline, so each AVX-512 / AVX2 / baseline clone
+// that calls it gets its own build of it (the same bits in all: -ffp-contract=off).
+inline float lane_dot(const float* __restrict a, const float* __restrict b, int64_t n) {
+  constexpr int64_t kLanes = 16;
+  const int64_t body = n - n % kLanes;
+  float acc[kLanes] = {};
+  for (int64_t j = 0; j < body; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += a[j + l] * b[j + l];
+  for (int64_t width = kLanes / 2; width > 0; width /= 2)
+    for (int64_t l = 0; l < width; ++l) acc[l] += acc[l + width];
+  float sum = acc[0];
+  for (int64_t j = body; j < n; ++j) sum += a[j] * b[j];
+  return sum;
+}
+
 // True when every tensor is a CPU float32 tensor and autograd is not recording through them.
 bool fused_ok(std::initializer_list<torch::Tensor> tensors);
 

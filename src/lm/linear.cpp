@@ -20,6 +20,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fused.h"
 #include "sdmlm/lm.h"
 
 // Exported by libtorch_cpu (TORCH_API) but not in the wheel's headers. Weak: when a libtorch lacks
@@ -41,26 +42,12 @@ bool forced_torch() {
 }
 
 // One output row of y = W·x per call (batch of one token): W is streamed from memory once, which
-// MKL's single-row sgemm does on one thread at about 40% of the machine's read bandwidth. 16
-// independent accumulators per row, summed in a fixed order; AVX-512 / AVX2 / baseline clones
-// chosen at run time (no multiply-add contraction in any: -ffp-contract=off).
+// MKL's single-row sgemm does on one thread at about 40% of the machine's read bandwidth.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gemv_rows(const float* __restrict w,
                                                                           const float* __restrict x,
                                                                           float* __restrict y, int64_t begin,
                                                                           int64_t end, int64_t k) {
-  constexpr int64_t kLanes = 16;
-  const int64_t body = k - k % kLanes;
-  for (int64_t o = begin; o < end; ++o) {
-    const float* row = w + o * k;
-    float acc[kLanes] = {};
-    for (int64_t j = 0; j < body; j += kLanes)
-      for (int64_t l = 0; l < kLanes; ++l) acc[l] += row[j + l] * x[j + l];
-    for (int64_t width = kLanes / 2; width > 0; width /= 2)  // pairwise: lanes l and l + width
-      for (int64_t l = 0; l < width; ++l) acc[l] += acc[l + width];
-    float sum = acc[0];
-    for (int64_t j = body; j < k; ++j) sum += row[j] * x[j];
-    y[o] = sum;
-  }
+  for (int64_t o = begin; o < end; ++o) y[o] = lane_dot(w + o * k, x, k);
 }
 
 // NB output columns (weight rows n..n+NB) for all M ≤ 16·MV rows of x: xt is xᵀ packed as [K][16·MV]
@@ -168,11 +155,6 @@ constexpr int64_t kOneDnnMinWork = 1 << 20;
 
 bool cpu_f32(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
 
-bool onednn_fits(const torch::Tensor& x, const torch::Tensor& w) {
-  return cpu_f32(x) && cpu_f32(w) && x.size(0) > 0 && x.size(0) * w.size(0) * w.size(1) >= kOneDnnMinWork &&
-         onednn_ok();
-}
-
 // x·wᵀ with autograd, all three products through oneDNN: dx = dy·w, dw = dyᵀ·x.
 struct OneDnnLinear : torch::autograd::Function<OneDnnLinear> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& w) {
@@ -191,20 +173,33 @@ struct OneDnnLinear : torch::autograd::Function<OneDnnLinear> {
   }
 };
 
+enum class Route { kTorch, kGemv, kFewRows, kOneDnn };
+
+Route route_of(const torch::Tensor& x, const torch::Tensor& w) {
+  if (forced_torch() || !cpu_f32(x) || !cpu_f32(w) || !w.is_contiguous() || x.dim() != 2) return Route::kTorch;
+  const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
+  const int64_t rows = x.size(0);
+  if (!grad && rows == 1) return Route::kGemv;
+  if (!grad && rows >= 2 && rows <= 32 && has_avx512()) return Route::kFewRows;
+  return rows * w.size(0) * w.size(1) >= kOneDnnMinWork && onednn_ok() ? Route::kOneDnn : Route::kTorch;
+}
+
 }  // namespace
 
 std::string project_route(const torch::Tensor& x, const torch::Tensor& w) {
-  if (forced_torch() || !cpu_f32(x) || !cpu_f32(w) || !w.is_contiguous() || x.dim() != 2) return "torch";
-  const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
-  if (!grad && x.size(0) == 1) return "gemv";
-  if (!grad && x.size(0) >= 2 && x.size(0) <= 32 && has_avx512()) return "few_rows";
-  return onednn_fits(x, w) ? "onednn" : "torch";
+  switch (route_of(x, w)) {
+    case Route::kGemv: return "gemv";
+    case Route::kFewRows: return "few_rows";
+    case Route::kOneDnn: return "onednn";
+    case Route::kTorch: break;
+  }
+  return "torch";
 }
 
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
-  const std::string route = project_route(x, w);
+  const Route route = route_of(x, w);
   torch::Tensor y;
-  if (route == "gemv") {
+  if (route == Route::kGemv) {
     auto xc = x.contiguous();
     y = torch::empty({1, w.size(0)}, x.options());
     const float* pw = w.data_ptr<float>();
@@ -213,9 +208,9 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torc
     const int64_t k = w.size(1);
     at::parallel_for(0, w.size(0), std::max<int64_t>(1, 32768 / std::max<int64_t>(k, 1)),
                      [&](int64_t begin, int64_t end) { gemv_rows(pw, px, py, begin, end, k); });
-  } else if (route == "few_rows") {
+  } else if (route == Route::kFewRows) {
     y = few_rows(x.contiguous(), w);
-  } else if (route == "onednn") {
+  } else if (route == Route::kOneDnn) {
     // Row-major x (a strided view, such as Phi-3's gate half of gate_up, is copied first); w.t() and
     // the backward's dyᵀ are transposed views, which oneDNN reads as column-major.
     if (torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) y = OneDnnLinear::apply(x, w);
