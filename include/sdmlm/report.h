@@ -66,6 +66,9 @@ struct ModelResult {
   // For the plots, one entry per test row (all three empty, or all of one length):
   std::vector<int> labels;  // true label; rows not in {0, 1} are left out of the histograms
   std::vector<double> q_prime, d;
+  // 1 where the row is in the HR region at the run's alpha (empty without a verifier): the
+  // per-prompt flags that the paired bootstrap over seeds resamples.
+  std::vector<int> high_reliability;
 };
 
 // A table as plain-text cells; the renderers escape them for their format.
@@ -89,6 +92,10 @@ std::vector<Table> paper_tables(const std::vector<ModelResult>& results, double 
 //  exact_match_accuracy, table2, table3, surface, table4: {"NO-REJECT": {...}, "SDM_HR": {...}}
 //  or null, table5}]}
 Json tables_json(const std::vector<ModelResult>& results, double alpha);
+// In plain words, one line per result (newline-terminated): how many generations are exactly
+// right, how many the verifier marks trustworthy (in the HR region at `alpha` with ŷ = 1) and how
+// many of those are right, how many it confidently rejects, and how many fall outside the region.
+std::string results_in_words(const std::vector<ModelResult>& results, double alpha);
 std::string tables_markdown(const std::vector<ModelResult>& results, double alpha);
 std::string tables_latex(const std::vector<ModelResult>& results, double alpha);
 
@@ -103,6 +110,26 @@ std::string report_html(const std::vector<ModelResult>& results, double alpha,
 // each through a temporary name and a rename (write_file_atomic).
 void write_report(const std::vector<ModelResult>& results, double alpha, const fs::path& dir,
                   const std::string& title);
+
+// ---- seeds (src/report/seeds.cpp)
+// ---------------------------------------------------------------- One fine-tuning seed's result of
+// one variant ("FT(CM)") on one dataset.
+struct SeedResult {
+  std::string variant;
+  uint64_t seed = 0;
+  const ModelResult* result = nullptr;
+};
+
+// {"rows": [{dataset, variant, seeds, hr_proportion, hr_accuracy, sentence_accuracy,
+//  exact_match_accuracy}, each {values, mean, sd (sample, n − 1), n}],
+//  "hr_proportion_differences": [{dataset, treated, control, seeds, prompts, difference, per_seed,
+//  ci95: [lo, hi], resamples, bootstrap_seed}]} — the difference treated − control of the HR
+// proportion, averaged over the seeds both have, with a percentile bootstrap over prompts
+// (`resamples` draws from Rng(bootstrap_seed)). An empty HR region's accuracy is left out of its
+// mean (n counts the seeds that had one).
+Json seed_summary(const std::vector<SeedResult>& runs, const std::vector<std::pair<std::string, std::string>>& pairs,
+                  uint64_t bootstrap_seed = 0, int64_t resamples = 10000);
+std::string seed_summary_markdown(const Json& summary);
 
 // ---- escaping (exposed for tests)
 // ----------------------------------------------------------------

@@ -259,7 +259,13 @@ std::string report_html(const std::vector<ModelResult>& results, double alpha,
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
       escape_html(title) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<h1>" +
       escape_html(title) + "</h1>\n<p>&alpha; = " + escape_html(compact(alpha)) + "; " +
-      std::to_string(results.size()) + " result(s).</p>\n<h2>Tables</h2>\n";
+      std::to_string(results.size()) + " result(s).</p>\n<h2>What this run shows</h2>\n<ul>\n";
+  {
+    const std::string words = results_in_words(results, alpha);
+    for (size_t start = 0, end; (end = words.find('\n', start)) != std::string::npos; start = end + 1)
+      out += "<li>" + escape_html(words.substr(start, end - start)) + "</li>\n";
+  }
+  out += "</ul>\n<h2>Tables</h2>\n";
   for (const Table& t : paper_tables(results, alpha)) out += html_table(t);
   out += "<h2>Plots</h2>\n";
   for (const auto& r : results) out += result_section(r, alpha);

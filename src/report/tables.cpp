@@ -2,6 +2,7 @@
 // JSON, GitHub Markdown and LaTeX booktabs rows.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <utility>
@@ -248,7 +249,48 @@ Json result_json(const ModelResult& r) {
   return out;
 }
 
+std::string percent(int64_t part, int64_t whole) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f%%", whole > 0 ? 100.0 * (double)part / (double)whole : 0.0);
+  return buf;
+}
+
+// One sentence per result: how many generations the verifier marks trustworthy (HR and ŷ = 1),
+// how many of those are right, and what it says of the rest.
+std::string summary_sentence(const ModelResult& r, double alpha) {
+  const int64_t n = r.surface.n;
+  std::string out = "On " + r.dataset + ", " + r.model + " answers " + std::to_string(r.surface.verbatim_exact) +
+                    " of " + std::to_string(n) + " prompts exactly right (" + percent(r.surface.verbatim_exact, n) + ")";
+  if (!r.selective.is_object()) return out + "; there is no verifier, so nothing is marked trustworthy.";
+  const std::string where = where_of(r) + ": highReliability";
+  const Json& hr = member(r.selective, "highReliability", where_of(r));
+  const Json& by_pred = checked_array(hr, "predictionConditional", where);
+  auto count = [](const Json& cell) { return cell.contains("n") && cell["n"].is_number() ? cell["n"].get<int64_t>() : 0; };
+  auto correct = [&count](const Json& cell) {
+    const Json& a = cell["accuracy"];
+    return a.is_number() ? (int64_t)std::llround(a.get<double>() * (double)count(cell)) : (int64_t)0;
+  };
+  const int64_t yes = by_pred.size() > 1 ? count(by_pred[1]) : 0, yes_right = by_pred.size() > 1 ? correct(by_pred[1]) : 0;
+  const int64_t no = by_pred.empty() ? 0 : count(by_pred[0]), no_right = by_pred.empty() ? 0 : correct(by_pred[0]);
+  out += ". At " + kAlpha + " = " + format_alpha(alpha) + " its verifier marks " + std::to_string(yes) + " (" +
+         percent(yes, n) + ") trustworthy";
+  if (yes > 0) out += ", of which " + std::to_string(yes_right) + " (" + percent(yes_right, yes) + ") are right";
+  out += no > 0 ? "; it is confident that " + std::to_string(no) + " more are wrong, and " + std::to_string(no_right) +
+                      " of those are"
+                : "";
+  const int64_t rest = n - yes - no;
+  out += "; the other " + std::to_string(rest) + " (" + percent(rest, n) + ") fall outside the high-reliability region";
+  out += yes + no == 0 ? " (the region is empty: nothing is automated).": " and would go to a person.";
+  return out;
+}
+
 }  // namespace
+
+std::string results_in_words(const std::vector<ModelResult>& results, double alpha) {
+  std::string out;
+  for (size_t i : grouped_order(results)) out += summary_sentence(results[i], alpha) + "\n";
+  return out;
+}
 
 std::string format_number(double value) {
   if (value == 0.0) return "0.";
@@ -348,7 +390,8 @@ std::string escape_latex(std::string_view text) {
 }
 
 std::string tables_markdown(const std::vector<ModelResult>& results, double alpha) {
-  std::string out = "# SDM-LM tables (" + kAlpha + " = " + format_alpha(alpha) + ")\n";
+  std::string out = "# SDM-LM tables (" + kAlpha + " = " + format_alpha(alpha) + ")\n\n## What this run shows\n\n";
+  for (size_t i : grouped_order(results)) out += "- " + escape_markdown(summary_sentence(results[i], alpha)) + "\n";
   for (const Table& t : paper_tables(results, alpha)) {
     out += "\n## " + escape_markdown(t.title) + "\n\n|";
     for (const auto& h : t.header) out += " " + escape_markdown(h) + " |";

@@ -91,6 +91,7 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
         result.labels.push_back((int)labels[i]);
         result.q_prime.push_back(s.q_prime);
         result.d.push_back(s.d);
+        result.high_reliability.push_back(s.centroid_region_alpha >= o.alpha ? 1 : 0);
       }
       lines += line.dump() + "\n";
     }

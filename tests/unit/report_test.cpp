@@ -446,5 +446,86 @@ TEST(ReportFiles, WritesFourFilesAtomically) {
   fs::remove_all(dir.parent_path().parent_path());
 }
 
+// ---- results in words and over seeds ----------------------------------------------------------
+
+TEST(ReportWords, SaysHowManyAreTrustedAndRight) {
+  ModelResult r = result("harvard", "FT(CM)", harvard_ft_cm());
+  r.surface = surface_of(720, 640, 650);
+  const std::string words = results_in_words({r}, 0.95);
+  // ŷ=1 in HR: 338 rows at accuracy .99 → 335 right; ŷ=0 in HR: none.
+  EXPECT_TRUE(contains(words, "answers 640 of 720 prompts exactly right (89%)")) << words;
+  EXPECT_TRUE(contains(words, "marks 338 (47%) trustworthy, of which 335 (99%) are right")) << words;
+  EXPECT_TRUE(contains(words, "the other 382 (53%) fall outside")) << words;
+  ModelResult empty = result("wiki", "base", empty_hr());
+  empty.surface = surface_of(10, 0, 0);
+  EXPECT_TRUE(contains(results_in_words({empty}, 0.95), "the region is empty")) << results_in_words({empty}, 0.95);
+  ModelResult none = result("wiki", "base", nullptr);
+  none.surface = surface_of(10, 1, 1);
+  EXPECT_TRUE(contains(results_in_words({none}, 0.95), "there is no verifier"));
+  EXPECT_TRUE(contains(tables_markdown({r}, 0.95), "## What this run shows\n\n- On harvard, FT(CM) answers 640"));
+}
+
+// A result whose HR marginal has the given proportion/accuracy and per-prompt HR flags.
+ModelResult seed_result(const std::string& model, std::vector<int> hr, double accuracy, int64_t exact) {
+  Json selective = harvard_ft_cm();
+  double admitted = 0;
+  for (int h : hr) admitted += h;
+  selective["highReliability"]["marginal"] = cell((int64_t)admitted, admitted / (double)hr.size(),
+                                                  admitted > 0 ? Json(accuracy) : Json(nullptr));
+  ModelResult r = result("test", model, selective);
+  r.surface = surface_of((int64_t)hr.size(), exact, exact);
+  r.high_reliability = std::move(hr);
+  return r;
+}
+
+TEST(ReportSeeds, MeanAndSampleDeviationPerVariant) {
+  std::vector<ModelResult> results = {seed_result("A", {1, 1, 0, 0}, 1.0, 2), seed_result("A", {1, 0, 0, 0}, 0.5, 1),
+                                      seed_result("A", {1, 1, 1, 0}, 0.9, 3)};
+  std::vector<SeedResult> runs = {{"A", 0, &results[0]}, {"A", 2, &results[2]}, {"A", 1, &results[1]}};
+  Json s = seed_summary(runs, {});
+  ASSERT_EQ(s["rows"].size(), 1u);
+  const Json& row = s["rows"][0];
+  EXPECT_EQ(row["seeds"], Json({0, 1, 2}));  // sorted by seed
+  EXPECT_NEAR(row["hr_proportion"]["mean"].get<double>(), 0.5, 1e-12);  // .5, .25, .75
+  EXPECT_NEAR(row["hr_proportion"]["sd"].get<double>(), 0.25, 1e-12);   // sample s.d. (n − 1)
+  EXPECT_NEAR(row["exact_match_accuracy"]["mean"].get<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(row["hr_accuracy"]["mean"].get<double>(), 0.8, 1e-12);
+  // A single seed has s.d. 0; an empty region's accuracy is left out of the mean.
+  std::vector<ModelResult> one = {seed_result("B", {0, 0}, 0.0, 0), seed_result("B", {1, 0}, 0.75, 1)};
+  Json t = seed_summary({{"B", 0, &one[0]}, {"B", 1, &one[1]}}, {});
+  EXPECT_EQ(t["rows"][0]["hr_accuracy"]["n"], 1);
+  EXPECT_NEAR(t["rows"][0]["hr_accuracy"]["mean"].get<double>(), 0.75, 1e-12);
+  EXPECT_EQ(t["rows"][0]["hr_accuracy"]["sd"].get<double>(), 0.0);
+  EXPECT_TRUE(contains(seed_summary_markdown(t), "(1 non-empty)")) << seed_summary_markdown(t);
+}
+
+TEST(ReportSeeds, PairedBootstrapDifference) {
+  // Treated admits prompts 0–5 of 8 in both seeds, control prompts 0–1 and 0–3: difference .5 and .25.
+  std::vector<ModelResult> results = {seed_result("T", {1, 1, 1, 1, 1, 1, 0, 0}, 1.0, 6),
+                                      seed_result("T", {1, 1, 1, 1, 1, 1, 0, 0}, 1.0, 6),
+                                      seed_result("C", {1, 1, 0, 0, 0, 0, 0, 0}, 1.0, 2),
+                                      seed_result("C", {1, 1, 1, 1, 0, 0, 0, 0}, 1.0, 4)};
+  std::vector<SeedResult> runs = {{"T", 0, &results[0]}, {"T", 1, &results[1]}, {"C", 0, &results[2]}, {"C", 1, &results[3]}};
+  Json s = seed_summary(runs, {{"T", "C"}, {"T", "missing"}}, 7, 2000);
+  ASSERT_EQ(s["hr_proportion_differences"].size(), 1u);  // no rows for a variant that is absent
+  const Json& d = s["hr_proportion_differences"][0];
+  EXPECT_NEAR(d["difference"].get<double>(), 0.375, 1e-12);
+  EXPECT_NEAR(d["per_seed"][0].get<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(d["per_seed"][1].get<double>(), 0.25, 1e-12);
+  const double lo = d["ci95"][0].get<double>(), hi = d["ci95"][1].get<double>();
+  EXPECT_LE(lo, 0.375);
+  EXPECT_GE(hi, 0.375);
+  EXPECT_GE(lo, 0.0);  // every per-prompt difference is ≥ 0
+  EXPECT_LT(lo, hi);
+  EXPECT_EQ(seed_summary(runs, {{"T", "C"}}, 7, 2000)["hr_proportion_differences"][0]["ci95"], d["ci95"]);  // seeded
+  const std::string md = seed_summary_markdown(s);
+  EXPECT_TRUE(contains(md, "| test | T \xE2\x88\x92 C | 2 | 8 | +0.375 | +0.500, +0.250 |")) << md;
+  // Flags of different lengths: reported, not bootstrapped.
+  results[3].high_reliability.pop_back();
+  Json bad = seed_summary(runs, {{"T", "C"}});
+  EXPECT_FALSE(bad["hr_proportion_differences"][0].contains("difference"));
+  EXPECT_TRUE(bad["hr_proportion_differences"][0].contains("note"));
+}
+
 }  // namespace
 }  // namespace sdmlm::report
