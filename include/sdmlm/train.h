@@ -234,6 +234,10 @@ struct PretrainOptions {
   int64_t steps = 2500, batch_size = 32, max_length = 256;
   double learning_rate = 3e-3, warmup_ratio = 0.05, copy_fraction = 0.9;
   uint64_t seed = 0;
+  // > 0: stop after this many steps of the `steps`-long schedule, leave a checkpoint that
+  // resumes the run, publish no output and return {"stopped_at", "loss"} (tests compare the
+  // first steps' losses with a recorded pretrain.json this way).
+  int64_t stop_after_steps = 0;
   torch::Device device = torch::kCPU;
   bool overwrite = false, progress = true;
 };

@@ -169,12 +169,19 @@ Json pretrain(const PretrainOptions& o) {
       loss_sum = 0;
       loss_count = 0;
     }
-    if ((step + 1) % 250 == 0 && step + 1 < o.steps) {
+    const bool stop = o.stop_after_steps > 0 && step + 1 >= o.stop_after_steps && step + 1 < o.steps;
+    if (((step + 1) % 250 == 0 && step + 1 < o.steps) || stop) {
       AtomicDir dir(checkpoint, /*overwrite=*/true);
       model->save(dir.path());
       optimizer.save(dir.path() / "optimizer.safetensors");
       write_file(dir.path() / "state.json", Json({{"step", step + 1}, {"log", log}}).dump() + "\n");
       dir.publish();
+    }
+    if (stop) {
+      bar.finish("stopped");
+      return {{"stopped_at", step + 1}, {"loss", log}, {"checkpoint", checkpoint.string()},
+              {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
+              {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}};
     }
   }
   bar.finish();

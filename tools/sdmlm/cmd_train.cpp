@@ -94,6 +94,8 @@ void add_pretrain(CLI::App& app, Runner& runner) {
   c->add_option("--copy_fraction", o.copy_fraction, "share of copy/reorder chat items")->capture_default_str();
   c->add_option("--max_length", o.max_length, "tokens per item")->capture_default_str();
   c->add_option("--seed", o.seed, "seed")->capture_default_str();
+  c->add_option("--stop_after_steps", o.stop_after_steps,
+                "stop after N steps of the --steps schedule (checkpoint kept, no output; prints the loss log)");
   c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   c->add_flag("--overwrite", o.overwrite, "replace an existing output directory");
   c->callback([args, &runner] {
@@ -104,6 +106,10 @@ void add_pretrain(CLI::App& app, Runner& runner) {
       for (const auto& f : args->corpus) o.corpus.push_back(f);
       o.device = parse_device(args->device);
       auto summary = train::pretrain(o);
+      if (summary.contains("stopped_at")) {
+        std::cout << summary.dump() << "\n";
+        return;
+      }
       std::cout << Json({{"output", o.output.string()}, {"seconds", summary["seconds"]},
                          {"tokens_per_second", summary["tokens_per_second"]}}).dump() << "\n";
     };
