@@ -58,6 +58,9 @@ struct ModelConfig {
 // everywhere when the environment sets SDMLM_MATMUL=torch). project_route names the route taken.
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias = {});
 std::string project_route(const torch::Tensor& x, const torch::Tensor& w);
+// Whether the oneDNN route is in use on this machine: libtorch exports it and its self-check
+// computed a small product exactly in float32 (on some CPUs it does not; torch::mm serves then).
+bool onednn_available();
 
 // Per-layer key/value cache for a fixed batch: [B, N_kv, capacity, d] per layer.
 struct KVCache {

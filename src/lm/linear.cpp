@@ -143,6 +143,12 @@ bool onednn_ok() {
   return ok;
 }
 
+}  // namespace
+
+bool onednn_available() { return onednn_ok(); }
+
+namespace {
+
 // a·b into a new [a.rows, b.cols] tensor through oneDNN (a and b may be transposed views).
 torch::Tensor onednn_mm(const torch::Tensor& a, const torch::Tensor& b) {
   auto y = torch::empty({a.size(0), b.size(1)}, a.options());

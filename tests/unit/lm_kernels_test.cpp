@@ -60,7 +60,8 @@ TEST(Linear, RoutesByRowsAndGradMode) {
   }
   auto wg = w.clone().set_requires_grad(true);
   const auto grad_route = project_route(torch::randn({64, 256}), wg);
-  EXPECT_EQ(grad_route, "onednn");  // the pinned torch wheel carries oneDNN
+  // The pinned torch wheel carries oneDNN; on CPUs where its self-check fails, torch::mm serves.
+  EXPECT_EQ(grad_route, onednn_available() ? "onednn" : "torch");
   EXPECT_EQ(project_route(torch::randn({1, 256}), wg), "torch") << "one row is below oneDNN's minimum work";
 }
 
