@@ -21,7 +21,12 @@ Json builtin_config(const std::string& name);
 // Fills defaults and validates a config (errors name the field). `where` names the source.
 Json resolve_config(const Json& config, const std::string& where);
 // Runs every stage into `output`; returns the summary (also written to output/summary.json).
-Json replicate(const Json& config, const fs::path& output, bool progress = true);
+// The base model (when the config builds one) comes from the cache, else from a shipped model
+// made for the same settings and data (models/NAME/, every file's SHA-256 checked against its
+// manifest.json), else it is pretrained into the cache; `rebuild_base` always pretrains it anew.
+Json replicate(const Json& config, const fs::path& output, bool progress = true, bool rebuild_base = false);
+// Where shipped base models live: $SDMLM_MODELS, else models/ of the source tree.
+fs::path shipped_models_dir();
 // Where base models are cached: $SDMLM_CACHE, else $XDG_CACHE_HOME/sdmlm, else ~/.cache/sdmlm.
 fs::path cache_dir();
 

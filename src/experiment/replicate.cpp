@@ -2,6 +2,7 @@
 // atomically and skipped when complete (a killed run continues; a killed fine-tune resumes from
 // its last checkpoint), then the combined tables and the cost breakdown.
 #include <chrono>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -15,6 +16,9 @@ namespace sdmlm::experiment {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Changes whenever the pretraining items or schedule change (part of the base cache key).
+constexpr int kPretrainRecipe = 2;
 
 struct Variant {
   std::string name, dir;  // "SDM+FT(CM+HN)", "sdm-ft-cm-hn"
@@ -50,7 +54,7 @@ class StageTimes {
 Json result_to_json(const report::ModelResult& r) {
   return {{"dataset", r.dataset}, {"model", r.model}, {"surface", report::surface_to_json(r.surface)},
           {"selective", r.selective}, {"verifier_summary", r.verifier_summary}, {"labels", r.labels},
-          {"q_prime", r.q_prime}, {"d", r.d}};
+          {"q_prime", r.q_prime}, {"d", r.d}, {"high_reliability", r.high_reliability}};
 }
 
 report::ModelResult result_from_json(const Json& j) {
@@ -63,23 +67,79 @@ report::ModelResult result_from_json(const Json& j) {
   r.labels = j.at("labels").get<std::vector<int>>();
   r.q_prime = j.at("q_prime").get<std::vector<double>>();
   r.d = j.at("d").get<std::vector<double>>();
+  if (j.contains("high_reliability")) r.high_reliability = j.at("high_reliability").get<std::vector<int>>();
   return r;
 }
 
 const Json& section(const Json& c, const char* name) { return c.at(name); }
 
-fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, StageTimes& times) {
+// The shell commands that build the same base model by hand (recorded beside it).
+Json base_commands(const Json& c) {
+  const Json& b = section(c, "base");
+  const Json& d = section(c, "data");
+  const std::string seed = std::to_string(c.at("seed").get<uint64_t>());
+  std::string sentences;
+  for (const auto& s : d.at("sentences")) sentences += " " + s.get<std::string>();
+  auto n = [](const Json& v) { return std::to_string(v.get<int64_t>()); };
+  return Json::array(
+      {"sdmlm data wordorder --sentences" + sentences + " --seed " + seed + " --training_size " + n(d.at("training_size")) +
+           " --calibration_size " + n(d.at("calibration_size")) + " --test_size " + n(d.at("test_size")) +
+           " --shifted_size " + n(d.at("shifted_size")) + " --output data",
+       "sdmlm tokenizer train --input data/remaining.txt --vocab_size " + n(b.at("vocab_size")) + " --seed " + seed +
+           " --output tokenizer",
+       "sdmlm model init --arch " + b.at("arch").get<std::string>() + " --preset " + b.at("preset").get<std::string>() +
+           " --seed " + seed + " --tokenizer tokenizer --output init",
+       "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.at("pretrain_steps")) + " --batch_size " +
+           n(b.at("pretrain_batch_size")) + " --learning_rate " + b.at("pretrain_learning_rate").dump() +
+           " --copy_fraction " + b.at("copy_fraction").dump() + " --seed " + seed + " --output base"});
+}
+
+// A shipped base model (models/NAME/ with manifest.json) made for exactly this cache key, with
+// every file's SHA-256 checked against its manifest; empty when none matches.
+fs::path shipped_base(const std::string& key) {
+  const fs::path root = shipped_models_dir();
+  if (!fs::is_directory(root)) return {};
+  std::vector<fs::path> dirs;
+  for (const auto& entry : fs::directory_iterator(root))
+    if (entry.is_directory() && fs::exists(entry.path() / "manifest.json")) dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& dir : dirs) {
+    const fs::path manifest_file = dir / "manifest.json";
+    const Json manifest = json_read_file(manifest_file);
+    if (!manifest.is_object() || manifest.value("cache_key", std::string()) != key) continue;
+    if (!manifest.contains("files") || !manifest["files"].is_object() || manifest["files"].empty())
+      fail_input(manifest_file.string() + ": field \"files\" must map file names to SHA-256 digests");
+    for (const auto& [name, digest] : manifest["files"].items()) {
+      const fs::path file = dir / name;
+      if (!fs::exists(file)) fail_input(file.string() + ": listed in " + manifest_file.string() + " but missing");
+      const std::string actual = sha256_file_hex(file);
+      if (!digest.is_string() || actual != digest.get<std::string>())
+        fail_input(file.string() + ": SHA-256 " + actual + " does not match " + manifest_file.string() + " (files." + name +
+                   " = " + digest.dump() + "); the shipped base model is damaged (HINT: git checkout it again, or "
+                   "pass --rebuild_base to pretrain it from scratch)");
+    }
+    return dir;
+  }
+  return {};
+}
+
+fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool rebuild, StageTimes& times) {
   const Json& b = section(c, "base");
   if (!b.at("model").get<std::string>().empty()) return b.at("model").get<std::string>();
   // The cache key: the base settings and the pretraining corpus.
   // kPretrainRecipe changes whenever the pretraining items or schedule change.
-  constexpr int kPretrainRecipe = 2;
   const std::string key =
       sha256_hex(b.dump() + std::to_string(kPretrainRecipe) + sha256_file_hex(data_dir / "remaining.txt")).substr(0, 16);
   const fs::path target = cache_dir() / ("base-" + key);
-  if (fs::exists(target / "config.json")) {
-    std::cerr << "== base model: cached at " << target.string() << "\n";
-    return target;
+  if (!rebuild) {
+    if (fs::exists(target / "config.json")) {
+      std::cerr << "== base model: cached at " << target.string() << "\n";
+      return target;
+    }
+    if (fs::path shipped = shipped_base(key); !shipped.empty()) {
+      std::cerr << "== base model: shipped at " << shipped.string() << " (SHA-256 checked; --rebuild_base pretrains it)\n";
+      return shipped;
+    }
   }
   std::cerr << "== base model: tokenizer, init, pretraining (cached at " << target.string() << ")\n";
   auto t0 = Clock::now();
@@ -109,7 +169,7 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, Stag
   train::PretrainOptions pre;
   pre.model = work / "init";
   pre.corpus = {data_dir / "remaining.txt"};
-  pre.output = target;
+  pre.output = work / "base";
   pre.steps = b.at("pretrain_steps").get<int64_t>();
   pre.batch_size = b.at("pretrain_batch_size").get<int64_t>();
   pre.learning_rate = b.at("pretrain_learning_rate").get<double>();
@@ -118,6 +178,17 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, Stag
   pre.progress = progress;
   pre.overwrite = true;
   train::pretrain(pre);
+  // What it was made from, so that it can be shipped (models/NAME/manifest.json) and rebuilt.
+  const Json recipe = {{"cache_key", key}, {"pretrain_recipe", kPretrainRecipe}, {"base", b}, {"seed", c.at("seed")},
+                       {"data", section(c, "data")}, {"remaining_sha256", sha256_file_hex(data_dir / "remaining.txt")},
+                       {"sdmlm_version", version()}, {"commands", base_commands(c)}};
+  write_file_atomic(work / "base" / "recipe.json", recipe.dump(2) + "\n");
+  {
+    AtomicDir out(target, /*overwrite=*/true);
+    for (const auto& entry : fs::directory_iterator(work / "base"))
+      fs::copy(entry.path(), out.path() / entry.path().filename(), fs::copy_options::recursive);
+    out.publish();
+  }
   fs::remove_all(work);
   times.add("base_model", std::chrono::duration<double>(Clock::now() - t0).count());
   return target;
@@ -158,6 +229,11 @@ train::FinetuneOptions finetune_options(const Json& c, const Variant& v, uint64_
 
 }  // namespace
 
+fs::path shipped_models_dir() {
+  if (const char* d = std::getenv("SDMLM_MODELS"); d && *d) return d;
+  return fs::path(SDMLM_SOURCE_DIR) / "models";
+}
+
 fs::path cache_dir() {
   if (const char* d = std::getenv("SDMLM_CACHE"); d && *d) return d;
   if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return fs::path(d) / "sdmlm";
@@ -165,7 +241,7 @@ fs::path cache_dir() {
   return fs::temp_directory_path() / "sdmlm-cache";
 }
 
-Json replicate(const Json& raw, const fs::path& output, bool progress) {
+Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebuild_base) {
   const Json c = resolve_config(raw, "config");
   const auto started = Clock::now();
   fs::create_directories(output);
@@ -200,9 +276,10 @@ Json replicate(const Json& raw, const fs::path& output, bool progress) {
     times.add("data", std::chrono::duration<double>(Clock::now() - t0).count());
   }
   // 2. Base model.
-  const fs::path base = build_base(c, data, progress, times);
+  const fs::path base = build_base(c, data, progress, rebuild_base, times);
   // 3. Variants: fine-tune, verifier, decodes.
   std::vector<report::ModelResult> results;
+  std::vector<std::pair<std::string, uint64_t>> result_runs;  // (variant, seed) of each result
   Json cost = Json::object();
   const auto seeds = c.at("seeds").get<std::vector<uint64_t>>();
   const Json& e = section(c, "eval");
@@ -210,8 +287,10 @@ Json replicate(const Json& raw, const fs::path& output, bool progress) {
   for (uint64_t seed : seeds) {
     for (const auto& name : c.at("variants").get<std::vector<std::string>>()) {
       const Variant v = parse_variant(name);
-      const std::string label = v.name + (seeds.size() > 1 ? " seed " + std::to_string(seed) : "");
-      const fs::path run = output / "runs" / (v.dir + (seeds.size() > 1 ? "-seed" + std::to_string(seed) : ""));
+      // Seed 0 keeps the plain names, so `demo` and then `replicate` with more seeds on the same
+      // output reuse its runs; the tables name every seed when there are several.
+      const std::string label = v.name + (seed != 0 ? " seed " + std::to_string(seed) : "");
+      const fs::path run = output / "runs" / (v.dir + (seed != 0 ? "-seed" + std::to_string(seed) : ""));
       fs::create_directories(run);
       fs::path model = base;
       if (v.finetune) {
@@ -268,7 +347,11 @@ Json replicate(const Json& raw, const fs::path& output, bool progress) {
         write_file_atomic(eval_dir / "results.json", serial.dump() + "\n");
         times.add(label + "/eval", std::chrono::duration<double>(Clock::now() - t0).count());
       }
-      for (const auto& r : json_read_file(eval_dir / "results.json")) results.push_back(result_from_json(r));
+      for (const auto& r : json_read_file(eval_dir / "results.json")) {
+        results.push_back(result_from_json(r));
+        if (seeds.size() > 1) results.back().model = v.name + " seed " + std::to_string(seed);
+        result_runs.emplace_back(v.name, seed);
+      }
       Json entry = {{"finetune_seconds", times.json().value(label + "/finetune", 0.0)},
                     {"verifier_seconds", times.json().value(label + "/verifier", 0.0)},
                     {"eval_seconds", times.json().value(label + "/eval", 0.0)}};
@@ -286,7 +369,17 @@ Json replicate(const Json& raw, const fs::path& output, bool progress) {
     if (ft("SDM+FT(CM+HN)") > 0) ratios["SDM+FT(CM+HN) / FT(CM)"] = ft("SDM+FT(CM+HN)") / ft("FT(CM)");
     if (ft("FT(CM+HN)") > 0) ratios["FT(CM+HN) / FT(CM)"] = ft("FT(CM+HN)") / ft("FT(CM)");
   }
-  Json summary = {{"name", c.at("name")}, {"output", output.string()},
+  Json seed_table = nullptr;
+  if (seeds.size() > 1) {  // mean ± s.d. over seeds and the paired HR-proportion differences
+    std::vector<report::SeedResult> runs;
+    for (size_t i = 0; i < results.size(); ++i) runs.push_back({result_runs[i].first, result_runs[i].second, &results[i]});
+    seed_table = report::seed_summary(runs, {{"SDM+FT(CM+HN)", "FT(CM)"}, {"SDM+FT(CM)", "FT(CM)"},
+                                             {"FT(CM+HN)", "FT(CM)"}, {"SDM+FT(CM+HN)", "FT(CM+HN)"}},
+                                      c.at("seed").get<uint64_t>());
+    write_file_atomic(output / "report" / "seeds.json", seed_table.dump(2) + "\n");
+    write_file_atomic(output / "report" / "seeds.md", report::seed_summary_markdown(seed_table));
+  }
+  Json summary = {{"name", c.at("name")}, {"output", output.string()}, {"seeds", seed_table},
                   {"report", (output / "report" / "report.html").string()},
                   {"tables", report::tables_json(results, alpha)}, {"cost", cost}, {"wall_time_ratios", ratios},
                   {"stage_seconds", times.json()},

@@ -69,6 +69,36 @@ def main() -> int:
     check("rerun continues (no stage redone)", res.returncode == 0 and "fine-tuning" not in res.stderr and again < first / 2,
           f"{again:.1f}s vs {first:.1f}s; {res.stderr[-500:]}")
 
+    # A shipped base model: scripts/ship_base.py copies the cached one to models/NAME with a SHA-256
+    # manifest; with an empty cache the run uses it (checked), a damaged file is exit 3 naming it, and
+    # --rebuild_base pretrains anew whatever is shipped.
+    cached = sorted((work / "cache").glob("base-*"))
+    check("one cached base model with recipe.json", len(cached) == 1 and (cached[0] / "recipe.json").exists(), str(cached))
+    models = work / "models"
+    script = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "ship_base.py"
+    res = subprocess.run([sys.executable, str(script), str(cached[0]), str(models / "tiny-base")], capture_output=True, text=True)
+    check("ship_base.py exits 0", res.returncode == 0, res.stderr)
+    manifest = json.loads((models / "tiny-base" / "manifest.json").read_text())
+    check("manifest: key, commands, digests", manifest["cache_key"] in cached[0].name and len(manifest["commands"]) == 4
+          and {"model.safetensors", "pretrain.json", "config.json"} <= set(manifest["files"]), json.dumps(manifest)[:400])
+    shipped_env = dict(os.environ, SDMLM_CACHE=str(work / "cache2"), SDMLM_MODELS=str(models))
+    res = subprocess.run([binary, "demo", "--config", "tiny", "--output", str(out), "--quiet"], env=shipped_env,
+                         capture_output=True, text=True)
+    check("empty cache: the shipped base is used", res.returncode == 0 and "shipped at" in res.stderr
+          and "pretraining" not in res.stderr, res.stderr[-800:])
+    weights = models / "tiny-base" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    res = subprocess.run([binary, "demo", "--config", "tiny", "--output", str(out), "--quiet"], env=shipped_env,
+                         capture_output=True, text=True)
+    check("damaged shipped base: exit 3 naming the file", res.returncode == 3 and "model.safetensors" in res.stderr
+          and "SHA-256" in res.stderr, f"{res.returncode}: {res.stderr[-800:]}")
+    res = subprocess.run([binary, "demo", "--config", "tiny", "--output", str(out), "--quiet", "--rebuild_base"],
+                         env=shipped_env, capture_output=True, text=True)
+    check("--rebuild_base pretrains instead", res.returncode == 0 and "pretraining" in res.stderr
+          and (work / "cache2").exists() and any((work / "cache2").glob("base-*")), res.stderr[-800:])
+
     # A verifier refuses a model it was not trained for.
     res = subprocess.run([binary, "generate", "--model", str(out / "runs" / "ft-cm" / "best"), "--verifier",
                           str(sdm_run / "verifier"), "--prompt", "x"], capture_output=True, text=True)

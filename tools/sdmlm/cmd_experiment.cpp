@@ -16,14 +16,14 @@ Json load_config(const std::string& spec) {
 
 struct ExperimentArgs {
   std::string config, output;
-  bool quiet = false;
+  bool quiet = false, rebuild_base = false;
 };
 
 void run(const ExperimentArgs& a, const std::string& default_output) {
   Json config = load_config(a.config);
   const std::string name = config.value("name", a.config);
   const fs::path output = a.output.empty() ? fs::path(default_output.empty() ? "runs/" + name : default_output) : fs::path(a.output);
-  Json summary = experiment::replicate(config, output, !a.quiet);
+  Json summary = experiment::replicate(config, output, !a.quiet, a.rebuild_base);
   std::cerr << "tables: " << (output / "report" / "tables.md").string() << "\n";
   std::cout << summary["report"].get<std::string>() << "\n";
 }
@@ -40,6 +40,8 @@ void add_experiment_commands(CLI::App& app, Runner& runner) {
   d->add_option("--output", demo->output, "output directory (default runs/demo); a rerun continues it");
   d->add_option("--config", demo->config, "built-in config (demo, cpu, tiny) or a JSON file")->capture_default_str();
   d->add_flag("--quiet", demo->quiet, "no progress bars");
+  d->add_flag("--rebuild_base", demo->rebuild_base,
+              "pretrain the base model from scratch (tokenizer, init, pretraining) instead of the shipped or cached one");
   d->callback([&runner, demo] { runner = [demo] { run(*demo, "runs/demo"); }; });
 
   auto rep = std::make_shared<ExperimentArgs>();
@@ -50,6 +52,7 @@ void add_experiment_commands(CLI::App& app, Runner& runner) {
   r->add_option("--config", rep->config, "JSON file (configs/paper.json, configs/cpu.json) or a built-in name")->required();
   r->add_option("--output", rep->output, "output directory (default runs/<name>); a rerun continues it");
   r->add_flag("--quiet", rep->quiet, "no progress bars");
+  r->add_flag("--rebuild_base", rep->rebuild_base, "pretrain the base model from scratch instead of the shipped or cached one");
   r->callback([&runner, rep] { runner = [rep] { run(*rep, ""); }; });
 }
 
