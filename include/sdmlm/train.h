@@ -233,6 +233,10 @@ struct PretrainOptions {
   std::vector<fs::path> corpus;  // text files, one sentence per line
   int64_t steps = 2500, batch_size = 32, max_length = 256;
   double learning_rate = 3e-3, warmup_ratio = 0.05, copy_fraction = 0.9;
+  // Copy items end with up to this many distractor words after the last quoted span (scaled by
+  // the distractor ramp); 8 is the original curriculum (one sentence's words), larger values
+  // draw from several sentences, as long as the task prompt's closing instruction.
+  int64_t trailing_words = 8;
   uint64_t seed = 0;
   // > 0: stop after this many steps of the `steps`-long schedule, leave a checkpoint that
   // resumes the run, publish no output and return {"stopped_at", "loss"} (tests compare the

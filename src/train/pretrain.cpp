@@ -38,9 +38,21 @@ std::string distractor(const std::vector<std::string>& sentences, Rng& rng, int6
 // half, and copy items scramble their words — all of them at first, a quarter from half-way on —
 // so that only copying, not language modelling, predicts the answer: a curriculum that makes the
 // copying (induction) circuit form early instead of by chance.
+// `count` words drawn as consecutive runs from several random sentences (a long distractor).
+std::string long_distractor(const std::vector<std::string>& sentences, Rng& rng, int64_t count) {
+  std::string out;
+  while (count > 0) {
+    auto words = task::split_words(sentences[(size_t)rng.below(sentences.size())]);
+    const int64_t take = std::min<int64_t>(count, (int64_t)words.size());
+    out += (out.empty() ? "" : " ") + task::join_words(words, 0, (size_t)take);
+    count -= std::max<int64_t>(1, take);
+  }
+  return out;
+}
+
 std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const std::string& sentence,
                                const Tokenizer& tok, const ChatFormat& format, Rng& rng, double copy_fraction,
-                               double progress) {
+                               double progress, int64_t trailing_words) {
   if (rng.uniform() >= copy_fraction) {
     auto ids = tok.encode(sentence, /*add_special_tokens=*/true);
     if (tok.eos_id) ids.push_back(*tok.eos_id);
@@ -74,7 +86,9 @@ std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const 
   add("'" + task::join_words(words, 0, head_end) + "'");
   add(distractor(sentences, rng, span(16)));
   if (k > 0) add("'" + task::join_words(tail, 0, tail.size()) + "'");
-  add(distractor(sentences, rng, span(8)));
+  // The words after the last quoted span (the task's prompt puts a long instruction there).
+  if (trailing_words == 8) add(distractor(sentences, rng, span(8)));
+  else add(long_distractor(sentences, rng, span(trailing_words)));
   std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user},
                                     {"assistant", task::join_words(words, 0, words.size())}};
   return tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
@@ -115,6 +129,7 @@ Json pretrain(const PretrainOptions& o) {
   using Clock = std::chrono::steady_clock;
   if (o.steps < 1 || o.batch_size < 1) fail_usage("--steps and --batch_size must be at least 1");
   if (!(o.copy_fraction >= 0 && o.copy_fraction <= 1)) fail_usage("--copy_fraction must be in [0, 1]");
+  if (o.trailing_words < 1) fail_usage("--trailing_words must be at least 1");
   const auto sentences = read_corpus(o.corpus);
   if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
   const fs::path checkpoint = o.output.string() + ".checkpoint";
@@ -146,7 +161,8 @@ Json pretrain(const PretrainOptions& o) {
     for (int64_t i = 0; i < o.batch_size; ++i) {
       Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)i);
       const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
-      items[(size_t)i].ids = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction, (double)step / (double)o.steps);
+      items[(size_t)i].ids = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction, (double)step / (double)o.steps,
+                                           o.trailing_words);
       if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
     }
     std::vector<const Sequence*> seqs;
@@ -188,7 +204,7 @@ Json pretrain(const PretrainOptions& o) {
   const double copy = copy_accuracy(*model, *tok, format, sentences, o.seed, 64);
   std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
   Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
-                  {"copy_fraction", o.copy_fraction}, {"learning_rate", o.learning_rate}, {"seed", o.seed},
+                  {"copy_fraction", o.copy_fraction}, {"trailing_words", o.trailing_words}, {"learning_rate", o.learning_rate}, {"seed", o.seed},
                   {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
                   {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}, {"loss", log}};
   {
