@@ -128,8 +128,8 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool
   if (!b.at("model").get<std::string>().empty()) return b.at("model").get<std::string>();
   // The cache key: the base settings and the pretraining corpus.
   // kPretrainRecipe changes whenever the pretraining items or schedule change.
-  const std::string key =
-      sha256_hex(b.dump() + std::to_string(kPretrainRecipe) + sha256_file_hex(data_dir / "remaining.txt")).substr(0, 16);
+  const std::string corpus_sha256 = sha256_file_hex(data_dir / "remaining.txt");
+  const std::string key = sha256_hex(b.dump() + std::to_string(kPretrainRecipe) + corpus_sha256).substr(0, 16);
   const fs::path target = cache_dir() / ("base-" + key);
   if (!rebuild) {
     if (fs::exists(target / "config.json")) {
@@ -180,15 +180,11 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool
   train::pretrain(pre);
   // What it was made from, so that it can be shipped (models/NAME/manifest.json) and rebuilt.
   const Json recipe = {{"cache_key", key}, {"pretrain_recipe", kPretrainRecipe}, {"base", b}, {"seed", c.at("seed")},
-                       {"data", section(c, "data")}, {"remaining_sha256", sha256_file_hex(data_dir / "remaining.txt")},
+                       {"data", section(c, "data")}, {"remaining_sha256", corpus_sha256},
                        {"sdmlm_version", version()}, {"commands", base_commands(c)}};
   write_file_atomic(work / "base" / "recipe.json", recipe.dump(2) + "\n");
-  {
-    AtomicDir out(target, /*overwrite=*/true);
-    for (const auto& entry : fs::directory_iterator(work / "base"))
-      fs::copy(entry.path(), out.path() / entry.path().filename(), fs::copy_options::recursive);
-    out.publish();
-  }
+  fs::remove_all(target);                 // --rebuild_base over a cached one
+  fs::rename(work / "base", target);      // same directory: the finished model appears at once
   fs::remove_all(work);
   times.add("base_model", std::chrono::duration<double>(Clock::now() - t0).count());
   return target;

@@ -391,7 +391,9 @@ std::string escape_latex(std::string_view text) {
 
 std::string tables_markdown(const std::vector<ModelResult>& results, double alpha) {
   std::string out = "# SDM-LM tables (" + kAlpha + " = " + format_alpha(alpha) + ")\n\n## What this run shows\n\n";
-  for (size_t i : grouped_order(results)) out += "- " + escape_markdown(summary_sentence(results[i], alpha)) + "\n";
+  const std::string words = results_in_words(results, alpha);
+  for (size_t start = 0, end; (end = words.find('\n', start)) != std::string::npos; start = end + 1)
+    out += "- " + escape_markdown(words.substr(start, end - start)) + "\n";
   for (const Table& t : paper_tables(results, alpha)) {
     out += "\n## " + escape_markdown(t.title) + "\n\n|";
     for (const auto& h : t.header) out += " " + escape_markdown(h) + " |";
