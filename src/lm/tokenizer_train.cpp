@@ -1,5 +1,7 @@
 // `sdmlm tokenizer train`: a SentencePiece BPE tokenizer with byte fallback and the Phi-3 chat
 // special tokens, written with a tokenizer_config.json so Tokenizer::load and transformers read it.
+#include <fstream>
+
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -18,6 +20,42 @@ const char* kPhi3Template =
     "{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}"
     "{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}";
+// The lines of the input files, in order, as SentencePiece's own file reader gives them (newline
+// dropped). Feeding them through an iterator keeps the input paths out of the trained model, so the
+// same text gives the same tokenizer.model bytes wherever it lies.
+class LineIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit LineIterator(const std::vector<fs::path>& files) : files_(files) { Next(); }
+  bool done() const override { return done_; }
+  void Next() override {
+    while (true) {
+      if (in_.is_open() && std::getline(in_, line_)) return;
+      if (in_.is_open()) in_.close();
+      if (next_ == files_.size()) {
+        done_ = true;
+        return;
+      }
+      in_.open(files_[next_++], std::ios::binary);
+      if (!in_) {
+        status_ = sentencepiece::util::Status(sentencepiece::util::StatusCode::kNotFound,
+                                              files_[next_ - 1].string() + ": cannot be read");
+        done_ = true;
+        return;
+      }
+    }
+  }
+  const std::string& value() const override { return line_; }
+  sentencepiece::util::Status status() const override { return status_; }
+
+ private:
+  std::vector<fs::path> files_;
+  size_t next_ = 0;
+  std::ifstream in_;
+  std::string line_;
+  bool done_ = false;
+  sentencepiece::util::Status status_;
+};
+
 }  // namespace
 
 void tokenizer_train(const TokenizerTrainOptions& o) {
@@ -26,14 +64,14 @@ void tokenizer_train(const TokenizerTrainOptions& o) {
     if (!fs::exists(input)) fail_input(input.string() + ": file not found");
   if (o.vocab_size < 300) fail_usage("--vocab_size must be at least 300 (256 byte tokens + specials + merges)");
   AtomicDir stage(o.output, o.overwrite);
-  std::string inputs, symbols;
-  for (const auto& input : o.inputs) inputs += (inputs.empty() ? "" : ",") + input.string();
+  std::string symbols;
   for (const char* t : kChatTokens) symbols += (symbols.empty() ? "" : ",") + std::string(t);
   for (const char* t : kTaskTags) symbols += "," + std::string(t);
   // One thread and a fixed seed: the same inputs give the same model.
   sentencepiece::SetRandomGeneratorSeed((unsigned)o.seed);
-  const std::string args = "--input=" + inputs + " --model_prefix=" + (stage.path() / "tokenizer").string() +
-                           " --model_type=bpe --vocab_size=" + std::to_string(o.vocab_size) +
+  // The model comes back serialised (no paths in it: the sentences come from LineIterator and
+  // no model prefix is given), and is written by us.
+  const std::string args = "--model_type=bpe --vocab_size=" + std::to_string(o.vocab_size) +
                            " --byte_fallback=true --character_coverage=1.0 --split_digits=true"
                            " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=1"
                            " --input_sentence_size=2000000 --shuffle_input_sentence=true"
@@ -43,9 +81,11 @@ void tokenizer_train(const TokenizerTrainOptions& o) {
                            // (as transformers does) then equals encoding the whole text.
                            " --add_dummy_prefix=false"
                            " --user_defined_symbols=" + symbols + " --minloglevel=2";
-  auto status = sentencepiece::SentencePieceTrainer::Train(args);
+  LineIterator lines(o.inputs);
+  std::string proto;
+  auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &proto);
   if (!status.ok()) fail_input("SentencePiece training failed: " + status.ToString());
-  fs::remove(stage.path() / "tokenizer.vocab");
+  write_file(stage.path() / "tokenizer.model", proto);
   // The chat tokens are special (dropped when decoding with skip_special_tokens), as in Phi-3.5.
   sentencepiece::SentencePieceProcessor sp;
   if (!sp.Load((stage.path() / "tokenizer.model").string()).ok()) fail_input("SentencePiece wrote an unreadable model");

@@ -30,13 +30,19 @@ def main() -> int:
         rng = random.Random(0)
         words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(3000)]
         corpus.write_text("\n".join(" ".join(rng.choice(words) for _ in range(10)) for _ in range(3000)) + "\n")
+    # The second run reads a copy of the corpus under another name: the model file must not depend on
+    # where its input or output lies (shipped base models are checked against a rebuild byte for byte).
+    (work / "elsewhere").mkdir()
+    shutil.copy(corpus, work / "elsewhere" / "other-name.txt")
     models = []
-    for name in ("a", "b"):
+    for name, source in (("a", corpus), ("b", work / "elsewhere" / "other-name.txt")):
         out = work / name
-        subprocess.run([binary, "tokenizer", "train", "--input", str(corpus), "--vocab_size", "600", "--seed", "3",
+        subprocess.run([binary, "tokenizer", "train", "--input", str(source), "--vocab_size", "600", "--seed", "3",
                         "--output", str(out)], check=True)
         models.append(out / "tokenizer.model")
     failures = []
+    if models[0].read_bytes() != models[1].read_bytes():
+        failures.append("the same text at another path gives a different tokenizer.model file")
     processors = [sentencepiece.SentencePieceProcessor(model_file=str(m)) for m in models]
     vocabularies = [[(p.id_to_piece(i), p.get_score(i)) for i in range(p.get_piece_size())] for p in processors]
     if vocabularies[0] != vocabularies[1]:
