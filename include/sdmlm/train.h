@@ -237,6 +237,10 @@ struct PretrainOptions {
   // the distractor ramp); 8 is the original curriculum (one sentence's words), larger values
   // draw from several sentences, as long as the task prompt's closing instruction.
   int64_t trailing_words = 8;
+  // Share of items that are the task itself: the word-ordering prompt made from a corpus sentence,
+  // answered by `<sentence>` the sentence `</sentence>` (no <verified> tag). 0 draws no extra random
+  // number, so the other items stay as they were.
+  double task_fraction = 0;
   uint64_t seed = 0;
   // > 0: stop after this many steps of the `steps`-long schedule, leave a checkpoint that
   // resumes the run, publish no output and return {"stopped_at", "loss"} (tests compare the

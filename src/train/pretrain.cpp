@@ -2,7 +2,8 @@
 // fine-tuning starts from a model with language and copying competence (DESIGN performance notes).
 // Each item is either a plain sentence (BOS … EOS) or a chat turn whose user text quotes the
 // sentence's head and its shuffled last k ∈ {0, 2, 3} words among distractor words from other
-// sentences, and whose assistant text is the sentence. Items are drawn with
+// sentences, and whose assistant text is the sentence, or (--task_fraction) the word-ordering
+// task's own prompt answered by the sentence in <sentence> tags. Items are drawn with
 // keyed_rng(seed, step, i), so a resumed run (from `OUTPUT.checkpoint/`) trains the same weights.
 #include <chrono>
 #include <fstream>
@@ -50,9 +51,28 @@ std::string long_distractor(const std::vector<std::string>& sentences, Rng& rng,
   return out;
 }
 
+// The task's own prompt (make_record: the sentence's head, its shuffled last three words, the
+// instruction) answered by the sentence in <sentence> tags, without the <verified> tag: the base
+// learns to copy and order over the task prompt's distances; verifying is left to fine-tuning.
+// Empty when the sentence is not eligible for the task (make_record skips it).
+std::string task_answer(const std::string& sentence, Rng& rng, std::string* user) {
+  auto record = task::make_record(sentence, 3, rng);
+  if (!record) return "";
+  *user = record->prompt;
+  return "<sentence>" + record->original_document + "</sentence>";
+}
+
 std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const std::string& sentence,
                                const Tokenizer& tok, const ChatFormat& format, Rng& rng, double copy_fraction,
-                               double progress, int64_t trailing_words) {
+                               double progress, int64_t trailing_words, double task_fraction) {
+  if (task_fraction > 0 && rng.uniform() < task_fraction) {
+    std::string user;
+    const std::string answer = task_answer(sentence, rng, &user);
+    if (!answer.empty()) {
+      std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}, {"assistant", answer}};
+      return tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
+    }
+  }
   if (rng.uniform() >= copy_fraction) {
     auto ids = tok.encode(sentence, /*add_special_tokens=*/true);
     if (tok.eos_id) ids.push_back(*tok.eos_id);
@@ -123,6 +143,38 @@ double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const Chat
   return (double)correct / (double)count;
 }
 
+// Greedy exact-match accuracy on `count` task prompts made from corpus sentences (the answer up to
+// and including </sentence>): how much of the task the base can already do, for pretrain.json.
+double task_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const ChatFormat& format,
+                     const std::vector<std::string>& sentences, uint64_t seed, int count) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<std::string> answers;
+  for (uint64_t i = 0; (int)prompts.size() < count && i < 100ull * (uint64_t)count; ++i) {
+    Rng rng = keyed_rng(seed, "pretrain/task-check", i);
+    std::string user;
+    const std::string answer = task_answer(sentences[(size_t)rng.below(sentences.size())], rng, &user);
+    if (answer.empty()) continue;
+    std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
+    prompts.push_back(tok.encode(chat_render(format, turns, true), false));
+    answers.push_back(answer);
+  }
+  if (prompts.empty()) return 0;
+  lm::GenerateOptions g;
+  g.max_new_tokens = 80;
+  if (tok.eos_id) g.stop_token_ids.push_back(*tok.eos_id);
+  if (auto end = tok.token_to_id("<|end|>")) g.stop_token_ids.push_back(*end);
+  int correct = 0;
+  for (size_t start = 0; start < prompts.size(); start += 32) {
+    std::vector<std::vector<int64_t>> chunk(prompts.begin() + (int64_t)start,
+                                            prompts.begin() + (int64_t)std::min(prompts.size(), start + 32));
+    auto out = model.generate(chunk, g);
+    for (size_t j = 0; j < out.size(); ++j)
+      correct += task::strip(tok.decode(out[j], true)).rfind(answers[start + j], 0) == 0;
+  }
+  return (double)correct / (double)prompts.size();
+}
+
 }  // namespace
 
 Json pretrain(const PretrainOptions& o) {
@@ -130,6 +182,7 @@ Json pretrain(const PretrainOptions& o) {
   if (o.steps < 1 || o.batch_size < 1) fail_usage("--steps and --batch_size must be at least 1");
   if (!(o.copy_fraction >= 0 && o.copy_fraction <= 1)) fail_usage("--copy_fraction must be in [0, 1]");
   if (o.trailing_words < 1) fail_usage("--trailing_words must be at least 1");
+  if (!(o.task_fraction >= 0 && o.task_fraction <= 1)) fail_usage("--task_fraction must be in [0, 1]");
   const auto sentences = read_corpus(o.corpus);
   if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
   const fs::path checkpoint = o.output.string() + ".checkpoint";
@@ -162,7 +215,7 @@ Json pretrain(const PretrainOptions& o) {
       Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)i);
       const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
       items[(size_t)i].ids = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction, (double)step / (double)o.steps,
-                                           o.trailing_words);
+                                           o.trailing_words, o.task_fraction);
       if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
     }
     std::vector<const Sequence*> seqs;
@@ -203,7 +256,9 @@ Json pretrain(const PretrainOptions& o) {
   bar.finish();
   const double copy = copy_accuracy(*model, *tok, format, sentences, o.seed, 64);
   std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
-  Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
+  const double task = task_accuracy(*model, *tok, format, sentences, o.seed, 64);
+  std::cerr << "task accuracy (64 task prompts from corpus sentences, greedy): " << task << "\n";
+  Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"task_accuracy", task}, {"task_fraction", o.task_fraction}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
                   {"copy_fraction", o.copy_fraction}, {"trailing_words", o.trailing_words}, {"learning_rate", o.learning_rate}, {"seed", o.seed},
                   {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
                   {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}, {"loss", log}};

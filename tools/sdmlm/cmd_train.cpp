@@ -95,6 +95,8 @@ void add_pretrain(CLI::App& app, Runner& runner) {
   c->add_option("--max_length", o.max_length, "tokens per item")->capture_default_str();
   c->add_option("--trailing_words", o.trailing_words,
                 "most distractor words after the last quoted span of a copy item (8: one sentence's)")->capture_default_str();
+  c->add_option("--task_fraction", o.task_fraction,
+                "share of items that are the word-ordering task's own prompt, answered in <sentence> tags")->capture_default_str();
   c->add_option("--seed", o.seed, "seed")->capture_default_str();
   c->add_option("--stop_after_steps", o.stop_after_steps,
                 "stop after N steps of the --steps schedule (checkpoint kept, no output; prints the loss log)");
