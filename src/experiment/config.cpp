@@ -26,10 +26,11 @@ Json defaults() {
         {"vocab_size", 2000},
         {"arch", "llama"},
         {"preset", "tiny"},
-        {"pretrain_steps", 3500},
+        {"pretrain_steps", 6000},
         {"pretrain_batch_size", 32},
         {"pretrain_learning_rate", 3e-3},
-        {"copy_fraction", 0.9}}},
+        {"copy_fraction", 0.9},
+        {"task_fraction", 0.5}}},
       {"finetune",
        {{"epochs", 8},
         {"batch_size", 16},
@@ -101,6 +102,11 @@ Json resolve_config(const Json& config, const std::string& where) {
   positive(c["finetune"]["batch_size"], "finetune.batch_size");
   positive(c["finetune"]["learning_rate"], "finetune.learning_rate");
   positive(c["base"]["pretrain_steps"], "base.pretrain_steps");
+  for (const char* field : {"copy_fraction", "task_fraction"}) {
+    const Json& v = c["base"][field];
+    if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1)
+      fail_input(where + ".base." + field + " must be a number in [0, 1]");
+  }
   if (c["variants"].empty()) fail_input(where + ".variants is empty");
   if (c["seeds"].empty()) fail_input(where + ".seeds is empty");
   for (const auto& s : c["seeds"])

@@ -91,7 +91,8 @@ Json base_commands(const Json& c) {
            " --seed " + seed + " --tokenizer tokenizer --output init",
        "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.at("pretrain_steps")) + " --batch_size " +
            n(b.at("pretrain_batch_size")) + " --learning_rate " + b.at("pretrain_learning_rate").dump() +
-           " --copy_fraction " + b.at("copy_fraction").dump() + " --seed " + seed + " --output base"});
+           " --copy_fraction " + b.at("copy_fraction").dump() + " --task_fraction " + b.at("task_fraction").dump() +
+           " --seed " + seed + " --output base"});
 }
 
 // A shipped base model (models/NAME/ with manifest.json) made for exactly this cache key, with
@@ -121,6 +122,21 @@ fs::path shipped_base(const std::string& key) {
     return dir;
   }
   return {};
+}
+
+// The machine's float32 GEMM rate (torch::mm on 1024³, best of 5, the threads the run used):
+// wall times mean little without it, since the same product runs twice as fast on some machines.
+double gemm_gflops() {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({1024, 1024}, torch::TensorOptions().dtype(torch::kFloat32));
+  torch::mm(a, a);
+  double best = 1e30;
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = Clock::now();
+    auto c = torch::mm(a, a);
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return 2.0 * 1024 * 1024 * 1024 / best / 1e9;
 }
 
 fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool rebuild, StageTimes& times) {
@@ -174,6 +190,7 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool
   pre.batch_size = b.at("pretrain_batch_size").get<int64_t>();
   pre.learning_rate = b.at("pretrain_learning_rate").get<double>();
   pre.copy_fraction = b.at("copy_fraction").get<double>();
+  pre.task_fraction = b.at("task_fraction").get<double>();
   pre.seed = c.at("seed").get<uint64_t>();
   pre.progress = progress;
   pre.overwrite = true;
@@ -379,7 +396,10 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
                   {"report", (output / "report" / "report.html").string()},
                   {"tables", report::tables_json(results, alpha)}, {"cost", cost}, {"wall_time_ratios", ratios},
                   {"stage_seconds", times.json()},
-                  {"seconds_this_process", std::chrono::duration<double>(Clock::now() - started).count()}};
+                  {"seconds_this_process", std::chrono::duration<double>(Clock::now() - started).count()},
+                  {"machine", {{"gemm_gflops_fp32", gemm_gflops()}, {"threads", torch::get_num_threads()}}}};
+  std::cerr << "machine: float32 GEMM " << (int)std::lround(summary["machine"]["gemm_gflops_fp32"].get<double>())
+            << " GFLOP/s on " << torch::get_num_threads() << " threads (report wall times beside it)\n";
   write_file_atomic(output / "summary.json", summary.dump(2) + "\n");
   return summary;
 }

@@ -237,6 +237,10 @@ TEST(ExperimentConfig, ErrorsNameTheField) {
   EXPECT_NE(message.find("c.json.finetune.epochs must be a number"), std::string::npos) << message;
   message = testing::error_of([] { resolve_config({{"alpha", 0.4}}, "c.json"); });
   EXPECT_NE(message.find("alpha"), std::string::npos) << message;
+  message = testing::error_of([] { resolve_config({{"base", {{"task_fraction", 1.5}}}}, "c.json"); });
+  EXPECT_NE(message.find("c.json.base.task_fraction must be a number in [0, 1]"), std::string::npos) << message;
+  message = testing::error_of([] { resolve_config({{"base", {{"copy_fraction", -0.1}}}}, "c.json"); });
+  EXPECT_NE(message.find("c.json.base.copy_fraction must be a number in [0, 1]"), std::string::npos) << message;
   testing::error_of([] { builtin_config("nope"); }, ExitCode::kUsage);
 }
 
