@@ -114,23 +114,20 @@ std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const 
   return tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
 }
 
-// Greedy copy accuracy on `count` fresh items (a quoted corpus sentence after a few distractor
-// words; the answer is the sentence): the competence the task builds on, reported in pretrain.json.
-double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const ChatFormat& format,
-                     const std::vector<std::string>& sentences, uint64_t seed, int count) {
+// The chat prompt (system, user, assistant header) whose greedy continuation is checked.
+std::vector<int64_t> check_prompt(const Tokenizer& tok, const ChatFormat& format, const std::string& user) {
+  std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
+  return tok.encode(chat_render(format, turns, true), /*add_special_tokens=*/false);
+}
+
+// Share of `prompts` whose greedy decode (stripped) is `answers[i]`, or, with `prefix`, starts
+// with it; decoded 32 at a time.
+double greedy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const std::vector<std::vector<int64_t>>& prompts,
+                       const std::vector<std::string>& answers, int64_t max_new_tokens, bool prefix) {
+  if (prompts.empty()) return 0;
   torch::NoGradGuard no_grad;
-  std::vector<std::vector<int64_t>> prompts;
-  std::vector<std::string> answers;
-  for (int i = 0; i < count; ++i) {
-    Rng rng = keyed_rng(seed, "pretrain/copy-check", (uint64_t)i);
-    const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
-    const std::string user = distractor(sentences, rng, 5) + " '" + sentence + "'";
-    std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
-    prompts.push_back(tok.encode(chat_render(format, turns, true), false));
-    answers.push_back(task::normalize_whitespace(sentence));
-  }
   lm::GenerateOptions g;
-  g.max_new_tokens = 64;
+  g.max_new_tokens = max_new_tokens;
   if (tok.eos_id) g.stop_token_ids.push_back(*tok.eos_id);
   if (auto end = tok.token_to_id("<|end|>")) g.stop_token_ids.push_back(*end);
   int correct = 0;
@@ -138,16 +135,34 @@ double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const Chat
     std::vector<std::vector<int64_t>> chunk(prompts.begin() + (int64_t)start,
                                             prompts.begin() + (int64_t)std::min(prompts.size(), start + 32));
     auto out = model.generate(chunk, g);
-    for (size_t j = 0; j < out.size(); ++j) correct += task::strip(tok.decode(out[j], true)) == answers[start + j];
+    for (size_t j = 0; j < out.size(); ++j) {
+      const std::string text = task::strip(tok.decode(out[j], true));
+      const std::string& answer = answers[start + j];
+      correct += prefix ? text.rfind(answer, 0) == 0 : text == answer;
+    }
   }
-  return (double)correct / (double)count;
+  return (double)correct / (double)prompts.size();
 }
 
-// Greedy exact-match accuracy on `count` task prompts made from corpus sentences (the answer up to
-// and including </sentence>): how much of the task the base can already do, for pretrain.json.
+// Greedy copy accuracy on `count` fresh items (a quoted corpus sentence after a few distractor
+// words; the answer is the sentence): the competence the task builds on, reported in pretrain.json.
+double copy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const ChatFormat& format,
+                     const std::vector<std::string>& sentences, uint64_t seed, int count) {
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<std::string> answers;
+  for (int i = 0; i < count; ++i) {
+    Rng rng = keyed_rng(seed, "pretrain/copy-check", (uint64_t)i);
+    const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
+    prompts.push_back(check_prompt(tok, format, distractor(sentences, rng, 5) + " '" + sentence + "'"));
+    answers.push_back(task::normalize_whitespace(sentence));
+  }
+  return greedy_accuracy(model, tok, prompts, answers, 64, /*prefix=*/false);
+}
+
+// Greedy accuracy on `count` task prompts made from corpus sentences (the decode starts with the
+// answer, up to and including </sentence>): how much of the task the base can already do.
 double task_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const ChatFormat& format,
                      const std::vector<std::string>& sentences, uint64_t seed, int count) {
-  torch::NoGradGuard no_grad;
   std::vector<std::vector<int64_t>> prompts;
   std::vector<std::string> answers;
   for (uint64_t i = 0; (int)prompts.size() < count && i < 100ull * (uint64_t)count; ++i) {
@@ -155,24 +170,10 @@ double task_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const Chat
     std::string user;
     const std::string answer = task_answer(sentences[(size_t)rng.below(sentences.size())], rng, &user);
     if (answer.empty()) continue;
-    std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
-    prompts.push_back(tok.encode(chat_render(format, turns, true), false));
+    prompts.push_back(check_prompt(tok, format, user));
     answers.push_back(answer);
   }
-  if (prompts.empty()) return 0;
-  lm::GenerateOptions g;
-  g.max_new_tokens = 80;
-  if (tok.eos_id) g.stop_token_ids.push_back(*tok.eos_id);
-  if (auto end = tok.token_to_id("<|end|>")) g.stop_token_ids.push_back(*end);
-  int correct = 0;
-  for (size_t start = 0; start < prompts.size(); start += 32) {
-    std::vector<std::vector<int64_t>> chunk(prompts.begin() + (int64_t)start,
-                                            prompts.begin() + (int64_t)std::min(prompts.size(), start + 32));
-    auto out = model.generate(chunk, g);
-    for (size_t j = 0; j < out.size(); ++j)
-      correct += task::strip(tok.decode(out[j], true)).rfind(answers[start + j], 0) == 0;
-  }
-  return (double)correct / (double)prompts.size();
+  return greedy_accuracy(model, tok, prompts, answers, 80, /*prefix=*/true);
 }
 
 }  // namespace
