@@ -56,6 +56,10 @@ struct TokenizerTrainOptions {
   uint64_t seed = 0;
   fs::path output;
   bool overwrite = false;
+  // The space "▁" is a token of its own and no piece holds one, so a word has the same pieces
+  // wherever it stands (after a space, a quote or a tag); otherwise " issues" and "'issues" are
+  // segmented apart ("▁is s ues" vs "iss ues"), and copying a quoted word is a translation.
+  bool whitespace_token = false;
 };
 void tokenizer_train(const TokenizerTrainOptions& options);
 

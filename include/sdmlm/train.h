@@ -241,6 +241,10 @@ struct PretrainOptions {
   // answered by `<sentence>` the sentence `</sentence>` (no <verified> tag). 0 draws no extra random
   // number, so the other items stay as they were.
   double task_fraction = 0;
+  // "all": every token of an item is a next-token target (the original curriculum); "answer": in
+  // chat items only the assistant's text is, so the unpredictable quoted and distractor words of
+  // the user turn add no noise to the copying signal (plain-sentence items keep every token).
+  std::string loss_on = "all";
   uint64_t seed = 0;
   // > 0: stop after this many steps of the `steps`-long schedule, leave a checkpoint that
   // resumes the run, publish no output and return {"stopped_at", "loss"} (tests compare the

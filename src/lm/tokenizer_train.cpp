@@ -67,6 +67,7 @@ void tokenizer_train(const TokenizerTrainOptions& o) {
   std::string symbols;
   for (const char* t : kChatTokens) symbols += (symbols.empty() ? "" : ",") + std::string(t);
   for (const char* t : kTaskTags) symbols += "," + std::string(t);
+  if (o.whitespace_token) symbols += ",\u2581";
   // One thread and a fixed seed: the same inputs give the same model.
   sentencepiece::SetRandomGeneratorSeed((unsigned)o.seed);
   // The model comes back serialised (no paths in it: the sentences come from LineIterator and

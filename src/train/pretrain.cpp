@@ -62,21 +62,39 @@ std::string task_answer(const std::string& sentence, Rng& rng, std::string* user
   return "<sentence>" + record->original_document + "</sentence>";
 }
 
-std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const std::string& sentence,
-                               const Tokenizer& tok, const ChatFormat& format, Rng& rng, double copy_fraction,
-                               double progress, int64_t trailing_words, double task_fraction) {
+// A chat item's tokens; with `answer_only`, the labels of the system and user turns and of the
+// assistant header are masked (mask_until), so that the loss is the answer's alone.
+Sequence chat_item(const Tokenizer& tok, const ChatFormat& format, const std::string& user, const std::string& answer,
+                   bool answer_only) {
+  std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}, {"assistant", answer}};
+  Sequence item;
+  item.ids = tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
+  if (answer_only) {
+    turns.pop_back();
+    const auto prompt = tok.encode(chat_render(format, turns, true), /*add_special_tokens=*/false);
+    // The rendered prompt is a token prefix of the whole conversation for the project's templates;
+    // where a merge crosses the boundary, the loss falls back to every token of the item.
+    if (prompt.size() < item.ids.size() && std::equal(prompt.begin(), prompt.end(), item.ids.begin()))
+      item.mask_until = (int64_t)prompt.size();
+  }
+  return item;
+}
+
+Sequence make_item(const std::vector<std::string>& sentences, const std::string& sentence, const Tokenizer& tok,
+                   const ChatFormat& format, Rng& rng, double copy_fraction, double progress, int64_t trailing_words,
+                   double task_fraction, bool answer_only) {
   if (task_fraction > 0 && rng.uniform() < task_fraction) {
     std::string user;
     const std::string answer = task_answer(sentence, rng, &user);
     if (!answer.empty()) {
-      std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}, {"assistant", answer}};
-      return tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
+      return chat_item(tok, format, user, answer, answer_only);
     }
   }
   if (rng.uniform() >= copy_fraction) {
-    auto ids = tok.encode(sentence, /*add_special_tokens=*/true);
-    if (tok.eos_id) ids.push_back(*tok.eos_id);
-    return ids;
+    Sequence plain;
+    plain.ids = tok.encode(sentence, /*add_special_tokens=*/true);
+    if (tok.eos_id) plain.ids.push_back(*tok.eos_id);
+    return plain;
   }
   // The user turn quotes the sentence's head and (shuffled) tail among distractor words; the
   // assistant writes the sentence: locating quoted spans, copying them, ordering a few words.
@@ -109,9 +127,7 @@ std::vector<int64_t> make_item(const std::vector<std::string>& sentences, const 
   // The words after the last quoted span (the task's prompt puts a long instruction there).
   if (trailing_words == 8) add(distractor(sentences, rng, span(8)));
   else add(long_distractor(sentences, rng, span(trailing_words)));
-  std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user},
-                                    {"assistant", task::join_words(words, 0, words.size())}};
-  return tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
+  return chat_item(tok, format, user, task::join_words(words, 0, words.size()), answer_only);
 }
 
 // The chat prompt (system, user, assistant header) whose greedy continuation is checked.
@@ -184,6 +200,8 @@ Json pretrain(const PretrainOptions& o) {
   if (!(o.copy_fraction >= 0 && o.copy_fraction <= 1)) fail_usage("--copy_fraction must be in [0, 1]");
   if (o.trailing_words < 1) fail_usage("--trailing_words must be at least 1");
   if (!(o.task_fraction >= 0 && o.task_fraction <= 1)) fail_usage("--task_fraction must be in [0, 1]");
+  if (o.loss_on != "all" && o.loss_on != "answer") fail_usage("--loss_on must be all or answer, got \"" + o.loss_on + "\"");
+  const bool answer_only = o.loss_on == "answer";
   const auto sentences = read_corpus(o.corpus);
   if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
   const fs::path checkpoint = o.output.string() + ".checkpoint";
@@ -215,8 +233,8 @@ Json pretrain(const PretrainOptions& o) {
     for (int64_t i = 0; i < o.batch_size; ++i) {
       Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)i);
       const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
-      items[(size_t)i].ids = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction, (double)step / (double)o.steps,
-                                           o.trailing_words, o.task_fraction);
+      items[(size_t)i] = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction, (double)step / (double)o.steps,
+                                   o.trailing_words, o.task_fraction, answer_only);
       if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
     }
     std::vector<const Sequence*> seqs;
@@ -259,7 +277,7 @@ Json pretrain(const PretrainOptions& o) {
   std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
   const double task = task_accuracy(*model, *tok, format, sentences, o.seed, 64);
   std::cerr << "task accuracy (64 task prompts from corpus sentences, greedy): " << task << "\n";
-  Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"task_accuracy", task}, {"task_fraction", o.task_fraction}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
+  Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"task_accuracy", task}, {"task_fraction", o.task_fraction}, {"loss_on", o.loss_on}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
                   {"copy_fraction", o.copy_fraction}, {"trailing_words", o.trailing_words}, {"learning_rate", o.learning_rate}, {"seed", o.seed},
                   {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
                   {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}, {"loss", log}};

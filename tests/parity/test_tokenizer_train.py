@@ -68,6 +68,27 @@ def main() -> int:
         theirs = [sp.bos_id()] + sp.encode(text)
         if ours != theirs:
             failures.append(f"ids differ for {text!r}: sdmlm {ours} sentencepiece {theirs}")
+    # --whitespace_token: "▁" is a piece of its own, so a word has the same pieces after a quote as
+    # after a space; sdmlm's ids equal sentencepiece's, and the text round-trips.
+    out = work / "ws"
+    subprocess.run([binary, "tokenizer", "train", "--input", str(corpus), "--vocab_size", "600", "--seed", "3",
+                    "--whitespace_token", "--output", str(out)], check=True)
+    ws = sentencepiece.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+    word = corpus.read_text().split()[7].strip(".,;'")
+    quoted = [p for p in ws.encode("'" + word, out_type=str) if p != "'"]
+    spaced = [p for p in ws.encode("x " + word, out_type=str)][ws.encode("x ", out_type=str).__len__():]
+    if quoted != spaced or any("\u2581" in p for p in quoted):
+        failures.append(f"--whitespace_token: {word!r} is {quoted} after a quote but {spaced} after a space")
+    subprocess.run([binary, "model", "init", "--tokenizer", str(out), "--output", str(work / "ws_model")], check=True)
+    for text in ("The birch canoe slid on the smooth planks.", "<|user|>\nQuote 'the words' here<|end|>\n<|assistant|>\n"):
+        result = subprocess.run([binary, "generate", "--model", str(work / "ws_model"), "--prompt", text, "--max_new_tokens",
+                                 "1", "--format", "json"], check=True, capture_output=True, text=True)
+        ours = json.loads(result.stdout)["prompt_ids"]
+        theirs = [ws.bos_id()] + ws.encode(text)
+        if ours != theirs:
+            failures.append(f"--whitespace_token ids differ for {text!r}: sdmlm {ours} sentencepiece {theirs}")
+        if ws.decode(ws.encode(text)) != text:
+            failures.append(f"--whitespace_token does not round-trip {text!r}")
     print(f"vocabulary {sp.get_piece_size()}, deterministic, chat tokens single pieces, byte fallback present;"
           f" {len(failures)} failures")
     for failure in failures:

@@ -179,6 +179,8 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   tok_train->footer("Example: sdmlm tokenizer train --input sentences.txt --vocab_size 2000 --output tok/");
   tok_train->add_option("--input", train_paths->first, "Text files, one sentence per line")->required();
   tok_train->add_option("--vocab_size", train_tok->vocab_size, "Vocabulary size")->capture_default_str();
+  tok_train->add_flag("--whitespace_token", train_tok->whitespace_token,
+                      "make the space a token of its own, so a word has the same pieces after a space, quote or tag");
   tok_train->add_option("--seed", train_tok->seed, "Seed")->capture_default_str();
   tok_train->add_option("--output", train_paths->second, "Destination directory")->required();
   tok_train->add_flag("--overwrite", train_tok->overwrite, "Replace an existing directory");

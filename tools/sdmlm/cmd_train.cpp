@@ -97,6 +97,8 @@ void add_pretrain(CLI::App& app, Runner& runner) {
                 "most distractor words after the last quoted span of a copy item (8: one sentence's)")->capture_default_str();
   c->add_option("--task_fraction", o.task_fraction,
                 "share of items that are the word-ordering task's own prompt, answered in <sentence> tags")->capture_default_str();
+  c->add_option("--loss_on", o.loss_on, "next-token targets of chat items: all (every token) or answer (the assistant's text)")
+      ->capture_default_str();
   c->add_option("--seed", o.seed, "seed")->capture_default_str();
   c->add_option("--stop_after_steps", o.stop_after_steps,
                 "stop after N steps of the --steps schedule (checkpoint kept, no output; prints the loss log)");
