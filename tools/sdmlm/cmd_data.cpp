@@ -1,9 +1,11 @@
-// `sdmlm data wordorder`: parse, validate, call src/task, publish the split files atomically.
+// `sdmlm data wordorder` and `sdmlm data split`: parse, validate, call src/task, publish the split
+// files atomically.
 #include <iostream>
 #include <memory>
 
 #include "commands.h"
 #include "sdmlm/task.h"
+#include "sdmlm/task_data.h"
 
 namespace sdmlm::cli {
 namespace {
@@ -54,6 +56,20 @@ void add_data_commands(CLI::App& app, Runner& runner) {
                   "NAME=FILE: every sentence of FILE becomes NAME.jsonl (repeatable)");
   cmd->add_flag("--overwrite", a->overwrite, "Replace an existing output directory");
   cmd->callback([&runner, a] { runner = [a] { run_wordorder(*a); }; });
+
+  auto split = std::make_shared<task::SplitJob>();
+  auto* split_cmd = data_cmd->add_subcommand("split", "Split one task file into train, calibration and test files + manifest.json");
+  split_cmd->footer("Example: sdmlm data split --input qa.jsonl --output data/qa --calibration_size 200 --test_size 200");
+  split_cmd->add_option("--input", split->input, "Task file (JSONL: prompt|messages + positive [+ negatives], "
+                                                   "or prompt/chosen/rejected)")->required();
+  split_cmd->add_option("--output", split->output, "Destination directory (published atomically)")->required();
+  split_cmd->add_option("--calibration_size", split->calibration_size, "Calibration records (default: 20%)");
+  split_cmd->add_option("--test_size", split->test_size, "Test records (default: 20%)");
+  split_cmd->add_option("--seed", split->seed, "Seed of the permutation")->capture_default_str();
+  split_cmd->add_flag("--overwrite", split->overwrite, "Replace an existing output directory");
+  split_cmd->callback([&runner, split] {
+    runner = [split] { std::cout << task::write_split(*split).dump(2, ' ', true) << "\n"; };
+  });
 }
 
 }  // namespace sdmlm::cli
