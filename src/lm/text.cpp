@@ -112,26 +112,41 @@ bool is_alphanumeric(char32_t cp) {
   return type == U_DECIMAL_DIGIT_NUMBER || type == U_LETTER_NUMBER || type == U_OTHER_NUMBER;
 }
 
-std::string nfc(std::string_view text) {
-  bool ascii = true;
-  for (char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
-  if (ascii) return std::string(text);
-  UErrorCode status = U_ZERO_ERROR;
-  const UNormalizer2* norm = unorm2_getNFCInstance(&status);
+namespace {
+
+// `text` (valid UTF-8) through an ICU normaliser: UTF-8 → UTF-16 → normalised → UTF-8.
+std::string icu_normalize(std::string_view text, const UNormalizer2* norm, UErrorCode status, const char* form) {
   std::u16string wide(text.size() + 1, u'\0');
   int32_t wide_len = 0;
   u_strFromUTF8(wide.data(), static_cast<int32_t>(wide.size()), &wide_len, text.data(),
                 static_cast<int32_t>(text.size()), &status);
-  std::u16string normal(wide_len * 3 + 16, u'\0');
+  std::u16string normal(wide_len * 4 + 16, u'\0');  // NFKC and case folding may expand ×3+
   int32_t normal_len = unorm2_normalize(norm, wide.data(), wide_len, normal.data(),
                                         static_cast<int32_t>(normal.size()), &status);
   std::string out(normal_len * 3 + 4, '\0');
   int32_t out_len = 0;
   u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &out_len, normal.data(), normal_len,
               &status);
-  if (U_FAILURE(status)) throw Error(ExitCode::kInternal, "NFC normalization failed (ICU)");
+  if (U_FAILURE(status)) throw Error(ExitCode::kInternal, std::string(form) + " normalization failed (ICU)");
   out.resize(out_len);
   return out;
+}
+
+}  // namespace
+
+std::string nfc(std::string_view text) {
+  bool ascii = true;
+  for (char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+  if (ascii) return std::string(text);
+  UErrorCode status = U_ZERO_ERROR;
+  const UNormalizer2* norm = unorm2_getNFCInstance(&status);
+  return icu_normalize(text, norm, status, "NFC");
+}
+
+std::string nfkc_casefold(std::string_view text) {
+  UErrorCode status = U_ZERO_ERROR;
+  const UNormalizer2* norm = unorm2_getNFKCCasefoldInstance(&status);
+  return icu_normalize(text, norm, status, "NFKC_Casefold");
 }
 
 // ---- Regex -------------------------------------------------------------------------------------

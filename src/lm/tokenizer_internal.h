@@ -28,6 +28,8 @@ bool utf8_valid(std::string_view bytes);
 bool is_whitespace(char32_t cp);         // Unicode White_Space (Rust char::is_whitespace)
 bool is_alphanumeric(char32_t cp);       // Rust char::is_alphanumeric
 std::string nfc(std::string_view text);  // Unicode NFC (ICU)
+// Unicode NFKC with case folding (ICU's NFKC_Casefold); the `normalized` reward compares by it.
+std::string nfkc_casefold(std::string_view text);
 
 // ---- regex -------------------------------------------------------------------------------------
 // A PCRE2 pattern compiled with UTF and UCP; find_all returns non-overlapping [start, end) byte

@@ -6,9 +6,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <unicode/ucasemap.h>
-#include <unicode/unorm2.h>
-#include <unicode/ustring.h>
 #include <unistd.h>
 #include <pcre2.h>
 
@@ -16,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "../lm/tokenizer_internal.h"  // nfkc_casefold (ICU)
 #include "sdmlm/task.h"
 #include "sdmlm/task_data.h"
 
@@ -25,6 +23,29 @@ namespace {
 bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
 
 // ---- pure checks ----------------------------------------------------------------------------------
+// The stripped content of the first <NAME>…</NAME>, or nullopt.
+std::optional<std::string> tag_content(const std::string& text, const std::string& name) {
+  const std::string open = "<" + name + ">", close = "</" + name + ">";
+  const size_t a = text.find(open);
+  if (a == std::string::npos) return std::nullopt;
+  const size_t b = text.find(close, a + open.size());
+  if (b == std::string::npos) return std::nullopt;
+  return strip(std::string_view(text).substr(a + open.size(), b - a - open.size()));
+}
+
+// r = 1 where the value extracted from the response exists and equals the positive's (which must
+// exist too): the shape of the regex and json checks.
+template <class Extract>
+std::vector<int> compare_extracted(const std::vector<RewardQuery>& queries, const Extract& extract) {
+  std::vector<int> out;
+  for (const auto& q : queries) {
+    auto got = extract(q.response);
+    auto want = extract(q.positive);
+    out.push_back(got && want && *got == *want);
+  }
+  return out;
+}
+
 class ExactCheck : public RewardCheck {
  public:
   explicit ExactCheck(bool normalized) : normalized_(normalized) { spec_ = normalized ? "normalized" : "exact"; }
@@ -47,23 +68,12 @@ class WordOrderCheck : public RewardCheck {
     std::vector<int> out;
     for (const auto& q : queries) {
       // The reference sentence: the positive's <sentence> content, or the positive itself.
-      auto pairs = extract(q.positive + "\n<verified>Yes</verified>");
-      const std::string sentence = pairs.empty() ? strip(q.positive) : pairs[0].sentence;
+      const std::string sentence = tag_content(q.positive, "sentence").value_or(strip(q.positive));
       out.push_back(strip(q.response) == "<sentence>" + normalize_whitespace(sentence) + "</sentence>");
     }
     return out;
   }
 };
-
-// The stripped content of the first <NAME>…</NAME>, or nullopt.
-std::optional<std::string> tag_content(const std::string& text, const std::string& name) {
-  const std::string open = "<" + name + ">", close = "</" + name + ">";
-  const size_t a = text.find(open);
-  if (a == std::string::npos) return std::nullopt;
-  const size_t b = text.find(close, a + open.size());
-  if (b == std::string::npos) return std::nullopt;
-  return strip(std::string_view(text).substr(a + open.size(), b - a - open.size()));
-}
 
 class TagCheck : public RewardCheck {
  public:
@@ -102,13 +112,7 @@ class RegexCheck : public RewardCheck {
   }
   ~RegexCheck() override { pcre2_code_free(code_); }
   std::vector<int> check(const std::vector<RewardQuery>& queries) override {
-    std::vector<int> out;
-    for (const auto& q : queries) {
-      auto got = capture(q.response);
-      auto want = capture(q.positive);
-      out.push_back(got && want && *got == *want);
-    }
-    return out;
+    return compare_extracted(queries, [this](const std::string& text) { return capture(text); });
   }
 
  private:
@@ -141,13 +145,7 @@ class JsonFieldCheck : public RewardCheck {
     }
   }
   std::vector<int> check(const std::vector<RewardQuery>& queries) override {
-    std::vector<int> out;
-    for (const auto& q : queries) {
-      auto got = field_of(q.response);
-      auto want = field_of(q.positive);
-      out.push_back(got && want && *got == *want);
-    }
-    return out;
+    return compare_extracted(queries, [this](const std::string& text) { return field_of(text); });
   }
 
  private:
@@ -294,20 +292,8 @@ class CommandCheck : public RewardCheck {
 }  // namespace
 
 std::string normalize_for_reward(const std::string& text) {
-  UErrorCode status = U_ZERO_ERROR;
-  std::u16string wide(text.size() + 1, u'\0');
-  int32_t wide_len = 0;
-  u_strFromUTF8(wide.data(), (int32_t)wide.size(), &wide_len, text.data(), (int32_t)text.size(), &status);
-  if (U_FAILURE(status)) return normalize_whitespace(text);  // not UTF-8: compare bytes
-  const UNormalizer2* nfkc = unorm2_getNFKCCasefoldInstance(&status);  // NFKC with case folding
-  std::u16string folded(wide_len * 4 + 16, u'\0');
-  const int32_t folded_len = unorm2_normalize(nfkc, wide.data(), wide_len, folded.data(), (int32_t)folded.size(), &status);
-  std::string out(folded_len * 3 + 4, '\0');
-  int32_t out_len = 0;
-  u_strToUTF8(out.data(), (int32_t)out.size(), &out_len, folded.data(), folded_len, &status);
-  if (U_FAILURE(status)) throw Error(ExitCode::kInternal, "normalize_for_reward: ICU normalisation failed");
-  out.resize((size_t)out_len);
-  return normalize_whitespace(out);
+  if (!is_valid_utf8(text)) return normalize_whitespace(text);  // not UTF-8: compare the bytes
+  return normalize_whitespace(tok::nfkc_casefold(text));
 }
 
 std::unique_ptr<RewardCheck> RewardCheck::parse(const std::string& spec) {

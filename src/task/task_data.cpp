@@ -58,7 +58,6 @@ std::string read_prompt(const JsonRow& row) {
 }
 
 TaskLayout detect(const JsonRow& row) {
-  if (!row.value.is_object()) fail_input(row.where + ": a task record must be a JSON object, got " + json_type_name(row.value));
   if (row.has("original_document")) return TaskLayout::kWordOrder;
   if (row.has("chosen") || row.has("rejected")) return TaskLayout::kPreference;
   if (!row.has("positive"))
@@ -117,8 +116,6 @@ TaskExample read_example(const JsonRow& row, TaskLayout layout) {
       break;
     }
   }
-  for (const auto& text : {e.positive, e.prompt})
-    if (!is_valid_utf8(text)) fail_input(row.where + ": a text field is not valid UTF-8");
   return e;
 }
 

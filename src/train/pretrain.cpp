@@ -62,16 +62,21 @@ std::string task_answer(const std::string& sentence, Rng& rng, std::string* user
   return "<sentence>" + record->original_document + "</sentence>";
 }
 
+// The chat prompt (system, user, assistant header) whose greedy continuation is checked.
+std::vector<int64_t> check_prompt(const Tokenizer& tok, const ChatFormat& format, const std::string& user) {
+  std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
+  return tok.encode(chat_render(format, turns, true), /*add_special_tokens=*/false);
+}
+
 // A chat item's tokens; with `answer_only`, the labels of the system and user turns and of the
 // assistant header are masked (mask_until), so that the loss is the answer's alone.
 Sequence chat_item(const Tokenizer& tok, const ChatFormat& format, const std::string& user, const std::string& answer,
                    bool answer_only) {
-  std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}, {"assistant", answer}};
+  const std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}, {"assistant", answer}};
   Sequence item;
   item.ids = tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
   if (answer_only) {
-    turns.pop_back();
-    const auto prompt = tok.encode(chat_render(format, turns, true), /*add_special_tokens=*/false);
+    const auto prompt = check_prompt(tok, format, user);
     // The rendered prompt is a token prefix of the whole conversation for the project's templates;
     // where a merge crosses the boundary, the loss falls back to every token of the item.
     if (prompt.size() < item.ids.size() && std::equal(prompt.begin(), prompt.end(), item.ids.begin()))
@@ -128,12 +133,6 @@ Sequence make_item(const std::vector<std::string>& sentences, const std::string&
   if (trailing_words == 8) add(distractor(sentences, rng, span(8)));
   else add(long_distractor(sentences, rng, span(trailing_words)));
   return chat_item(tok, format, user, task::join_words(words, 0, words.size()), answer_only);
-}
-
-// The chat prompt (system, user, assistant header) whose greedy continuation is checked.
-std::vector<int64_t> check_prompt(const Tokenizer& tok, const ChatFormat& format, const std::string& user) {
-  std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}};
-  return tok.encode(chat_render(format, turns, true), /*add_special_tokens=*/false);
 }
 
 // Share of `prompts` whose greedy decode (stripped) is `answers[i]`, or, with `prefix`, starts

@@ -76,7 +76,7 @@ def main() -> int:
     ws = sentencepiece.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
     word = corpus.read_text().split()[7].strip(".,;'")
     quoted = [p for p in ws.encode("'" + word, out_type=str) if p != "'"]
-    spaced = [p for p in ws.encode("x " + word, out_type=str)][ws.encode("x ", out_type=str).__len__():]
+    spaced = ws.encode("x " + word, out_type=str)[len(ws.encode("x ", out_type=str)):]
     if quoted != spaced or any("\u2581" in p for p in quoted):
         failures.append(f"--whitespace_token: {word!r} is {quoted} after a quote but {spaced} after a space")
     subprocess.run([binary, "model", "init", "--tokenizer", str(out), "--output", str(work / "ws_model")], check=True)
