@@ -48,6 +48,9 @@ struct Formatted {
 // `<sentence>{s}</sentence>\n<verified>Yes</verified>\n\n` (verified = false gives the "No"
 // variant).
 Formatted format_positive(std::string_view sentence, bool verified = true);
+// Any completion C (stripped) as a training response: `C\n<verified>Yes</verified>\n\n` (or No);
+// format_positive(s) is format_completion("<sentence>" + s + "</sentence>").
+Formatted format_completion(std::string_view completion, bool verified = true);
 // Any generation or negative turned into a response ending `<verified>No</verified>\n\n`.
 Formatted format_malformed(std::string_view generation);
 

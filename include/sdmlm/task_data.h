@@ -18,6 +18,7 @@
 
 #include "sdmlm/chat.h"
 #include "sdmlm/core.h"
+#include "sdmlm/task.h"
 
 namespace sdmlm::task {
 
@@ -67,6 +68,24 @@ std::string example_to_json_line(const TaskExample& example);
 inline constexpr std::string_view kDefaultNegativeRule = "other_positive";
 std::string default_negative(const std::vector<TaskExample>& examples, size_t index);
 
+// ---- rows to generate for, verify or embed -------------------------------------------------------
+// One row of `sdmlm generate --input`, `sdmlm verify`, `sdmlm embed` and `verifier train --labeled`:
+// `id` (derived from the prompt and response when absent), `prompt` (a string or chat turns) or
+// `messages`, and, where the command needs them, `response` (a string) and `label` (0 or 1).
+struct PromptRow {
+  std::string id, prompt, response;  // prompt: the user text (the last user turn of messages)
+  std::vector<ChatMessage> messages;  // chat turns before the answer when given
+  int label = -1;                     // -1: none given
+  Json row;                           // the whole input object (fields pass through to outputs)
+  int64_t line = 0;
+};
+struct PromptRowNeeds {
+  bool response = false, label = false;
+};
+// Errors (ExitCode::kBadInput) name file:line and field: a missing or empty prompt, a response
+// that is not a string, a label not 0/1, a duplicate id, an empty file.
+std::vector<PromptRow> read_prompt_rows(const fs::path& path, PromptRowNeeds needs, int64_t limit = -1);
+
 // ---- the check r --------------------------------------------------------------------------------
 struct RewardQuery {
   std::string id, prompt, response, positive;
@@ -94,10 +113,35 @@ class RewardCheck {
   const std::string& spec() const { return spec_; }
   virtual std::vector<int> check(const std::vector<RewardQuery>& queries) = 0;
   int check_one(const RewardQuery& query) { return check({query}).at(0); }
+  // r on the completion part of whole generations, whatever their verdict suffix (the response is
+  // cut before its first "<verified>"): "the answer is right even if its formatting is not". The
+  // wordorder check keeps the reference code's rule: the first tagged sentence matches word for word.
+  virtual std::vector<int> content(const std::vector<RewardQuery>& generations);
 
  protected:
   std::string spec_;
 };
+
+// ---- generations: a completion followed by the verdict the encoding appends --------------------
+// A generation is well formed when strip(g) == C + "\n<verified>Yes</verified>" (or No) with C
+// non-empty and equal to strip(C); label 1 (Yes), 0 (No), or −1 (not well formed: C is then the
+// text before the first "<verified>", stripped).
+struct Verdict {
+  std::string completion;
+  int label = -1;
+};
+Verdict split_verdict(std::string_view generation);
+
+// The reward of whole generations (SPEC §5.6 generalised): kPositive when well formed with Yes and
+// r(completion, positive) = 1, kWrongLabel when well formed with No and r = 1, else
+// kHardNegative. One batched call of `check` over every generation's completion (so a broken
+// program fails at once). For the wordorder check
+// this equals task::reward(generation, sentence) exactly.
+std::vector<Reward> judge(RewardCheck& check, const std::vector<RewardQuery>& generations);
+
+// The reward a task file gets when none is named: wordorder for `sdmlm data wordorder` records,
+// exact for every other layout.
+std::string default_reward(TaskLayout layout);
 
 // Unicode NFKC, case folding and whitespace collapsing (the `normalized` reward's comparison).
 std::string normalize_for_reward(const std::string& text);

@@ -27,6 +27,7 @@
 #include "sdmlm/core.h"
 #include "sdmlm/lm.h"
 #include "sdmlm/sdm.h"
+#include "sdmlm/task_data.h"
 #include "sdmlm/tokenizer.h"
 
 namespace sdmlm::train {
@@ -34,6 +35,19 @@ namespace sdmlm::train {
 inline constexpr std::string_view kSystemPrompt = "You are a helpful AI assistant.";
 inline constexpr std::string_view kVerifiedTag = "<verified>";
 inline constexpr std::string_view kNegativeSuffix = "<verified>No</verified>";
+
+// One task document: a prompt (a user text, or chat turns), the reference completion s+ and its
+// static negatives. For word-ordering records, positive is `<sentence>S</sentence>` and reference S.
+struct TaskRecord {
+  std::string id;
+  std::string prompt;                  // the user text (the last user turn when messages are given)
+  std::vector<ChatMessage> messages;   // chat turns before the answer, as given (empty: system + prompt)
+  std::string positive;                // s+, without the <verified> suffix (the encoding appends it)
+  std::vector<std::string> negatives;  // static negatives s− (at least one unless every positive is equal)
+  std::string reference;               // what surface metrics compare: the sentence, else the positive
+  // The exact positive response as the surface metrics compare it (positive + verdict Yes).
+  std::string genai_document() const { return positive + "\n<verified>Yes</verified>"; }
+};
 
 // ---- encoding (src/train/encoding.cpp) ----------------------------------------------------------
 struct Sequence {
@@ -56,20 +70,29 @@ class Encoder {
   // `model_type` picks the chat family when the tokenizer has no template.
   Encoder(const Tokenizer& tokenizer, const std::string& model_type,
           std::string system = std::string(kSystemPrompt), int64_t max_length = 2048);
-  // [system, user] with the generation prompt: the prefix that generation continues.
-  std::vector<int64_t> prompt(const std::string& user) const;
-  // [system, user, assistant = response] with labels by SPEC §5.3, the boundary found by token
+  // The turns before the answer: [system, user] for a user text; a record's messages as given.
+  std::vector<ChatMessage> turns(const std::string& user) const;
+  std::vector<ChatMessage> turns(const TaskRecord& record) const;
+  // The turns with the generation prompt: the prefix that generation continues.
+  std::vector<int64_t> prompt(const std::vector<ChatMessage>& turns) const;
+  std::vector<int64_t> prompt(const std::string& user) const { return prompt(turns(user)); }
+  // turns + [assistant = response] with labels by SPEC §5.3, the boundary found by token
   // alignment with the decoded text. A response without the markers is an Error(kBadInput).
-  Sequence encode(const std::string& user, const std::string& response) const;
-  // [system, user, assistant = verification text ending "<verified>"]: the feature input.
-  Sequence encode_verification(const std::string& user, const std::string& verification) const;
+  Sequence encode(const std::vector<ChatMessage>& turns, const std::string& response) const;
+  Sequence encode(const std::string& user, const std::string& response) const { return encode(turns(user), response); }
+  // turns + [assistant = verification text ending "<verified>"]: the feature input.
+  Sequence encode_verification(const std::vector<ChatMessage>& turns, const std::string& verification) const;
+  Sequence encode_verification(const std::string& user, const std::string& verification) const {
+    return encode_verification(turns(user), verification);
+  }
   const Tokenizer& tokenizer() const { return tokenizer_; }
   ChatFamily family() const { return format_.family; }
   std::vector<int64_t> stop_ids() const;  // EOS and the end-of-turn token when the vocabulary has one
   std::string decode_response(const std::vector<int64_t>& ids) const;  // special tokens removed
 
  private:
-  std::vector<int64_t> render(const std::string& user, const std::string* assistant, bool add_generation_prompt) const;
+  std::vector<int64_t> render(const std::vector<ChatMessage>& turns, const std::string* assistant,
+                              bool add_generation_prompt) const;
   int64_t token_ending_at(const std::vector<int64_t>& ids, int64_t chars) const;  // -1 if not aligned
   int64_t first_token_reaching(const std::vector<int64_t>& ids, int64_t chars) const;
   const Tokenizer& tokenizer_;
@@ -140,11 +163,19 @@ class AdamW {
 double scheduled_lr(double peak, int64_t step, int64_t warmup, int64_t total);
 
 // ---- task documents (src/train/documents.cpp) ---------------------------------------------------
-struct TaskRecord {
-  std::string id, original_document, genai_document, prompt, default_negative;
+// Reads any task file (sdmlm/task_data.h: the task, preference and word-ordering layouts); errors
+// name file:line and field. A record without static negatives gets the documented default
+// (task::kDefaultNegativeRule over the records read).
+struct TaskData {
+  std::vector<TaskRecord> records;
+  std::string layout;          // task::layout_name of the file
+  std::string default_reward;  // task::default_reward of that layout
 };
-// Reads a word-ordering split (SPEC §5.2 fields); errors name file:line and field.
+TaskData load_task_data(const fs::path& path, int64_t limit = -1);
 std::vector<TaskRecord> load_task_records(const fs::path& path, int64_t limit = -1);
+// Reward queries of whole generations for `records` (one per record, in order).
+std::vector<task::RewardQuery> reward_queries(const std::vector<TaskRecord>& records,
+                                              const std::vector<std::string>& generations);
 
 // Hard-negative cache: document id → formatted negative responses (SPEC §5.11), ordered.
 using NegativeCache = std::map<std::string, std::vector<std::string>>;
@@ -156,6 +187,10 @@ void cache_add(NegativeCache& cache, const std::string& id, const std::string& r
 // a resumed run draws exactly what an uninterrupted one would.
 Rng keyed_rng(uint64_t seed, std::string_view purpose, uint64_t a, uint64_t b = 0);
 
+// A record's static negative: its only one, or one drawn uniformly when it has several ("" when
+// it has none).
+std::string static_negative(const TaskRecord& record, Rng& rng);
+
 // Documents for an SDM layer (SPEC §5.9 step 2 / §6.2): positive with probability γ+, else a
 // negative: a cached one with probability γ_div when any exists, else the static negative.
 struct LayerDocument {
@@ -165,10 +200,10 @@ struct LayerDocument {
 LayerDocument layer_document(const TaskRecord& record, const NegativeCache& cache, Rng& rng,
                              double positive_probability, double diversity);
 
-// Greedy generation of task responses from `prompts` (user texts) in batches; decoded with
-// special tokens removed.
+// Greedy generation of task responses from `prompts` (the turns before each answer) in batches;
+// decoded with special tokens removed.
 std::vector<std::string> generate_responses(const lm::CausalLM& model, const Encoder& encoder,
-                                            const std::vector<std::string>& prompts,
+                                            const std::vector<std::vector<ChatMessage>>& prompts,
                                             int64_t max_new_tokens, int64_t batch = 32,
                                             bool progress = false);
 
@@ -187,6 +222,18 @@ struct SdmLayer {
   std::map<std::string, int64_t> labels;          // document id → label it had in the layer
   double seconds_features = 0, seconds_fit = 0;
 };
+// One labeled verification document: the turns before the answer and the text ending "<verified>".
+struct LabeledDocument {
+  std::string id;
+  std::vector<ChatMessage> turns;
+  std::string verification;
+  int64_t label = 0;  // 1 Yes, 0 No
+};
+// Splits `docs` at random in halves (keyed on purpose, round and index: flag 1 → the training
+// support), computes features with the frozen `model` and fits + calibrates an estimator.
+SdmLayer fit_sdm_documents(const lm::CausalLM& model, const Encoder& encoder, const std::vector<LabeledDocument>& docs,
+                           const SdmLayerOptions& options, const std::string& purpose, uint64_t round,
+                           const Json& representation, bool progress);
 // Builds documents for `records`, splits them at random in halves (flag 1 → training support),
 // computes features with `model` and fits + calibrates an estimator.
 SdmLayer fit_sdm_layer(const lm::CausalLM& model, const Encoder& encoder,
@@ -198,6 +245,7 @@ SdmLayer fit_sdm_layer(const lm::CausalLM& model, const Encoder& encoder,
 // ---- the fine-tuning loop (src/train/finetune.cpp) ----------------------------------------------
 struct FinetuneOptions {
   fs::path model, data, output;
+  std::string reward;       // --reward spec; "" = the data's default (task::default_reward)
   std::string loss = "ce";  // "ce" or "sdm"
   int epochs = 3;
   int64_t batch_size = 8, gradient_accumulation_steps = 1;

@@ -31,6 +31,10 @@ std::string model_fingerprint(const fs::path& model_dir);
 
 struct VerifierTrainOptions {
   fs::path model, data, output;
+  // Rows of id, prompt | messages, response, label (0/1): a post-hoc verifier of a frozen model from
+  // given responses, with no generation step (then `data` is empty).
+  fs::path labeled;
+  std::string reward;  // --reward spec; "" = the data's default (task::default_reward)
   train::SdmLayerOptions sdm;
   double positive_probability = 0.5, diversity = 1.0;  // γ+ 0.5, γ_div 1 (γ_gen 1: every document decoded)
   int64_t max_new_tokens = 128, generation_batch_size = 32, limit = -1;
@@ -38,7 +42,8 @@ struct VerifierTrainOptions {
   torch::Device device = torch::kCPU;
   bool overwrite = false, progress = true;
 };
-// Writes OUTPUT/{estimator.sdmkitmodel/, verifier.json, decode.jsonl, hard_negatives.jsonl}.
+// Writes OUTPUT/{estimator.sdmkitmodel/, verifier.json, decode.jsonl, hard_negatives.jsonl}
+// (with `labeled`: estimator.sdmkitmodel/ and verifier.json).
 Json verifier_train(const VerifierTrainOptions& options);
 
 class Verifier {
@@ -48,9 +53,10 @@ class Verifier {
   const sdm::Estimator& estimator() const { return *estimator_; }
   train::FeatureLayout layout() const { return layout_; }
   const Json& sidecar() const { return sidecar_; }
-  // Scores responses to prompts: features of format_malformed(response).verification.
+  // Scores responses to prompts (the turns before each answer): features of
+  // verification_text(response).
   std::vector<sdm::Score> score(const lm::CausalLM& model, const train::Encoder& encoder,
-                                const std::vector<std::string>& prompts,
+                                const std::vector<std::vector<ChatMessage>>& prompts,
                                 const std::vector<std::string>& responses, int64_t nearest = 0) const;
 
  private:
@@ -58,10 +64,6 @@ class Verifier {
   train::FeatureLayout layout_ = train::FeatureLayout::kPaper;
   Json sidecar_;
 };
-
-// The reference code's test-time label (SPEC §6.3 step 3): the first tagged sentence of the
-// response equals the reference word for word.
-bool first_sentence_matches(const std::string& response, const std::string& reference);
 
 // The verification text of a response: up to and including its right-most "<verified>".
 std::string verification_text(const std::string& response);
@@ -81,7 +83,38 @@ struct VerifiedResult {
 // Greedy first; with search_depth K, up to K seeded resamples until Yes ∧ HR; returns the
 // candidate with the largest (prediction, HR, p_Yes, q').
 VerifiedResult generate_verified(const lm::CausalLM& model, const train::Encoder& encoder, const Verifier& verifier,
-                                 const std::string& prompt, const VerifiedOptions& options);
+                                 const std::vector<ChatMessage>& prompt, const VerifiedOptions& options);
+
+// ---- scoring given responses: `sdmlm verify` (src/verify/verify_rows.cpp) -----------------------
+struct VerifyOptions {
+  fs::path model, verifier, input, output;  // input: rows of id, prompt | messages, response[, label]
+  double alpha = 0.95;
+  int64_t nearest_exemplars = 5, batch_size = 64;
+  torch::Device device = torch::kCPU;
+  bool overwrite = false, progress = true;
+};
+// Scores every (prompt, response) row with the verifier: the verdict force-decoded from the
+// estimator (the response's verification text + "Yes"/"No" + "</verified>"), the estimator's
+// fields under the SDK's names (sdm::score_to_json), high_reliability at `alpha` and the nearest
+// training exemplars. Writes OUTPUT (JSONL, one row per input row, in order) atomically; returns
+// {"rows", "verified_yes", "high_reliability"} (+ "accuracy" when every row has a label).
+Json verify_rows(const VerifyOptions& options);
+
+// ---- LM features as estimator rows: `sdmlm embed` (src/verify/verify_rows.cpp) ----------------
+struct EmbedOptions {
+  fs::path model, input, output;  // input: rows of id, prompt | messages, response[, label]
+  train::FeatureLayout layout = train::FeatureLayout::kPaper;
+  int64_t batch_size = 16;
+  torch::Device device = torch::kCPU;
+  bool overwrite = false, progress = true;
+};
+// The verification features (the verifier's input: the response's verification text in the
+// model's chat encoding, `layout`) of every row, as estimator rows. OUTPUT ending in ".sdmdataset"
+// is the SDK's dataset bundle (manifest.json, rows.jsonl with embeddingRow, embeddings.npy);
+// anything else JSONL rows `id`, `label` (when given), `embedding`, `document` (the response),
+// `prompt`, `representationFingerprint` (the model fingerprint) — what `sdmlm sdm train` and the
+// SDK's `sdm train` read. Published atomically; returns {"rows", "dimension", "fingerprint"}.
+Json embed_rows(const EmbedOptions& options);
 
 // ---- evaluation (SPEC §6.3–6.5) ------------------------------------------------------------------
 struct EvalOptions {
@@ -89,6 +122,7 @@ struct EvalOptions {
   std::optional<fs::path> verifier;    // none: surface metrics only
   std::vector<std::pair<std::string, fs::path>> inputs;  // dataset name → task JSONL
   fs::path output;
+  std::string reward;                  // --reward spec; "" = the verifier's, else the data's default
   std::string label = "model";         // the model's name in the tables
   double alpha = 0.95;
   int64_t max_new_tokens = 128, generation_batch_size = 32, limit = -1;

@@ -130,6 +130,11 @@ std::string normalize_whitespace(std::string_view text) {
   return join_words(words, 0, words.size());
 }
 
+Formatted format_completion(std::string_view completion, bool verified) {
+  std::string body = strip(completion) + "\n<verified>";
+  return {body + (verified ? "Yes" : "No") + "</verified>\n\n", body};
+}
+
 Formatted format_positive(std::string_view sentence, bool verified) {
   std::string body = "<sentence>" + std::string(sentence) + "</sentence>\n<verified>";
   return {body + (verified ? "Yes" : "No") + "</verified>\n\n", body};

@@ -73,6 +73,17 @@ class WordOrderCheck : public RewardCheck {
     }
     return out;
   }
+  // The reference code's test-time label: the first tagged sentence (paired with a verdict) has
+  // the reference's words.
+  std::vector<int> content(const std::vector<RewardQuery>& generations) override {
+    std::vector<int> out;
+    for (const auto& q : generations) {
+      const std::string sentence = tag_content(q.positive, "sentence").value_or(strip(q.positive));
+      auto pairs = extract(q.response);
+      out.push_back(split_words(pairs.empty() ? "" : pairs[0].sentence) == split_words(sentence));
+    }
+    return out;
+  }
 };
 
 class TagCheck : public RewardCheck {
@@ -295,6 +306,44 @@ std::string normalize_for_reward(const std::string& text) {
   if (!is_valid_utf8(text)) return normalize_whitespace(text);  // not UTF-8: compare the bytes
   return normalize_whitespace(tok::nfkc_casefold(text));
 }
+
+std::vector<int> RewardCheck::content(const std::vector<RewardQuery>& generations) {
+  std::vector<RewardQuery> cut = generations;
+  for (auto& q : cut) q.response = split_verdict(q.response).completion;
+  return check(cut);
+}
+
+Verdict split_verdict(std::string_view generation) {
+  static constexpr std::string_view kYes = "\n<verified>Yes</verified>", kNo = "\n<verified>No</verified>";
+  const std::string t = strip(generation);
+  for (auto [suffix, label] : {std::pair{kYes, 1}, std::pair{kNo, 0}}) {
+    if (t.size() <= suffix.size() || t.compare(t.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    std::string completion = t.substr(0, t.size() - suffix.size());
+    if (strip(completion) == completion) return {completion, label};
+  }
+  const size_t tag = t.find("<verified>");
+  return {strip(std::string_view(t).substr(0, tag)), -1};
+}
+
+std::vector<Reward> judge(RewardCheck& check, const std::vector<RewardQuery>& generations) {
+  // r is asked for every generation (well formed or not), so a broken reward program fails at the
+  // first batch rather than when the model first writes a well-formed answer.
+  std::vector<RewardQuery> cut = generations;
+  std::vector<int> labels;
+  for (auto& q : cut) {
+    Verdict v = split_verdict(q.response);
+    q.response = std::move(v.completion);
+    labels.push_back(v.label);
+  }
+  std::vector<Reward> out(generations.size(), Reward::kHardNegative);
+  if (cut.empty()) return out;
+  const std::vector<int> r = check.check(cut);
+  for (size_t i = 0; i < out.size(); ++i)
+    if (labels[i] >= 0 && r[i] == 1) out[i] = labels[i] == 1 ? Reward::kPositive : Reward::kWrongLabel;
+  return out;
+}
+
+std::string default_reward(TaskLayout layout) { return layout == TaskLayout::kWordOrder ? "wordorder" : "exact"; }
 
 std::unique_ptr<RewardCheck> RewardCheck::parse(const std::string& spec) {
   if (spec == "exact") return std::make_unique<ExactCheck>(false);

@@ -196,6 +196,58 @@ TaskFile read_task_file(const fs::path& path, int64_t limit) {
   return file;
 }
 
+std::vector<PromptRow> read_prompt_rows(const fs::path& path, PromptRowNeeds needs, int64_t limit) {
+  if (!fs::exists(path)) fail_input(path.string() + ": no such file");
+  JsonlReader reader(path);
+  std::vector<PromptRow> rows;
+  std::map<std::string, int64_t> seen;  // id → line
+  while (auto row = reader.next()) {
+    if (limit >= 0 && (int64_t)rows.size() >= limit) break;
+    PromptRow r;
+    r.line = reader.line_number();
+    r.row = row->value;
+    if (row->has("messages")) r.messages = read_messages(*row, "messages");
+    else if (row->has("prompt") && row->field("prompt").is_array()) r.messages = read_messages(*row, "prompt");
+    else r.prompt = read_prompt(*row);
+    if (!r.messages.empty()) {
+      TaskExample e;
+      e.messages = r.messages;
+      r.prompt = prompt_text(e);
+    }
+    if (needs.response || row->has("response")) {
+      const Json& value = row->field("response");
+      if (!value.is_string()) row->fail_field("response", "must be a string, got " + json_type_name(value));
+      r.response = value.get<std::string>();
+    }
+    if (needs.label || row->has("label")) {
+      const Json& value = row->field("label");
+      const bool boolean = value.is_boolean();
+      if (!boolean && !(value.is_number_integer() && (value.get<int64_t>() == 0 || value.get<int64_t>() == 1)))
+        row->fail_field("label", "must be 0 or 1, got " + value.dump());
+      r.label = boolean ? (value.get<bool>() ? 1 : 0) : (int)value.get<int64_t>();
+    }
+    if (row->has("id")) {
+      const Json& id = row->field("id");
+      if (id.is_number_integer()) r.id = std::to_string(id.get<int64_t>());
+      else if (id.is_string() && !id.get<std::string>().empty()) r.id = id.get<std::string>();
+      else row->fail_field("id", "must be a non-empty string or an integer, got " + id.dump());
+    } else {
+      TaskExample e;
+      e.prompt = r.messages.empty() ? r.prompt : "";
+      e.messages = r.messages;
+      e.positive = r.response;
+      r.id = derive_id(e);
+    }
+    auto [it, inserted] = seen.emplace(r.id, r.line);
+    if (!inserted)
+      fail_input(row->where + ": field \"id\" \"" + r.id + "\" repeats the row at line " + std::to_string(it->second) +
+                 " (ids must be unique; a derived id repeats when prompt and response repeat)");
+    rows.push_back(std::move(r));
+  }
+  if (rows.empty()) fail_input(path.string() + ": no rows");
+  return rows;
+}
+
 std::string default_negative(const std::vector<TaskExample>& examples, size_t index) {
   const std::string& own = examples.at(index).positive;
   for (size_t k = 1; k < examples.size(); ++k) {

@@ -8,22 +8,46 @@
 
 namespace sdmlm::train {
 
-std::vector<TaskRecord> load_task_records(const fs::path& path, int64_t limit) {
-  if (!fs::exists(path)) fail_input(path.string() + ": no such task file (make one with `sdmlm data wordorder`)");
-  JsonlReader reader(path);
-  std::vector<TaskRecord> records;
-  while (auto row = reader.next()) {
-    if (limit >= 0 && (int64_t)records.size() >= limit) break;
+TaskData load_task_data(const fs::path& path, int64_t limit) {
+  if (!fs::exists(path))
+    fail_input(path.string() + ": no such task file (make one with `sdmlm data split` or `sdmlm data wordorder`)");
+  task::TaskFile file = task::read_task_file(path, limit);
+  TaskData data;
+  data.layout = task::layout_name(file.layout);
+  data.default_reward = task::default_reward(file.layout);
+  for (size_t i = 0; i < file.examples.size(); ++i) {
+    const task::TaskExample& e = file.examples[i];
     TaskRecord r;
-    r.id = row->get_string("id");
-    r.original_document = row->get_string("original_document");
-    r.genai_document = row->get_string("genai_document");
-    r.prompt = row->get_string("prompt");
-    r.default_negative = row->get_string("default_negative");
-    records.push_back(std::move(r));
+    r.id = e.id;
+    r.prompt = task::prompt_text(e);
+    r.messages = e.messages;
+    r.positive = e.positive;
+    r.negatives = e.negatives;
+    if (r.negatives.empty()) {
+      std::string other = task::default_negative(file.examples, i);
+      if (!other.empty()) r.negatives.push_back(std::move(other));
+    }
+    auto sentence = file.layout == task::TaskLayout::kWordOrder ? std::optional<std::string>(e.positive) : std::nullopt;
+    if (sentence && sentence->starts_with("<sentence>") && sentence->ends_with("</sentence>"))
+      r.reference = sentence->substr(10, sentence->size() - 21);
+    else r.reference = e.positive;
+    data.records.push_back(std::move(r));
   }
-  if (records.empty()) fail_input(path.string() + ": no task records");
-  return records;
+  return data;
+}
+
+std::vector<TaskRecord> load_task_records(const fs::path& path, int64_t limit) {
+  return load_task_data(path, limit).records;
+}
+
+std::vector<task::RewardQuery> reward_queries(const std::vector<TaskRecord>& records,
+                                              const std::vector<std::string>& generations) {
+  if (records.size() != generations.size())
+    throw Error(ExitCode::kInternal, "reward_queries: records and generations differ in number");
+  std::vector<task::RewardQuery> queries;
+  for (size_t i = 0; i < records.size(); ++i)
+    queries.push_back({records[i].id, records[i].prompt, generations[i], records[i].positive});
+  return queries;
 }
 
 Json cache_to_json(const NegativeCache& cache) {
@@ -56,11 +80,17 @@ Rng keyed_rng(uint64_t seed, std::string_view purpose, uint64_t a, uint64_t b) {
   return Rng(mix(mix(mix(h ^ seed) ^ a) ^ b));
 }
 
+std::string static_negative(const TaskRecord& record, Rng& rng) {
+  if (record.negatives.empty()) return "";
+  // One static negative (every word-ordering record) draws nothing: their draws stay as they were.
+  if (record.negatives.size() == 1) return record.negatives[0];
+  return record.negatives[(size_t)rng.below(record.negatives.size())];
+}
+
 LayerDocument layer_document(const TaskRecord& record, const NegativeCache& cache, Rng& rng,
                              double positive_probability, double diversity) {
-  if (rng.uniform() < positive_probability)
-    return {task::format_positive(record.original_document).verification, 1};
-  std::string pick = record.default_negative;
+  if (rng.uniform() < positive_probability) return {task::format_completion(record.positive).verification, 1};
+  std::string pick = static_negative(record, rng);
   auto it = cache.find(record.id);
   const double draw = rng.uniform();
   if (it != cache.end() && !it->second.empty() && draw < diversity)
@@ -69,7 +99,7 @@ LayerDocument layer_document(const TaskRecord& record, const NegativeCache& cach
 }
 
 std::vector<std::string> generate_responses(const lm::CausalLM& model, const Encoder& encoder,
-                                            const std::vector<std::string>& prompts, int64_t max_new_tokens,
+                                            const std::vector<std::vector<ChatMessage>>& prompts, int64_t max_new_tokens,
                                             int64_t batch, bool progress) {
   std::vector<std::vector<int64_t>> encoded;
   for (const auto& p : prompts) encoded.push_back(encoder.prompt(p));

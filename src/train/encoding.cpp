@@ -47,16 +47,22 @@ Encoder::Encoder(const Tokenizer& tokenizer, const std::string& model_type, std:
   }
 }
 
-std::vector<int64_t> Encoder::render(const std::string& user, const std::string* assistant,
+std::vector<ChatMessage> Encoder::turns(const std::string& user) const { return {{"system", system_}, {"user", user}}; }
+
+std::vector<ChatMessage> Encoder::turns(const TaskRecord& record) const {
+  return record.messages.empty() ? turns(record.prompt) : record.messages;
+}
+
+std::vector<int64_t> Encoder::render(const std::vector<ChatMessage>& before, const std::string* assistant,
                                      bool add_generation_prompt) const {
-  std::vector<ChatMessage> turns = {{"system", system_}, {"user", user}};
-  if (assistant) turns.push_back({"assistant", *assistant});
-  auto ids = tokenizer_.encode(chat_render(format_, turns, add_generation_prompt), /*add_special_tokens=*/false);
+  std::vector<ChatMessage> all = before;
+  if (assistant) all.push_back({"assistant", *assistant});
+  auto ids = tokenizer_.encode(chat_render(format_, all, add_generation_prompt), /*add_special_tokens=*/false);
   if ((int64_t)ids.size() > max_length_) ids.resize((size_t)max_length_);  // right truncation
   return ids;
 }
 
-std::vector<int64_t> Encoder::prompt(const std::string& user) const { return render(user, nullptr, true); }
+std::vector<int64_t> Encoder::prompt(const std::vector<ChatMessage>& before) const { return render(before, nullptr, true); }
 
 std::vector<int64_t> Encoder::stop_ids() const {
   std::vector<int64_t> ids;
@@ -88,9 +94,9 @@ int64_t Encoder::token_ending_at(const std::vector<int64_t>& ids, int64_t chars)
   return (int64_t)tokenizer_.decode(head, false).size() == chars ? k - 1 : -1;
 }
 
-Sequence Encoder::encode(const std::string& user, const std::string& response) const {
+Sequence Encoder::encode(const std::vector<ChatMessage>& before, const std::string& response) const {
   Sequence s;
-  s.ids = render(user, &response, false);
+  s.ids = render(before, &response, false);
   const std::string full = tokenizer_.decode(s.ids, false);
   const std::string marker = assistant_marker(format_.family);
   const size_t assistant_at = full.rfind(marker);
@@ -114,9 +120,9 @@ Sequence Encoder::encode(const std::string& user, const std::string& response) c
   return s;
 }
 
-Sequence Encoder::encode_verification(const std::string& user, const std::string& verification) const {
+Sequence Encoder::encode_verification(const std::vector<ChatMessage>& before, const std::string& verification) const {
   Sequence s;
-  s.ids = render(user, &verification, false);
+  s.ids = render(before, &verification, false);
   const std::string full = tokenizer_.decode(s.ids, false);
   size_t tag = full.rfind(kVerifiedTag);
   if (tag == std::string::npos) fail_input("verification text has no \"<verified>\" tag: \"" + verification.substr(0, 80) + "\"");

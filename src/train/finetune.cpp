@@ -102,6 +102,7 @@ class Finetuner {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Encoder> encoder_;
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<task::RewardCheck> reward_;
   std::vector<TaskRecord> train_, eval_;
   std::vector<Sequence> positives_train_;
   RunState state_;
@@ -173,14 +174,19 @@ std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records,
   }
   if (!to_generate.empty()) {
     auto t0 = Clock::now();
-    std::vector<std::string> prompts;
-    for (size_t k : to_generate) prompts.push_back(records[docs[k]].prompt);
+    std::vector<std::vector<ChatMessage>> prompts;
+    std::vector<TaskRecord> asked;
+    for (size_t k : to_generate) {
+      prompts.push_back(encoder_->turns(records[docs[k]]));
+      asked.push_back(records[docs[k]]);
+    }
     auto responses = generate_responses(*model_, *encoder_, prompts, o_.max_generation_new_tokens,
                                         o_.generation_batch_size);
+    const auto rewards = task::judge(*reward_, reward_queries(asked, responses));
     for (size_t j = 0; j < to_generate.size(); ++j) {
-      const TaskRecord& r = records[docs[to_generate[j]]];
+      const TaskRecord& r = asked[j];
       if (generations) generations->emplace_back(docs[to_generate[j]], responses[j]);
-      if (task::reward(responses[j], r.original_document) == task::Reward::kHardNegative) {
+      if (rewards[j] == task::Reward::kHardNegative) {
         cache_add(cache, r.id, task::format_malformed(responses[j]).response);
         ++*hard;
       }
@@ -192,18 +198,18 @@ std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records,
     const TaskRecord& r = records[docs[k]];
     Prepared& p = out[k];
     if (p.label == 1) {
-      auto f = task::format_positive(r.original_document);
-      p.sequence = encoder_->encode(r.prompt, f.response);
+      auto f = task::format_completion(r.positive);
+      p.sequence = encoder_->encode(encoder_->turns(r), f.response);
       p.verification = f.verification;
       continue;
     }
-    std::string pick = r.default_negative;
+    std::string pick = static_negative(r, rngs[k]);
     auto it = cache.find(r.id);
     const double draw = rngs[k].uniform();
     if (it != cache.end() && !it->second.empty() && draw < o_.hard_negative_diversity)
       pick = it->second[(size_t)rngs[k].below(it->second.size())];
     auto f = task::format_malformed(pick);
-    p.sequence = encoder_->encode(r.prompt, f.response);
+    p.sequence = encoder_->encode(encoder_->turns(r), f.response);
     p.verification = f.verification;
   }
   return out;
@@ -235,7 +241,7 @@ double Finetuner::forward_loss(const std::vector<TaskRecord>& records, std::vect
         // The reference layout's mean spans the whole verification input, and a tag that shares a
         // token with its label has no clean position: those take a separate feature forward.
         if (verified[k - start] < 0 || o_.sdm.layout != FeatureLayout::kPaper) {
-          separate.push_back(encoder_->encode_verification(r.prompt, docs[k].verification));
+          separate.push_back(encoder_->encode_verification(encoder_->turns(r), docs[k].verification));
           separate_rows.push_back(k - start);
           verified[k - start] = 0;
         }
@@ -317,8 +323,8 @@ double Finetuner::evaluate() {
     std::vector<std::string> responses, references, positives;
     for (const auto& [record, response] : generations) {
       responses.push_back(response);
-      references.push_back(eval_[record].original_document);
-      positives.push_back(eval_[record].genai_document);
+      references.push_back(eval_[record].reference);
+      positives.push_back(eval_[record].genai_document());
     }
     line["generation_surface"] = report::surface_to_json(report::surface_metrics(responses, references, positives));
   }
@@ -371,8 +377,11 @@ void Finetuner::load_checkpoint(const fs::path& dir) {
 FinetuneSummary Finetuner::run() {
   validate();
   const auto started = Clock::now();
-  train_ = load_task_records(o_.data / "train.jsonl", o_.train_limit);
+  TaskData train = load_task_data(o_.data / "train.jsonl", o_.train_limit);
+  train_ = std::move(train.records);
   eval_ = load_task_records(o_.data / "calibration.jsonl", o_.eval_limit);
+  if (o_.reward.empty()) o_.reward = train.default_reward;
+  reward_ = task::RewardCheck::parse(o_.reward);
   open_run_dir();
   fs::path latest;
   if (o_.resume) {
@@ -478,7 +487,7 @@ FinetuneSummary Finetuner::run() {
 }  // namespace
 
 Json finetune_options_to_json(const FinetuneOptions& o) {
-  return {{"model", o.model.string()}, {"data", o.data.string()}, {"output", o.output.string()}, {"loss", o.loss},
+  return {{"model", o.model.string()}, {"data", o.data.string()}, {"output", o.output.string()}, {"reward", o.reward}, {"loss", o.loss},
           {"epochs", o.epochs}, {"batch_size", o.batch_size}, {"gradient_accumulation_steps", o.gradient_accumulation_steps},
           {"learning_rate", o.optimizer.learning_rate}, {"adam_beta1", o.optimizer.beta1}, {"adam_beta2", o.optimizer.beta2},
           {"adam_epsilon", o.optimizer.eps}, {"weight_decay", o.optimizer.weight_decay},

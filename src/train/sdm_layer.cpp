@@ -11,29 +11,43 @@ SdmLayer fit_sdm_layer(const lm::CausalLM& model, const Encoder& encoder, const 
                        const NegativeCache& cache, const SdmLayerOptions& options, double positive_probability,
                        double diversity, const std::string& purpose, uint64_t round, const Json& representation,
                        bool progress) {
+  std::vector<LabeledDocument> docs;
+  std::map<std::string, int64_t> labels;
+  for (size_t i = 0; i < records.size(); ++i) {
+    Rng draw = keyed_rng(options.seed, purpose + "/document", round, i);
+    LayerDocument doc = layer_document(records[i], cache, draw, positive_probability, diversity);
+    docs.push_back({records[i].id, encoder.turns(records[i]), doc.verification, doc.label});
+    labels[records[i].id] = doc.label;
+  }
+  SdmLayer layer = fit_sdm_documents(model, encoder, docs, options, purpose, round, representation, progress);
+  layer.labels = std::move(labels);
+  return layer;
+}
+
+SdmLayer fit_sdm_documents(const lm::CausalLM& model, const Encoder& encoder, const std::vector<LabeledDocument>& docs,
+                           const SdmLayerOptions& options, const std::string& purpose, uint64_t round,
+                           const Json& representation, bool progress) {
   using Clock = std::chrono::steady_clock;
   SdmLayer layer;
   std::vector<Sequence> train_seq, cal_seq;
   std::vector<int64_t> train_y, cal_y;
   std::vector<std::string> train_ids, cal_ids;
-  for (size_t i = 0; i < records.size(); ++i) {
+  for (size_t i = 0; i < docs.size(); ++i) {
     Rng split = keyed_rng(options.seed, purpose + "/split", round, i);
-    Rng draw = keyed_rng(options.seed, purpose + "/document", round, i);
-    LayerDocument doc = layer_document(records[i], cache, draw, positive_probability, diversity);
-    Sequence seq = encoder.encode_verification(records[i].prompt, doc.verification);
-    layer.labels[records[i].id] = doc.label;
+    Sequence seq = encoder.encode_verification(docs[i].turns, docs[i].verification);
+    layer.labels[docs[i].id] = docs[i].label;
     if (split.uniform() < 0.5) {
       train_seq.push_back(std::move(seq));
-      train_y.push_back(doc.label);
-      train_ids.push_back(records[i].id);
+      train_y.push_back(docs[i].label);
+      train_ids.push_back(docs[i].id);
     } else {
       cal_seq.push_back(std::move(seq));
-      cal_y.push_back(doc.label);
-      cal_ids.push_back(records[i].id);
+      cal_y.push_back(docs[i].label);
+      cal_ids.push_back(docs[i].id);
     }
   }
   if (train_seq.empty() || cal_seq.empty())
-    fail_input("an SDM layer needs documents in both halves; " + std::to_string(records.size()) + " documents are too few");
+    fail_input("an SDM layer needs documents in both halves; " + std::to_string(docs.size()) + " documents are too few");
   const int64_t pad = encoder.tokenizer().pad_id.value_or(encoder.tokenizer().eos_id.value_or(0));
   auto t0 = Clock::now();
   auto train_x = compute_features(model, train_seq, options.layout, pad);

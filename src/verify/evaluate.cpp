@@ -42,31 +42,39 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
   if (o.inputs.empty()) fail_usage("eval needs at least one --input");
   if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
   const fs::path model_dir = resolve_model_dir(o.model);
-  std::vector<std::pair<std::string, std::vector<train::TaskRecord>>> inputs;
-  for (const auto& [name, path] : o.inputs) inputs.emplace_back(name, train::load_task_records(path, o.limit));
+  std::vector<std::pair<std::string, train::TaskData>> inputs;
+  for (const auto& [name, path] : o.inputs) inputs.emplace_back(name, train::load_task_data(path, o.limit));
   std::optional<Verifier> verifier;
   if (o.verifier) verifier = Verifier::load(*o.verifier, model_dir);
+  std::string spec = o.reward;
+  if (spec.empty() && verifier) spec = verifier->sidecar().value("reward", "");
+  if (spec.empty()) spec = inputs.front().second.default_reward;
+  auto reward = task::RewardCheck::parse(spec);
   auto model = lm::CausalLM::load(model_dir, o.device);
   auto tok = Tokenizer::load(model_dir);
   train::Encoder encoder(*tok, model->config().model_type);
   torch::NoGradGuard no_grad;
   AtomicDir out(o.output, o.overwrite);
   std::vector<report::ModelResult> results;
-  for (const auto& [name, records] : inputs) {
-    std::vector<std::string> prompts, references, positives;
+  for (const auto& [name, data] : inputs) {
+    const auto& records = data.records;
+    std::vector<std::vector<ChatMessage>> prompts;
+    std::vector<std::string> references, positives;
     for (const auto& r : records) {
-      prompts.push_back(r.prompt);
-      references.push_back(r.original_document);
-      positives.push_back(r.genai_document);
+      prompts.push_back(encoder.turns(r));
+      references.push_back(r.reference);
+      positives.push_back(r.genai_document());
     }
     auto responses = train::generate_responses(*model, encoder, prompts, o.max_new_tokens, o.generation_batch_size, o.progress);
     report::ModelResult result;
     result.dataset = name;
     result.model = o.label;
     result.surface = report::surface_metrics(responses, references, positives);
+    const auto queries = train::reward_queries(records, responses);
+    const auto rewards = task::judge(*reward, queries);
+    const auto content = reward->content(queries);
     std::vector<int64_t> labels;
-    for (size_t i = 0; i < records.size(); ++i)
-      labels.push_back(task::reward(responses[i], references[i]) == task::Reward::kPositive ? 1 : 0);
+    for (size_t i = 0; i < records.size(); ++i) labels.push_back(rewards[i] == task::Reward::kPositive ? 1 : 0);
     std::vector<sdm::Score> scores;
     if (verifier) {
       scores = verifier->score(*model, encoder, prompts, responses);
@@ -75,9 +83,8 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
     }
     std::string lines;
     for (size_t i = 0; i < records.size(); ++i) {
-      const bool first = first_sentence_matches(responses[i], references[i]);
       Json line = {{"id", records[i].id}, {"original_document", references[i]}, {"generated_response", responses[i]},
-                   {"label", labels[i]}, {"first_sentence_label", first ? 1 : 0}};
+                   {"label", labels[i]}, {"first_sentence_label", content[i]}};
       if (verifier) {
         const auto& s = scores[i];
         line["prediction"] = s.prediction;

@@ -35,54 +35,112 @@ std::string verification_text(const std::string& response) {
   return task::format_malformed(response).verification;
 }
 
-bool first_sentence_matches(const std::string& response, const std::string& reference) {
-  auto pairs = task::extract(response);
-  return task::split_words(pairs.empty() ? "" : pairs[0].sentence) == task::split_words(reference);
+
+namespace {
+
+Json sidecar_for(const fs::path& model_dir, const lm::CausalLM& model, const train::Encoder& encoder,
+                 const VerifierTrainOptions& o, const Json& representation) {
+  return {{"format", "sdmlm-verifier"}, {"version", 1}, {"model_fingerprint", representation["fingerprint"]},
+          {"model_dir", model_dir.string()}, {"model_type", model.config().model_type},
+          {"feature_layout", train::feature_layout_name(o.sdm.layout)},
+          {"chat_family", (int)encoder.family()}, {"system_prompt", std::string(train::kSystemPrompt)},
+          {"hidden_size", model.config().hidden_size}, {"embedding_dimension", 2 * model.config().hidden_size},
+          {"seed", o.seed}};
 }
+
+Json representation_of(const fs::path& model_dir) {
+  return {{"provider", "sdmlm"}, {"model", model_dir.string()}, {"inputTemplate", "phi3-chat/verification"},
+          {"fingerprint", model_fingerprint(model_dir)}};
+}
+
+// `verifier train --labeled`: a post-hoc verifier of a frozen model from labeled responses.
+Json verifier_train_labeled(const VerifierTrainOptions& o, const fs::path& model_dir) {
+  const auto rows = task::read_prompt_rows(o.labeled, {.response = true, .label = true}, o.limit);
+  auto model = lm::CausalLM::load(model_dir, o.device);
+  auto tok = Tokenizer::load(model_dir);
+  train::Encoder encoder(*tok, model->config().model_type);
+  torch::NoGradGuard no_grad;
+  std::vector<train::LabeledDocument> docs;
+  int64_t positives = 0;
+  for (const auto& row : rows) {
+    train::TaskRecord r;
+    r.prompt = row.prompt;
+    r.messages = row.messages;
+    docs.push_back({row.id, encoder.turns(r), verification_text(row.response), row.label});
+    positives += row.label;
+  }
+  if (positives == 0 || positives == (int64_t)rows.size())
+    fail_input(o.labeled.string() + ": every row has label " + std::to_string(rows.front().label) +
+               "; a verifier needs both labels");
+  const Json representation = representation_of(model_dir);
+  auto layer = train::fit_sdm_documents(*model, encoder, docs, o.sdm, "verifier/labeled", 0, representation, o.progress);
+  AtomicDir out(o.output, o.overwrite);
+  sdm::save_model(layer.estimator->model(), out.path() / "estimator.sdmkitmodel", false);
+  Json sidecar = sidecar_for(model_dir, *model, encoder, o, representation);
+  sidecar["source"] = "labeled";
+  sidecar["labeled_file"] = o.labeled.string();
+  sidecar["labeled_sha256"] = sha256_file_hex(o.labeled);
+  sidecar["documents"] = rows.size();
+  sidecar["positive_documents"] = positives;
+  sidecar["feature_seconds"] = layer.seconds_features;
+  sidecar["fit_seconds"] = layer.seconds_fit;
+  write_file(out.path() / "verifier.json", sidecar.dump(2) + "\n");
+  out.publish();
+  return sidecar;
+}
+
+}  // namespace
 
 Json verifier_train(const VerifierTrainOptions& o) {
   const fs::path model_dir = resolve_model_dir(o.model);
   if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
-  auto records = train::load_task_records(o.data / "calibration.jsonl", o.limit);
+  if (!o.labeled.empty() && !o.data.empty()) fail_usage("give one of --data (decode the task) and --labeled (given responses)");
+  if (!o.labeled.empty()) return verifier_train_labeled(o, model_dir);
+  if (o.data.empty()) fail_usage("verifier train needs --data (a task directory) or --labeled (a file of labeled responses)");
+  train::TaskData data = train::load_task_data(o.data / "calibration.jsonl", o.limit);
+  const auto& records = data.records;
+  auto reward = task::RewardCheck::parse(o.reward.empty() ? data.default_reward : o.reward);
   auto model = lm::CausalLM::load(model_dir, o.device);
   auto tok = Tokenizer::load(model_dir);
   train::Encoder encoder(*tok, model->config().model_type);
   torch::NoGradGuard no_grad;
   // 1. Decode D_ca once, greedily; failures whose first sentence is also wrong are hard negatives.
-  std::vector<std::string> prompts;
-  for (const auto& r : records) prompts.push_back(r.prompt);
+  std::vector<std::vector<ChatMessage>> prompts;
+  for (const auto& r : records) prompts.push_back(encoder.turns(r));
   auto responses = train::generate_responses(*model, encoder, prompts, o.max_new_tokens, o.generation_batch_size, o.progress);
   train::NegativeCache cache;
   std::string decode_lines, negative_lines;
   int64_t exact = 0;
+  const auto queries = train::reward_queries(records, responses);
+  const auto rewards = task::judge(*reward, queries);
+  const auto content = reward->content(queries);
   for (size_t i = 0; i < records.size(); ++i) {
-    const auto reward = task::reward(responses[i], records[i].original_document);
-    const bool sentence = first_sentence_matches(responses[i], records[i].original_document);
-    exact += reward == task::Reward::kPositive;
+    const bool sentence = content[i] == 1;
+    exact += rewards[i] == task::Reward::kPositive;
     decode_lines += Json({{"id", records[i].id}, {"generated_response", responses[i]},
-                          {"label", reward == task::Reward::kPositive ? 1 : 0}, {"first_sentence_label", sentence ? 1 : 0}})
+                          {"label", rewards[i] == task::Reward::kPositive ? 1 : 0}, {"first_sentence_label", sentence ? 1 : 0}})
                         .dump() + "\n";
-    if (reward == task::Reward::kHardNegative && !sentence) {
+    if (rewards[i] == task::Reward::kHardNegative && !sentence) {
       const std::string negative = task::format_malformed(responses[i]).response;
       train::cache_add(cache, records[i].id, negative);
       negative_lines += Json({{"id", records[i].id}, {"hard_negatives", {negative}}, {"epoch", "post-training"}}).dump() + "\n";
     }
   }
   // 2. The final estimator over D_ca documents.
-  Json representation = {{"provider", "sdmlm"}, {"model", model_dir.string()}, {"inputTemplate", "phi3-chat/verification"},
-                         {"fingerprint", model_fingerprint(model_dir)}};
+  const Json representation = representation_of(model_dir);
   auto layer = train::fit_sdm_layer(*model, encoder, records, cache, o.sdm, o.positive_probability, o.diversity,
                                     "verifier", 0, representation, o.progress);
   AtomicDir out(o.output, o.overwrite);
   sdm::save_model(layer.estimator->model(), out.path() / "estimator.sdmkitmodel", false);
-  Json sidecar = {{"format", "sdmlm-verifier"}, {"version", 1}, {"model_fingerprint", representation["fingerprint"]},
-                  {"model_dir", model_dir.string()}, {"model_type", model->config().model_type},
-                  {"feature_layout", train::feature_layout_name(o.sdm.layout)},
-                  {"chat_family", (int)encoder.family()}, {"system_prompt", std::string(train::kSystemPrompt)},
-                  {"hidden_size", model->config().hidden_size}, {"embedding_dimension", 2 * model->config().hidden_size},
-                  {"documents", records.size()}, {"decode_exact_matches", exact},
-                  {"documents_with_hard_negatives", cache.size()}, {"seed", o.seed},
-                  {"feature_seconds", layer.seconds_features}, {"fit_seconds", layer.seconds_fit}};
+  Json sidecar = sidecar_for(model_dir, *model, encoder, o, representation);
+  sidecar["source"] = "decode";
+  sidecar["reward"] = reward->spec();
+  sidecar["data_layout"] = data.layout;
+  sidecar["documents"] = records.size();
+  sidecar["decode_exact_matches"] = exact;
+  sidecar["documents_with_hard_negatives"] = cache.size();
+  sidecar["feature_seconds"] = layer.seconds_features;
+  sidecar["fit_seconds"] = layer.seconds_fit;
   write_file(out.path() / "verifier.json", sidecar.dump(2) + "\n");
   write_file(out.path() / "decode.jsonl", decode_lines);
   write_file(out.path() / "hard_negatives.jsonl", negative_lines);
@@ -108,8 +166,8 @@ Verifier Verifier::load(const fs::path& dir, const fs::path& model_dir) {
 }
 
 std::vector<sdm::Score> Verifier::score(const lm::CausalLM& model, const train::Encoder& encoder,
-                                        const std::vector<std::string>& prompts, const std::vector<std::string>& responses,
-                                        int64_t nearest) const {
+                                        const std::vector<std::vector<ChatMessage>>& prompts,
+                                        const std::vector<std::string>& responses, int64_t nearest) const {
   std::vector<train::Sequence> seqs;
   for (size_t i = 0; i < prompts.size(); ++i) seqs.push_back(encoder.encode_verification(prompts[i], verification_text(responses[i])));
   const int64_t pad = encoder.tokenizer().pad_id.value_or(encoder.tokenizer().eos_id.value_or(0));
@@ -121,7 +179,7 @@ std::vector<sdm::Score> Verifier::score(const lm::CausalLM& model, const train::
 }
 
 VerifiedResult generate_verified(const lm::CausalLM& model, const train::Encoder& encoder, const Verifier& verifier,
-                                 const std::string& prompt, const VerifiedOptions& o) {
+                                 const std::vector<ChatMessage>& prompt, const VerifiedOptions& o) {
   auto ids = encoder.prompt(prompt);
   std::optional<VerifiedResult> best;
   auto key = [&](const VerifiedResult& r) {
@@ -143,7 +201,7 @@ VerifiedResult generate_verified(const lm::CausalLM& model, const train::Encoder
     VerifiedResult r;
     r.generated = encoder.decode_response(out[0]);
     const std::string v = verification_text(r.generated);
-    r.score = verifier.score(model, encoder, {prompt}, {r.generated}, o.nearest_exemplars)[0];
+    r.score = verifier.score(model, encoder, std::vector<std::vector<ChatMessage>>{prompt}, {r.generated}, o.nearest_exemplars)[0];
     r.high_reliability = r.score.centroid_region_alpha >= o.alpha;
     r.accepted = r.score.prediction == 1 && r.high_reliability;
     r.response = v + (r.score.prediction == 1 ? "Yes</verified>" : "No</verified>");

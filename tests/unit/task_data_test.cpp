@@ -162,6 +162,79 @@ TEST(Reward, WordOrderEqualsThePapersRule) {
   }
 }
 
+TEST(Reward, JudgeOfWholeGenerationsEqualsThePapersRuleForWordOrder) {
+  // Every shape a decode can take: judge(wordorder) == task::reward, exactly.
+  const std::string ref = "a quick test";
+  auto check = RewardCheck::parse("wordorder");
+  std::vector<std::string> generations = {
+      "<sentence>a quick test</sentence>\n<verified>Yes</verified>",
+      "  <sentence>a quick test</sentence>\n<verified>Yes</verified>\n\n",
+      "<sentence>a quick test</sentence>\n<verified>No</verified>",
+      "<sentence>a quick test</sentence> \n<verified>Yes</verified>",
+      "<sentence>a quick test</sentence><verified>Yes</verified>",
+      "<sentence> a quick test</sentence>\n<verified>Yes</verified>",
+      "<sentence>a  quick test</sentence>\n<verified>Yes</verified>",
+      "<sentence>a test quick</sentence>\n<verified>Yes</verified>",
+      "<sentence>a quick test</sentence>\n<verified>Yes</verified> more",
+      "<sentence>a quick test</sentence>",
+      "\n<verified>Yes</verified>",
+      ""};
+  std::vector<RewardQuery> queries;
+  for (const auto& g : generations) queries.push_back({"id", "p", g, "<sentence>" + ref + "</sentence>"});
+  const auto judged = judge(*check, queries);
+  for (size_t i = 0; i < generations.size(); ++i) EXPECT_EQ(judged[i], reward(generations[i], ref)) << generations[i];
+}
+
+TEST(Reward, SplitVerdictAndContent) {
+  EXPECT_EQ(split_verdict("42\n<verified>Yes</verified>\n").completion, "42");
+  EXPECT_EQ(split_verdict("42\n<verified>Yes</verified>").label, 1);
+  EXPECT_EQ(split_verdict("a\nb\n<verified>No</verified>").label, 0);
+  EXPECT_EQ(split_verdict("a\nb\n<verified>No</verified>").completion, "a\nb");
+  EXPECT_EQ(split_verdict("42 <verified>Yes</verified>").label, -1);  // the separator is one newline
+  EXPECT_EQ(split_verdict("42 <verified>Yes</verified>").completion, "42");
+  EXPECT_EQ(split_verdict("no verdict at all").completion, "no verdict at all");
+  auto exact = RewardCheck::parse("exact");
+  std::vector<RewardQuery> q = {{"a", "p", "42\n<verified>Yes</verified>", "42"},
+                                {"b", "p", "42\n<verified>No</verified>", "42"},
+                                {"c", "p", "41\n<verified>Yes</verified>", "42"},
+                                {"d", "p", "42 <verified>Yes</verified>", "42"}};
+  EXPECT_EQ(judge(*exact, q), (std::vector<Reward>{Reward::kPositive, Reward::kWrongLabel, Reward::kHardNegative,
+                                                   Reward::kHardNegative}));
+  EXPECT_EQ(exact->content(q), (std::vector<int>{1, 1, 0, 1}));  // right answers, whatever the verdict
+  auto wordorder = RewardCheck::parse("wordorder");
+  EXPECT_EQ(wordorder->content({{"a", "p", "<sentence> b  a </sentence> <verified>No</verified>", "<sentence>b a</sentence>"},
+                                {"b", "p", "<sentence>a b</sentence>\n<verified>Yes</verified>", "<sentence>b a</sentence>"}}),
+            (std::vector<int>{1, 0}));
+  EXPECT_EQ(default_reward(TaskLayout::kWordOrder), "wordorder");
+  EXPECT_EQ(default_reward(TaskLayout::kPreference), "exact");
+}
+
+TEST(PromptRows, FieldsIdsAndErrors) {
+  auto dir = temp_dir("prompt_rows");
+  auto file = write_lines(dir, "rows.jsonl",
+                          {R"({"prompt": "2+2?", "response": "4", "label": 1, "extra": "kept"})",
+                           R"({"id": 7, "messages": [{"role": "user", "content": "3+3?"}], "response": "5", "label": false})"});
+  auto rows = read_prompt_rows(file, {.response = true, .label = true});
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].prompt, "2+2?");
+  EXPECT_EQ(rows[0].label, 1);
+  EXPECT_EQ(rows[0].id.substr(0, 2), "t-");
+  EXPECT_EQ(rows[0].row["extra"], "kept");
+  EXPECT_EQ(rows[1].id, "7");
+  EXPECT_EQ(rows[1].prompt, "3+3?");
+  EXPECT_EQ(rows[1].messages.size(), 1u);
+  EXPECT_EQ(rows[1].label, 0);
+  auto bad = [&](const std::string& line) {
+    auto f = write_lines(dir, "bad.jsonl", {R"({"prompt": "ok", "response": "r", "label": 0})", line});
+    return error_of([&] { read_prompt_rows(f, {.response = true, .label = true}); }, ExitCode::kBadInput);
+  };
+  EXPECT_TRUE(contains(bad(R"({"prompt": "x", "response": "r", "label": 2})"), "bad.jsonl:2")) << bad("{}");
+  EXPECT_TRUE(contains(bad(R"({"prompt": "x", "response": "r", "label": 2})"), "label"));
+  EXPECT_TRUE(contains(bad(R"({"prompt": "", "response": "r", "label": 1})"), "prompt"));
+  EXPECT_TRUE(contains(bad(R"({"prompt": "x", "label": 1})"), "response"));
+  EXPECT_TRUE(contains(bad(R"({"prompt": "ok", "response": "r", "label": 0})"), "repeats the row at line 1"));
+}
+
 TEST(Reward, UnknownAndMalformedSpecsAreUsageErrors) {
   EXPECT_TRUE(contains(error_of([] { RewardCheck::parse("fuzzy"); }, ExitCode::kUsage), "unknown --reward \"fuzzy\""));
   EXPECT_TRUE(contains(error_of([] { RewardCheck::parse("regex:(unclosed"); }, ExitCode::kUsage), "does not compile"));

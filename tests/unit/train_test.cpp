@@ -164,7 +164,11 @@ TEST(KeyedRng, DeterministicAndIndependentOfHistory) {
 }
 
 TEST(LayerDocument, DiversityChoosesCachedNegatives) {
-  TaskRecord r{"id-1", "the cat sat", "", "prompt", "<sentence>cat the sat</sentence>\n<verified>No</verified>"};
+  TaskRecord r;
+  r.id = "id-1";
+  r.prompt = "prompt";
+  r.positive = "<sentence>the cat sat</sentence>";
+  r.negatives = {"<sentence>cat the sat</sentence>\n<verified>No</verified>"};
   NegativeCache cache;
   cache_add(cache, "id-1", "<sentence>sat cat the</sentence>\n<verified>No</verified>\n\n");
   cache_add(cache, "id-1", "<sentence>sat cat the</sentence>\n<verified>No</verified>\n\n");  // deduplicated

@@ -34,12 +34,20 @@ void run_generate_verified(const GenerateArgs& a) {
   v.top_p = a.options.top_p;
   v.seed = a.options.seed;
   v.alpha = a.alpha;
-  if (!a.prompt.empty()) v.prompts.push_back({"prompt", a.prompt});
-  if (!a.input.empty()) {
-    JsonlReader reader(a.input);
-    while (auto row = reader.next())
-      v.prompts.push_back({row->has("id") ? row->get_string("id") : std::to_string(reader.line_number()), row->get_string("prompt")});
+  if (!a.prompt.empty()) {
+    train::TaskRecord r;
+    r.id = "prompt";
+    r.prompt = a.prompt;
+    v.prompts.push_back(r);
   }
+  if (!a.input.empty())
+    for (const auto& row : task::read_prompt_rows(a.input, {})) {
+      train::TaskRecord r;
+      r.id = row.id;
+      r.prompt = row.prompt;
+      r.messages = row.messages;
+      v.prompts.push_back(std::move(r));
+    }
   run_verified_generate(v);
 }
 

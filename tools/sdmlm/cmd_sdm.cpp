@@ -19,6 +19,16 @@ torch::Device parse_device(const std::string& name) {
 
 namespace {
 
+// The SDK's scored-row interchange versions (reexpress-sdm 0.4.8: score schema 1, matching
+// semantics 2 — exact squared-L2, ties by support index, identity exclusion before the top-k).
+constexpr int kScoreSchemaVersion = 1, kMatchingSemanticsVersion = 2;
+
+struct ScoreArgs {
+  std::string input, output = "-", fingerprint, identity_field;
+  int64_t nearest = 25;
+  bool interchange = false;
+};
+
 struct ModelOptions {
   std::string model, device = "cpu";
   bool no_verify = false;
@@ -138,28 +148,75 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
 
   // ---- score ----
   auto so = std::make_shared<ModelOptions>();
-  auto sx = std::make_shared<std::tuple<std::string, std::string, int64_t, std::string>>("", "-", 25, "");
+  auto sx = std::make_shared<ScoreArgs>();
   auto* score_cmd = sdm_cmd->add_subcommand("score", "Score rows: prediction, SDM probabilities, q, d, q', regions, nearest exemplars");
   score_cmd->footer("Example: sdmlm sdm score --model m.sdmkitmodel --input test.jsonl --output scores.jsonl");
   add_model_options(score_cmd, *so);
-  score_cmd->add_option("--input", std::get<0>(*sx), "JSONL rows (id, embedding; label optional)")->required();
-  score_cmd->add_option("--output", std::get<1>(*sx), "Scored JSONL, or - for stdout")->capture_default_str();
-  score_cmd->add_option("--nearest_exemplars", std::get<2>(*sx), "Nearest support rows listed per row (0: none)")->capture_default_str();
-  score_cmd->add_option("--representation_fingerprint", std::get<3>(*sx), "Require this representation identity");
+  score_cmd->add_option("--input", sx->input, "JSONL rows (id, embedding; label optional)")->required();
+  score_cmd->add_option("--output", sx->output, "Scored JSONL, or - for stdout")->capture_default_str();
+  score_cmd->add_option("--nearest_exemplars", sx->nearest, "Nearest support rows listed per row (0: none)")->capture_default_str();
+  score_cmd->add_option("--representation_fingerprint", sx->fingerprint, "Require this representation identity");
+  score_cmd->add_option("--identity_support_index_field", sx->identity_field,
+                        "Input field holding a row's own 0-based support index (the SDK's identity exclusion): that "
+                        "support row is left out of the matching; null or absent excludes nothing");
+  score_cmd->add_flag("--interchange", sx->interchange,
+                      "Write the SDK's scored-row interchange rows: the input fields passed through, then the score "
+                      "fields, label, scoreSchemaVersion, matchingSemanticsVersion, representationFingerprint");
   score_cmd->callback([&runner, so, sx] {
     runner = [so, sx] {
-      auto& [input, output, nearest, fingerprint] = *sx;
-      if (nearest < 0) fail_usage("--nearest_exemplars must be >= 0");
-      if (output != "-" && fs::exists(input) && fs::exists(output) && fs::equivalent(input, output))
+      const ScoreArgs& a = *sx;
+      if (a.nearest < 0) fail_usage("--nearest_exemplars must be >= 0");
+      if (a.output != "-" && fs::exists(a.input) && fs::exists(a.output) && fs::equivalent(a.input, a.output))
         fail_usage("--input and --output must be different files");
       auto model = sdm::load_model(so->model, !so->no_verify);
-      check_fingerprint(model, fingerprint);
-      auto rows = sdm::load_rows(input, model.embedding_dimension, model.number_of_classes, false);
+      check_fingerprint(model, a.fingerprint);
+      auto rows = sdm::load_rows(a.input, model.embedding_dimension, model.number_of_classes, false);
+      std::vector<Json> sources;  // the input objects, in order (pass-through and identity fields)
+      if (a.interchange || !a.identity_field.empty()) {
+        JsonlReader reader(a.input);
+        while (auto row = reader.next()) sources.push_back(std::move(row->value));
+      }
+      std::vector<int64_t> exclude;
+      if (!a.identity_field.empty()) {
+        const int64_t n = (int64_t)model.support.size();
+        for (size_t i = 0; i < sources.size(); ++i) {
+          const Json& v = sources[i].contains(a.identity_field) ? sources[i][a.identity_field] : Json(nullptr);
+          if (v.is_null()) {
+            exclude.push_back(-1);
+            continue;
+          }
+          if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= n)
+            fail_input(a.input + ":" + std::to_string(i + 1) + ": field \"" + a.identity_field +
+                       "\" must be a support index in [0, " + std::to_string(n) + ") or null, got " + v.dump());
+          exclude.push_back(v.get<int64_t>());
+        }
+      }
       sdm::Estimator estimator(model, parse_device(so->device));
-      auto scores = estimator.score(rows.features, {}, nearest);
-      AtomicOutput out(output);
-      for (size_t i = 0; i < scores.size(); ++i)
-        out.stream() << sdm::score_to_json(scores[i], estimator.model(), &rows.ids[i], rows.labels[i]).dump(-1, ' ', true) << "\n";
+      auto scores = estimator.score(rows.features, exclude, a.nearest);
+      AtomicOutput out(a.output);
+      const std::string representation = model.representation.value("fingerprint", "");
+      for (size_t i = 0; i < scores.size(); ++i) {
+        Json scored = sdm::score_to_json(scores[i], estimator.model(), &rows.ids[i], rows.labels[i]);
+        if (a.interchange) {
+          Json row = sources[i];
+          for (const char* retired : {"isOOD", "floorQPrime", "floorQPrimeLower", "nearestSupportMatches", "datasetID", "split",
+                                      "excludedSupportIndex", "excludedSupportID"})
+            row.erase(retired);
+          if (row.contains("document") && !row["document"].is_string()) row.erase("document");
+          scored.erase("isOOD");  // not a field of the interchange schema
+          for (auto& [key, value] : scored.items()) row[key] = value;
+          row["label"] = rows.labels[i] ? *rows.labels[i] : -1;
+          row["scoreSchemaVersion"] = kScoreSchemaVersion;
+          row["matchingSemanticsVersion"] = kMatchingSemanticsVersion;
+          row["representationFingerprint"] = representation;
+          if (!exclude.empty() && exclude[i] >= 0) {
+            row["excludedSupportIndex"] = exclude[i];
+            row["excludedSupportID"] = model.support[(size_t)exclude[i]].id;
+          }
+          scored = std::move(row);
+        }
+        out.stream() << scored.dump(-1, ' ', true) << "\n";
+      }
       out.commit();
     };
   });

@@ -21,13 +21,16 @@ struct PretrainArgs {
 void add_finetune(CLI::App& app, Runner& runner) {
   auto args = std::make_shared<FinetuneArgs>();
   auto* c = app.add_subcommand("finetune",
-                               "Fine-tune an LM on word-ordering data with CONTRASTIVE-MASKING: cross-entropy (FT) or the SDM "
+                               "Fine-tune an LM on task data (any task with a deterministic check, or word ordering) with CONTRASTIVE-MASKING: cross-entropy (FT) or the SDM "
                                "next-token loss, with optional online hard negatives.\n"
                                "Example: sdmlm finetune --model models/base --data data/wordorder --loss sdm "
                                "--hard_negative_probability 0.5 --output runs/sdm-cm-hn");
   auto& o = args->o;
   c->add_option("--model", args->model, "base model directory (Hugging Face format)")->required();
-  c->add_option("--data", args->data, "directory with train.jsonl and calibration.jsonl (sdmlm data wordorder)")->required();
+  c->add_option("--data", args->data, "directory with train.jsonl and calibration.jsonl (sdmlm data split or sdmlm data wordorder)")->required();
+  c->add_option("--reward", o.reward,
+                "the check r of online hard negatives: exact, normalized, tag:NAME, regex:PATTERN, json:FIELD, wordorder, "
+                "command:PROGRAM (default: wordorder for word-ordering data, else exact)");
   c->add_option("--output", args->output, "run directory: config.json, metrics.jsonl, checkpoints/, best/, final/")->required();
   c->add_option("--loss", o.loss, "ce (FT baselines) or sdm (SDM LM)")->capture_default_str();
   c->add_option("--epochs", o.epochs, "training epochs")->capture_default_str();

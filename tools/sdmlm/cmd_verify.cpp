@@ -22,8 +22,9 @@ void run_verified_generate(const VerifiedGenerateArgs& a) {
   o.top_p = a.top_p;
   o.seed = a.seed;
   o.alpha = a.alpha;
-  for (const auto& [id, prompt] : a.prompts) {
-    auto r = verify::generate_verified(*model, encoder, verifier, prompt, o);
+  for (const auto& record : a.prompts) {
+    const std::string& id = record.id;
+    auto r = verify::generate_verified(*model, encoder, verifier, encoder.turns(record), o);
     const auto& support = verifier.estimator().model().support;
     Json nearest = Json::array();
     for (const auto& m : r.score.nearest_matches)
@@ -56,13 +57,19 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   auto* verifier = app.add_subcommand("verifier", "The test-time verifier of an SDM LM");
   verifier->require_subcommand(1);
   auto* vtrain = verifier->add_subcommand("train",
-      "Decode D_ca with the model, mine hard negatives, fit the final estimator (SPEC §6.1-6.2).\n"
+      "Decode D_ca with the model, mine hard negatives, fit the final estimator; or, with --labeled, fit it\n"
+      "from given labeled responses of a frozen model.\n"
       "Example: sdmlm verifier train --model runs/sdm --data data/wordorder --output runs/sdm/verifier");
   vtrain->add_option("--model", std::get<0>(*vt_paths), "model directory, or a finetune run (its best/)")->required();
-  vtrain->add_option("--data", std::get<1>(*vt_paths), "task data directory (calibration.jsonl)")->required();
+  vtrain->add_option("--data", std::get<1>(*vt_paths), "task data directory (calibration.jsonl: any task layout)");
+  vtrain->add_option("--labeled", vt->labeled,
+                     "instead of --data: JSONL rows id, prompt (or messages), response, label 0/1 (a post-hoc verifier)");
   vtrain->add_option("--output", std::get<2>(*vt_paths), "verifier directory")->required();
   vtrain->add_option("--device", std::get<3>(*vt_paths), "cpu, cuda or cuda:N")->capture_default_str();
   vtrain->add_option("--feature_layout", std::get<4>(*vt_paths), "paper or reference")->capture_default_str();
+  vtrain->add_option("--reward", vt->reward,
+                     "the check r: exact, normalized, tag:NAME, regex:PATTERN, json:FIELD, wordorder, command:PROGRAM "
+                     "(default: wordorder for word-ordering data, else exact)");
   vtrain->add_option("--limit", vt->limit, "use the first N calibration records (-1 = all)")->capture_default_str();
   vtrain->add_option("--max_new_tokens", vt->max_new_tokens, "decode length limit")->capture_default_str();
   vtrain->add_option("--generation_batch_size", vt->generation_batch_size, "prompts per batch")->capture_default_str();
@@ -87,16 +94,73 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
     };
   });
 
+  auto vo = std::make_shared<verify::VerifyOptions>();
+  auto vo_args = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>("", "", "", "", "cpu");
+  auto* vcmd = app.add_subcommand("verify",
+      "Score given (prompt, response) pairs with a verifier: the force-decoded Yes/No, SDM probability, q, d, q', "
+      "region alphas, HR flag and nearest training exemplars per row.\n"
+      "Example: sdmlm verify --model runs/sdm --verifier runs/sdm/verifier --input answers.jsonl --output verdicts.jsonl");
+  vcmd->add_option("--model", std::get<0>(*vo_args), "model directory, or a finetune run (its best/)")->required();
+  vcmd->add_option("--verifier", std::get<1>(*vo_args), "verifier directory (sdmlm verifier train)")->required();
+  vcmd->add_option("--input", std::get<2>(*vo_args), "JSONL rows: id (optional), prompt or messages, response, label (optional)")
+      ->required();
+  vcmd->add_option("--output", std::get<3>(*vo_args), "JSONL verdicts, one per input row")->required();
+  vcmd->add_option("--device", std::get<4>(*vo_args), "cpu, cuda or cuda:N")->capture_default_str();
+  vcmd->add_option("--alpha", vo->alpha, "HR region alpha")->capture_default_str();
+  vcmd->add_option("--nearest_exemplars", vo->nearest_exemplars, "nearest training exemplars listed per row")->capture_default_str();
+  vcmd->add_option("--batch_size", vo->batch_size, "rows per feature batch")->capture_default_str();
+  vcmd->add_flag("--overwrite", vo->overwrite, "replace an existing output file");
+  vcmd->callback([&runner, vo, vo_args] {
+    runner = [vo, vo_args] {
+      auto o = *vo;
+      auto& [model, verifier, input, output, device] = *vo_args;
+      o.model = model;
+      o.verifier = verifier;
+      o.input = input;
+      o.output = output;
+      o.device = parse_device(device);
+      std::cout << verify::verify_rows(o).dump() << "\n";
+    };
+  });
+
+  auto eo = std::make_shared<verify::EmbedOptions>();
+  auto eo_args = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>("", "", "", "cpu", "paper");
+  auto* ecmd = app.add_subcommand("embed",
+      "The verification features of (prompt, response[, label]) rows as estimator rows: JSONL for `sdmlm sdm train`\n"
+      "and the SDK's `sdm train`, or the SDK's .sdmdataset bundle when --output ends in .sdmdataset.\n"
+      "Example: sdmlm embed --model runs/sdm --input labeled.jsonl --output features.jsonl");
+  ecmd->add_option("--model", std::get<0>(*eo_args), "model directory, or a finetune run (its best/)")->required();
+  ecmd->add_option("--input", std::get<1>(*eo_args), "JSONL rows: id (optional), prompt or messages, response, label (optional)")
+      ->required();
+  ecmd->add_option("--output", std::get<2>(*eo_args), "JSONL rows, or a DIR.sdmdataset bundle")->required();
+  ecmd->add_option("--device", std::get<3>(*eo_args), "cpu, cuda or cuda:N")->capture_default_str();
+  ecmd->add_option("--feature_layout", std::get<4>(*eo_args), "paper or reference")->capture_default_str();
+  ecmd->add_option("--batch_size", eo->batch_size, "rows per forward pass")->capture_default_str();
+  ecmd->add_flag("--overwrite", eo->overwrite, "replace an existing output");
+  ecmd->callback([&runner, eo, eo_args] {
+    runner = [eo, eo_args] {
+      auto o = *eo;
+      auto& [model, input, output, device, layout] = *eo_args;
+      o.model = model;
+      o.input = input;
+      o.output = output;
+      o.device = parse_device(device);
+      o.layout = train::parse_feature_layout(layout);
+      std::cout << verify::embed_rows(o).dump() << "\n";
+    };
+  });
+
   auto ev = std::make_shared<verify::EvalOptions>();
   auto ev_args = std::make_shared<std::tuple<std::string, std::string, std::vector<std::string>, std::string, std::string>>("", "", std::vector<std::string>{}, "", "cpu");
   auto* eval = app.add_subcommand("eval",
-      "Decode test files, label by exact match, score with the verifier, write predictions and the paper's tables.\n"
+      "Decode test files, label by the check r, score with the verifier, write predictions and the paper's tables.\n"
       "Example: sdmlm eval --model runs/sdm --verifier runs/sdm/verifier --input test=data/wordorder/test.jsonl --output runs/sdm/eval");
   eval->add_option("--model", std::get<0>(*ev_args), "model directory, or a finetune run (its best/)")->required();
   eval->add_option("--verifier", std::get<1>(*ev_args), "verifier directory (omit for surface metrics only)");
   eval->add_option("--input", std::get<2>(*ev_args), "NAME=FILE or FILE (task JSONL); repeatable")->required();
   eval->add_option("--output", std::get<3>(*ev_args), "output directory (predictions-NAME.jsonl, tables.*, report.html)")->required();
   eval->add_option("--device", std::get<4>(*ev_args), "cpu, cuda or cuda:N")->capture_default_str();
+  eval->add_option("--reward", ev->reward, "the check r (default: the verifier's, else as verifier train)");
   eval->add_option("--label", ev->label, "the model's name in the tables")->capture_default_str();
   eval->add_option("--alpha", ev->alpha, "HR region alpha")->capture_default_str();
   eval->add_option("--limit", ev->limit, "first N records per input (-1 = all)")->capture_default_str();

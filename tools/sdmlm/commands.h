@@ -9,6 +9,8 @@
 
 #include <torch/torch.h>
 
+#include "sdmlm/train.h"
+
 namespace sdmlm::cli {
 
 using Runner = std::function<void()>;
@@ -23,7 +25,7 @@ void add_experiment_commands(CLI::App& app, Runner& runner);
 // `sdmlm generate --verifier`: verified generation (tools/sdmlm/cmd_verify.cpp).
 struct VerifiedGenerateArgs {
   std::string model, verifier, device = "cpu", format = "text";
-  std::vector<std::pair<std::string, std::string>> prompts;  // (id, user text)
+  std::vector<train::TaskRecord> prompts;  // id and prompt (a user text or chat messages) of each
   int64_t max_new_tokens = 128, search_depth = 0;
   double temperature = 0.7, top_p = 0.9, alpha = 0.95;
   uint64_t seed = 0;
