@@ -1,5 +1,7 @@
 // Experiment configurations: defaults, the built-in presets and validation (every error names the
 // field). configs/*.json in the repository are complete examples.
+#include <optional>
+
 #include "sdmlm/experiment.h"
 
 namespace sdmlm::experiment {
@@ -94,7 +96,32 @@ Json builtin_config(const std::string& name) {
 }
 
 Json resolve_config(const Json& config, const std::string& where) {
-  Json c = merge(defaults(), config, where);
+  // Two optional fields exist only when given, so configs without them resolve as they always did
+  // (the same saved settings, the same base cache key): "reward" and "data.task" (a task file of
+  // one's own instead of the word-ordering data).
+  Json raw = config;
+  std::optional<std::string> reward, task;
+  if (raw.is_object() && raw.contains("reward")) {
+    if (!raw["reward"].is_string()) fail_input(where + ".reward must be a string (a --reward spec)");
+    reward = raw["reward"].get<std::string>();
+    raw.erase("reward");
+  }
+  if (raw.is_object() && raw.contains("data") && raw["data"].is_object() && raw["data"].contains("task")) {
+    if (!raw["data"]["task"].is_string() || raw["data"]["task"].get<std::string>().empty())
+      fail_input(where + ".data.task must be the path of a task file");
+    task = raw["data"]["task"].get<std::string>();
+    raw["data"].erase("task");
+  }
+  Json c = merge(defaults(), raw, where);
+  if (reward) c["reward"] = *reward;
+  if (task) {
+    c["data"]["task"] = *task;
+    if (c["base"]["model"].get<std::string>().empty())
+      fail_input(where + ".data.task needs base.model (a model directory): sdmlm pretrains a base only for the "
+                 "word-ordering data");
+    const bool datasets_given = config.contains("eval") && config["eval"].is_object() && config["eval"].contains("datasets");
+    if (!datasets_given) c["eval"]["datasets"] = {"test"};  // a task split has no shifted set
+  }
   auto positive = [&](const Json& v, const std::string& field) {
     if (!v.is_number() || v.get<double>() <= 0) fail_input(where + "." + field + " must be positive");
   };

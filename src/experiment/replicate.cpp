@@ -237,6 +237,7 @@ train::FinetuneOptions finetune_options(const Json& c, const Variant& v, uint64_
   o.gradient_checkpointing = f.at("gradient_checkpointing").get<bool>();
   o.progress = progress;
   o.resume = fs::exists(run / "config.json");
+  o.reward = c.value("reward", "");
   return o;
 }
 
@@ -270,24 +271,35 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
   write_file_atomic(output / "config.json", c.dump(2) + "\n");
   StageTimes times(output / "stage_seconds.json");
 
-  // 1. Data.
+  // 1. Data: the word-ordering splits, or a seeded split of one's own task file (data.task).
   const fs::path data = output / "data";
   if (!fs::exists(data / "manifest.json")) {
     std::cerr << "== data\n";
     auto t0 = Clock::now();
     const Json& d = section(c, "data");
-    task::WordOrderJob job;
-    job.sentences = d.at("sentences").get<std::vector<std::string>>();
-    for (const auto& [name, path] : d.at("extra_tests").items()) job.extra_tests.push_back(name + "=" + path.get<std::string>());
-    job.output = data.string();
-    job.options.seed = c.at("seed").get<uint64_t>();
-    job.options.training_size = d.at("training_size").get<int64_t>();
-    job.options.calibration_size = d.at("calibration_size").get<int64_t>();
-    job.options.test_size = d.at("test_size").get<int64_t>();
-    job.options.shifted_size = d.at("shifted_size").get<int64_t>();
-    task::write_wordorder(job);
+    if (d.contains("task")) {
+      task::SplitJob split;
+      split.input = d.at("task").get<std::string>();
+      split.output = data;
+      split.calibration_size = d.at("calibration_size").get<int64_t>();
+      split.test_size = d.at("test_size").get<int64_t>();
+      split.seed = c.at("seed").get<uint64_t>();
+      task::write_split(split);
+    } else {
+      task::WordOrderJob job;
+      job.sentences = d.at("sentences").get<std::vector<std::string>>();
+      for (const auto& [name, path] : d.at("extra_tests").items()) job.extra_tests.push_back(name + "=" + path.get<std::string>());
+      job.output = data.string();
+      job.options.seed = c.at("seed").get<uint64_t>();
+      job.options.training_size = d.at("training_size").get<int64_t>();
+      job.options.calibration_size = d.at("calibration_size").get<int64_t>();
+      job.options.test_size = d.at("test_size").get<int64_t>();
+      job.options.shifted_size = d.at("shifted_size").get<int64_t>();
+      task::write_wordorder(job);
+    }
     times.add("data", std::chrono::duration<double>(Clock::now() - t0).count());
   }
+  const std::string reward = c.value("reward", "");  // "" = each command's default for the data
   // 2. Base model.
   const fs::path base = build_base(c, data, progress, rebuild_base, times);
   // 3. Variants: fine-tune, verifier, decodes.
@@ -322,6 +334,7 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
         verify::VerifierTrainOptions o;
         o.model = model;
         o.data = data;
+        o.reward = reward;
         o.output = verifier;
         o.overwrite = true;
         o.limit = vcfg.at("limit").get<int64_t>();
@@ -343,6 +356,7 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
         verify::EvalOptions o;
         o.model = model;
         o.verifier = verifier;
+        o.reward = reward;
         for (const auto& dataset : e.at("datasets").get<std::vector<std::string>>()) {
           if (!fs::exists(data / (dataset + ".jsonl"))) fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
           o.inputs.emplace_back(dataset, data / (dataset + ".jsonl"));

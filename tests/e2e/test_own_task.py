@@ -129,6 +129,28 @@ def main() -> int:
           all(abs(v["sdm"][1] - p["sdm"][1]) < 1e-6 and v["prediction"] == p["prediction"] for v, p in zip(verdicts, predictions)))
     check("a labeled row keeps its label", verdicts[-1].get("label") == 1)
 
+    # ---- sdmlm replicate over the task file (data.task, reward) ----
+    config = {"name": "own", "variants": ["FT(CM)", "SDM+FT(CM+HN)"], "reward": "tag:answer",
+              "data": {"task": str(work / "task.jsonl"), "calibration_size": 48, "test_size": 24},
+              "base": {"model": str(work / "base")},
+              "finetune": {"epochs": 2, "batch_size": 8, "eval_limit": 16, "sdm_epochs": 3, "max_generation_new_tokens": 12,
+                           "sdm_exemplar_dimension": 32},
+              "verifier": {"sdm_epochs": 3, "sdm_exemplar_dimension": 32}, "eval": {"max_new_tokens": 12}}
+    (work / "own.json").write_text(json.dumps(config))
+    res = run("replicate", "--config", work / "own.json", "--output", work / "replicate")
+    check("replicate over a task file exits 0", res.returncode == 0, res.stderr[-800:])
+    rep = work / "replicate"
+    check("replicate's split is data split's (same file, sizes, seed)",
+          (rep / "data" / "test.jsonl").exists() and (rep / "data" / "test.jsonl").read_bytes() == (work / "data" / "test.jsonl").read_bytes())
+    check("replicate passes the reward to every stage",
+          all(json.loads((rep / "runs" / r / "config.json").read_text()).get("reward") == "tag:answer" for r in ("ft-cm", "sdm-ft-cm-hn"))
+          and json.loads((rep / "runs" / "ft-cm" / "verifier" / "verifier.json").read_text()).get("reward") == "tag:answer",
+          sorted(p.name for p in (rep / "runs").glob("*")) if (rep / "runs").exists() else None)
+    tables = json.loads((rep / "report" / "tables.json").read_text()) if (rep / "report" / "tables.json").exists() else {}
+    check("replicate's tables hold the test split of both variants",
+          sorted((r["model"], r["dataset"]) for r in tables.get("results", [])) == [("FT(CM)", "test"), ("SDM+FT(CM+HN)", "test")],
+          tables.get("results"))
+
     # ---- the TRL preference layout and chat messages ----
     for layout in ("preference", "messages"):
         gen(work / f"{layout}.jsonl", "--count", 60, "--seed", 4, "--layout", layout)
