@@ -116,7 +116,13 @@ class RewardCheck {
   // r on the completion part of whole generations, whatever their verdict suffix (the response is
   // cut before its first "<verified>"): "the answer is right even if its formatting is not". The
   // wordorder check keeps the reference code's rule: the first tagged sentence matches word for word.
-  virtual std::vector<int> content(const std::vector<RewardQuery>& generations);
+  std::vector<int> content(const std::vector<RewardQuery>& generations);
+  // content() given r already computed on the cut completions (judge_all's one batched call):
+  // r itself, except where a check keeps its own content rule (wordorder).
+  virtual std::vector<int> content_from(const std::vector<RewardQuery>& generations, const std::vector<int>& r_on_cut) {
+    (void)generations;
+    return r_on_cut;
+  }
 
  protected:
   std::string spec_;
@@ -138,6 +144,13 @@ Verdict split_verdict(std::string_view generation);
 // program fails at once). For the wordorder check
 // this equals task::reward(generation, sentence) exactly.
 std::vector<Reward> judge(RewardCheck& check, const std::vector<RewardQuery>& generations);
+// judge() and content() of the same generations from one batched call of `check` (a command
+// reward program is asked once per generation, not twice).
+struct Judgement {
+  std::vector<Reward> rewards;
+  std::vector<int> content;
+};
+Judgement judge_all(RewardCheck& check, const std::vector<RewardQuery>& generations);
 
 // The reward a task file gets when none is named: wordorder for `sdmlm data wordorder` records,
 // exact for every other layout.

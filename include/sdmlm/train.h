@@ -173,6 +173,8 @@ struct TaskData {
 };
 TaskData load_task_data(const fs::path& path, int64_t limit = -1);
 std::vector<TaskRecord> load_task_records(const fs::path& path, int64_t limit = -1);
+// The prompt of a row of `sdmlm verify`/`embed`/`generate --input` as a record (id, prompt, messages).
+TaskRecord prompt_record(const task::PromptRow& row);
 // Reward queries of whole generations for `records` (one per record, in order).
 std::vector<task::RewardQuery> reward_queries(const std::vector<TaskRecord>& records,
                                               const std::vector<std::string>& generations);

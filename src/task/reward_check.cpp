@@ -75,7 +75,7 @@ class WordOrderCheck : public RewardCheck {
   }
   // The reference code's test-time label: the first tagged sentence (paired with a verdict) has
   // the reference's words.
-  std::vector<int> content(const std::vector<RewardQuery>& generations) override {
+  std::vector<int> content_from(const std::vector<RewardQuery>& generations, const std::vector<int>&) override {
     std::vector<int> out;
     for (const auto& q : generations) {
       const std::string sentence = tag_content(q.positive, "sentence").value_or(strip(q.positive));
@@ -307,10 +307,23 @@ std::string normalize_for_reward(const std::string& text) {
   return normalize_whitespace(tok::nfkc_casefold(text));
 }
 
-std::vector<int> RewardCheck::content(const std::vector<RewardQuery>& generations) {
+namespace {
+
+// The completions of whole generations (split_verdict) and their verdict labels.
+std::vector<RewardQuery> cut_completions(const std::vector<RewardQuery>& generations, std::vector<int>* labels) {
   std::vector<RewardQuery> cut = generations;
-  for (auto& q : cut) q.response = split_verdict(q.response).completion;
-  return check(cut);
+  for (auto& q : cut) {
+    Verdict v = split_verdict(q.response);
+    q.response = std::move(v.completion);
+    if (labels) labels->push_back(v.label);
+  }
+  return cut;
+}
+
+}  // namespace
+
+std::vector<int> RewardCheck::content(const std::vector<RewardQuery>& generations) {
+  return content_from(generations, check(cut_completions(generations, nullptr)));
 }
 
 Verdict split_verdict(std::string_view generation) {
@@ -325,22 +338,22 @@ Verdict split_verdict(std::string_view generation) {
   return {strip(std::string_view(t).substr(0, tag)), -1};
 }
 
-std::vector<Reward> judge(RewardCheck& check, const std::vector<RewardQuery>& generations) {
+Judgement judge_all(RewardCheck& check, const std::vector<RewardQuery>& generations) {
   // r is asked for every generation (well formed or not), so a broken reward program fails at the
   // first batch rather than when the model first writes a well-formed answer.
-  std::vector<RewardQuery> cut = generations;
+  Judgement out;
+  out.rewards.assign(generations.size(), Reward::kHardNegative);
+  if (generations.empty()) return out;
   std::vector<int> labels;
-  for (auto& q : cut) {
-    Verdict v = split_verdict(q.response);
-    q.response = std::move(v.completion);
-    labels.push_back(v.label);
-  }
-  std::vector<Reward> out(generations.size(), Reward::kHardNegative);
-  if (cut.empty()) return out;
-  const std::vector<int> r = check.check(cut);
-  for (size_t i = 0; i < out.size(); ++i)
-    if (labels[i] >= 0 && r[i] == 1) out[i] = labels[i] == 1 ? Reward::kPositive : Reward::kWrongLabel;
+  const std::vector<int> r = check.check(cut_completions(generations, &labels));
+  for (size_t i = 0; i < generations.size(); ++i)
+    if (labels[i] >= 0 && r[i] == 1) out.rewards[i] = labels[i] == 1 ? Reward::kPositive : Reward::kWrongLabel;
+  out.content = check.content_from(generations, r);
   return out;
+}
+
+std::vector<Reward> judge(RewardCheck& check, const std::vector<RewardQuery>& generations) {
+  return judge_all(check, generations).rewards;
 }
 
 std::string default_reward(TaskLayout layout) { return layout == TaskLayout::kWordOrder ? "wordorder" : "exact"; }

@@ -40,6 +40,14 @@ std::vector<TaskRecord> load_task_records(const fs::path& path, int64_t limit) {
   return load_task_data(path, limit).records;
 }
 
+TaskRecord prompt_record(const task::PromptRow& row) {
+  TaskRecord r;
+  r.id = row.id;
+  r.prompt = row.prompt;
+  r.messages = row.messages;
+  return r;
+}
+
 std::vector<task::RewardQuery> reward_queries(const std::vector<TaskRecord>& records,
                                               const std::vector<std::string>& generations) {
   if (records.size() != generations.size())

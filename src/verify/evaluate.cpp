@@ -71,8 +71,7 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
     result.model = o.label;
     result.surface = report::surface_metrics(responses, references, positives);
     const auto queries = train::reward_queries(records, responses);
-    const auto rewards = task::judge(*reward, queries);
-    const auto content = reward->content(queries);
+    const auto [rewards, content] = task::judge_all(*reward, queries);
     std::vector<int64_t> labels;
     for (size_t i = 0; i < records.size(); ++i) labels.push_back(rewards[i] == task::Reward::kPositive ? 1 : 0);
     std::vector<sdm::Score> scores;

@@ -63,10 +63,7 @@ Json verifier_train_labeled(const VerifierTrainOptions& o, const fs::path& model
   std::vector<train::LabeledDocument> docs;
   int64_t positives = 0;
   for (const auto& row : rows) {
-    train::TaskRecord r;
-    r.prompt = row.prompt;
-    r.messages = row.messages;
-    docs.push_back({row.id, encoder.turns(r), verification_text(row.response), row.label});
+    docs.push_back({row.id, encoder.turns(train::prompt_record(row)), verification_text(row.response), row.label});
     positives += row.label;
   }
   if (positives == 0 || positives == (int64_t)rows.size())
@@ -112,8 +109,7 @@ Json verifier_train(const VerifierTrainOptions& o) {
   std::string decode_lines, negative_lines;
   int64_t exact = 0;
   const auto queries = train::reward_queries(records, responses);
-  const auto rewards = task::judge(*reward, queries);
-  const auto content = reward->content(queries);
+  const auto [rewards, content] = task::judge_all(*reward, queries);
   for (size_t i = 0; i < records.size(); ++i) {
     const bool sentence = content[i] == 1;
     exact += rewards[i] == task::Reward::kPositive;

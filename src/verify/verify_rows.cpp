@@ -30,10 +30,7 @@ Json verify_rows(const VerifyOptions& o) {
     std::vector<std::vector<ChatMessage>> prompts;
     std::vector<std::string> responses;
     for (size_t i = start; i < end; ++i) {
-      train::TaskRecord r;
-      r.prompt = rows[i].prompt;
-      r.messages = rows[i].messages;
-      prompts.push_back(encoder.turns(r));
+      prompts.push_back(encoder.turns(train::prompt_record(rows[i])));
       responses.push_back(rows[i].response);
     }
     const auto scores = verifier.score(*model, encoder, prompts, responses, o.nearest_exemplars);
@@ -103,10 +100,8 @@ Json embed_rows(const EmbedOptions& o) {
     const size_t end = std::min(rows.size(), start + (size_t)o.batch_size);
     std::vector<train::Sequence> seqs;
     for (size_t i = start; i < end; ++i) {
-      train::TaskRecord r;
-      r.prompt = rows[i].prompt;
-      r.messages = rows[i].messages;
-      seqs.push_back(encoder.encode_verification(encoder.turns(r), verification_text(rows[i].response)));
+      seqs.push_back(encoder.encode_verification(encoder.turns(train::prompt_record(rows[i])),
+                                                 verification_text(rows[i].response)));
     }
     parts.push_back(train::compute_features(*model, seqs, o.layout, pad, o.batch_size).to(torch::kCPU));
     progress.update((int64_t)end);

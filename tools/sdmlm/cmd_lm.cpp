@@ -41,13 +41,7 @@ void run_generate_verified(const GenerateArgs& a) {
     v.prompts.push_back(r);
   }
   if (!a.input.empty())
-    for (const auto& row : task::read_prompt_rows(a.input, {})) {
-      train::TaskRecord r;
-      r.id = row.id;
-      r.prompt = row.prompt;
-      r.messages = row.messages;
-      v.prompts.push_back(std::move(r));
-    }
+    for (const auto& row : task::read_prompt_rows(a.input, {})) v.prompts.push_back(train::prompt_record(row));
   run_verified_generate(v);
 }
 
