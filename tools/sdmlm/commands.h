@@ -21,6 +21,7 @@ void add_data_commands(CLI::App& app, Runner& runner);
 void add_train_commands(CLI::App& app, Runner& runner);
 void add_verify_commands(CLI::App& app, Runner& runner);
 void add_experiment_commands(CLI::App& app, Runner& runner);
+void add_serve_commands(CLI::App& app, Runner& runner);
 
 // `sdmlm generate --verifier`: verified generation (tools/sdmlm/cmd_verify.cpp).
 struct VerifiedGenerateArgs {

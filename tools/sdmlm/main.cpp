@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   sdmlm::cli::add_train_commands(app, runner);
   sdmlm::cli::add_verify_commands(app, runner);
   sdmlm::cli::add_experiment_commands(app, runner);
+  sdmlm::cli::add_serve_commands(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,281 @@
+// OpenAI request parsing and response pieces for `sdmlm serve` (docs/cli.md, "sdmlm serve").
+#include "serve/api.h"
+
+#include <cmath>
+
+namespace sdmlm::serve {
+
+Json error_body(const ApiError& e) {
+  return {{"error",
+           {{"message", e.what()}, {"type", e.type}, {"param", e.param.empty() ? Json(nullptr) : Json(e.param)},
+            {"code", e.code.empty() ? Json(nullptr) : Json(e.code)}}}};
+}
+
+namespace {
+
+[[noreturn]] void bad(const std::string& param, const std::string& message) {
+  throw ApiError(400, "invalid_request_error", message, param);
+}
+
+std::string type_of(const Json& v) { return json_type_name(v); }
+
+bool present(const Json& body, const char* key) { return body.contains(key) && !body[key].is_null(); }
+
+int64_t get_int(const Json& body, const char* key, int64_t lo, int64_t hi, int64_t fallback) {
+  if (!present(body, key)) return fallback;
+  const Json& v = body[key];
+  if (!v.is_number_integer()) bad(key, std::string("'") + key + "' must be an integer, got " + type_of(v));
+  const int64_t x = v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t)INT64_MAX ? INT64_MAX : v.get<int64_t>();
+  if (x < lo || x > hi)
+    bad(key, std::string("'") + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(x));
+  return x;
+}
+
+double get_number(const Json& body, const char* key, double lo, double hi, bool lo_open, double fallback) {
+  if (!present(body, key)) return fallback;
+  const Json& v = body[key];
+  if (!v.is_number()) bad(key, std::string("'") + key + "' must be a number, got " + type_of(v));
+  const double x = v.get<double>();
+  if (!std::isfinite(x) || (lo_open ? x <= lo : x < lo) || x > hi)
+    bad(key, std::string("'") + key + "' must be in " + (lo_open ? "(" : "[") + Json(lo).dump() + ", " + Json(hi).dump() + "], got " +
+                 Json(x).dump());
+  return x;
+}
+
+bool get_bool(const Json& body, const char* key, bool fallback) {
+  if (!present(body, key)) return fallback;
+  if (!body[key].is_boolean()) bad(key, std::string("'") + key + "' must be a boolean, got " + type_of(body[key]));
+  return body[key].get<bool>();
+}
+
+std::string content_text(const Json& content, const std::string& param) {
+  if (content.is_string()) return content.get<std::string>();
+  if (content.is_array()) {  // [{"type": "text", "text": "..."}]
+    std::string text;
+    for (const auto& part : content) {
+      if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") || !part["text"].is_string())
+        bad(param, "'" + param + "' parts must be {\"type\": \"text\", \"text\": string} (only text is supported)");
+      text += part["text"].get<std::string>();
+    }
+    return text;
+  }
+  bad(param, "'" + param + "' must be a string or an array of text parts, got " + type_of(content));
+}
+
+void reject_unsupported(const Json& body) {
+  for (const char* key : {"frequency_penalty", "presence_penalty"})
+    if (present(body, key) && !(body[key].is_number() && body[key].get<double>() == 0.0))
+      bad(key, std::string("'") + key + "' is not supported (only 0)");
+  if (present(body, "logit_bias") && !(body["logit_bias"].is_object() && body["logit_bias"].empty()))
+    bad("logit_bias", "'logit_bias' is not supported");
+  for (const char* key : {"tools", "functions", "tool_choice", "function_call"})
+    if (present(body, key)) bad(key, std::string("'") + key + "' is not supported (no tool calling)");
+  if (present(body, "response_format") &&
+      !(body["response_format"].is_object() && body["response_format"].value("type", "") == "text"))
+    bad("response_format", "'response_format' other than {\"type\": \"text\"} is not supported");
+  if (present(body, "best_of") && !(body["best_of"].is_number_integer() && body["best_of"].get<int64_t>() == 1))
+    bad("best_of", "'best_of' is not supported (only 1)");
+  if (present(body, "suffix") && !(body["suffix"].is_string() && body["suffix"].get<std::string>().empty()))
+    bad("suffix", "'suffix' is not supported");
+}
+
+}  // namespace
+
+ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limits) {
+  Json body;
+  try {
+    body = json_parse_strict(text, "request body");
+  } catch (const Error& e) {
+    throw ApiError(400, "invalid_request_error", std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!body.is_object()) throw ApiError(400, "invalid_request_error", "the body must be a JSON object, got " + type_of(body));
+  ApiRequest r;
+  r.chat = chat;
+  if (present(body, "model")) {
+    if (!body["model"].is_string()) bad("model", "'model' must be a string, got " + type_of(body["model"]));
+    const std::string name = body["model"].get<std::string>();
+    if (name != limits.model_name)
+      throw ApiError(404, "invalid_request_error", "the model '" + name + "' does not exist; this server serves '" + limits.model_name + "'",
+                     "model", "model_not_found");
+  }
+  reject_unsupported(body);
+  if (chat) {
+    if (!present(body, "messages")) bad("messages", "'messages' is required");
+    const Json& messages = body["messages"];
+    if (!messages.is_array() || messages.empty()) bad("messages", "'messages' must be a non-empty array");
+    bool user = false;
+    for (size_t i = 0; i < messages.size(); ++i) {
+      const std::string param = "messages[" + std::to_string(i) + "]";
+      const Json& m = messages[i];
+      if (!m.is_object()) bad(param, "'" + param + "' must be an object, got " + type_of(m));
+      if (!m.contains("role") || !m["role"].is_string()) bad(param + ".role", "'" + param + ".role' must be a string");
+      std::string role = m["role"].get<std::string>();
+      if (role == "developer") role = "system";
+      if (role != "system" && role != "user" && role != "assistant")
+        bad(param + ".role", "'" + param + ".role' must be system, user or assistant, got '" + role + "'");
+      if (!m.contains("content")) bad(param + ".content", "'" + param + ".content' is required");
+      r.messages.push_back({role, content_text(m["content"], param + ".content")});
+      user |= role == "user";
+    }
+    if (!user) bad("messages", "'messages' needs at least one user message");
+  } else {
+    if (!present(body, "prompt")) bad("prompt", "'prompt' is required");
+    const Json& p = body["prompt"];
+    auto ids_of = [&](const Json& a, const std::string& param) {
+      std::vector<int64_t> ids;
+      for (const auto& v : a) {
+        if (!v.is_number_integer()) bad(param, "'" + param + "' token ids must be integers");
+        ids.push_back(v.get<int64_t>());
+      }
+      if (ids.empty()) bad(param, "'" + param + "' is empty");
+      return ids;
+    };
+    if (p.is_string()) {
+      r.prompts.push_back(p.get<std::string>());
+    } else if (p.is_array() && !p.empty() && p[0].is_string()) {
+      for (size_t i = 0; i < p.size(); ++i) {
+        if (!p[i].is_string()) bad("prompt", "'prompt' must be a string, an array of strings or of token ids");
+        r.prompts.push_back(p[i].get<std::string>());
+      }
+    } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+      r.prompt_ids.push_back(ids_of(p, "prompt"));
+    } else if (p.is_array() && !p.empty() && p[0].is_array()) {
+      for (size_t i = 0; i < p.size(); ++i) {
+        if (!p[i].is_array()) bad("prompt", "'prompt' must be a string, an array of strings or of token ids");
+        r.prompt_ids.push_back(ids_of(p[i], "prompt[" + std::to_string(i) + "]"));
+      }
+    } else {
+      bad("prompt", "'prompt' must be a non-empty string, array of strings or array of token ids, got " + type_of(p));
+    }
+    if (r.prompts.size() + r.prompt_ids.size() > 64) bad("prompt", "at most 64 prompts per request");
+    r.echo = get_bool(body, "echo", false);
+  }
+  const char* max_key = present(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  r.max_tokens_given = present(body, max_key);
+  if (r.max_tokens_given) {
+    const Json& v = body[max_key];
+    if (!v.is_number_integer()) bad(max_key, std::string("'") + max_key + "' must be an integer, got " + type_of(v));
+    const int64_t m = v.get<int64_t>();
+    if (m < 1) bad(max_key, std::string("'") + max_key + "' must be at least 1");
+    if (m > limits.max_tokens_limit)
+      throw ApiError(400, "invalid_request_error",
+                     std::string("'") + max_key + "' is " + std::to_string(m) + ", above this server's limit of " +
+                         std::to_string(limits.max_tokens_limit),
+                     max_key, "max_tokens_exceeded");
+    r.sampling.max_tokens = m;
+  } else {
+    r.sampling.max_tokens = chat ? limits.max_tokens_limit : std::min<int64_t>(16, limits.max_tokens_limit);
+  }
+  r.sampling.temperature = get_number(body, "temperature", 0.0, 2.0, false, 1.0);
+  r.sampling.top_p = get_number(body, "top_p", 0.0, 1.0, true, 1.0);
+  r.seed_given = present(body, "seed");
+  if (r.seed_given) {
+    if (!body["seed"].is_number_integer()) bad("seed", "'seed' must be an integer, got " + type_of(body["seed"]));
+    r.sampling.seed = body["seed"].is_number_unsigned() ? body["seed"].get<uint64_t>() : (uint64_t)body["seed"].get<int64_t>();
+  }
+  if (present(body, "stop")) {
+    const Json& s = body["stop"];
+    if (s.is_string()) {
+      r.sampling.stop.push_back(s.get<std::string>());
+    } else if (s.is_array()) {
+      if (s.size() > 4) bad("stop", "'stop' takes at most 4 sequences");
+      for (const auto& x : s) {
+        if (!x.is_string()) bad("stop", "'stop' must be a string or an array of strings");
+        r.sampling.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      bad("stop", "'stop' must be a string or an array of strings, got " + type_of(s));
+    }
+    for (const auto& x : r.sampling.stop)
+      if (x.empty()) bad("stop", "'stop' sequences must be non-empty");
+  }
+  r.n = get_int(body, "n", 1, limits.max_n, 1);
+  r.stream = get_bool(body, "stream", false);
+  if (present(body, "stream_options")) {
+    const Json& so = body["stream_options"];
+    if (!so.is_object()) bad("stream_options", "'stream_options' must be an object");
+    if (!r.stream) bad("stream_options", "'stream_options' is only allowed with stream: true");
+    r.include_usage = get_bool(so, "include_usage", false);
+  }
+  if (chat) {
+    r.logprobs = get_bool(body, "logprobs", false);
+    r.top_logprobs = get_int(body, "top_logprobs", 0, 20, 0);
+    if (present(body, "top_logprobs") && !r.logprobs) bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+  } else if (present(body, "logprobs")) {
+    r.logprobs = true;
+    r.top_logprobs = get_int(body, "logprobs", 0, 20, 0);
+  }
+  r.sampling.logprobs = r.logprobs ? r.top_logprobs : -1;
+  // Extensions: the verifier's options.
+  for (const char* key : {"alpha", "search_depth", "nearest_exemplars"})
+    if (present(body, key) && !limits.verifier)
+      bad(key, std::string("'") + key + "' needs a verifier (start the server with --verifier)");
+  r.verify.enabled = limits.verifier;
+  r.verify.alpha = get_number(body, "alpha", 0.5, 0.999999, true, limits.default_alpha);
+  r.verify.search_depth = get_int(body, "search_depth", 0, 16, 0);
+  r.verify.nearest = get_int(body, "nearest_exemplars", 0, 50, 5);
+  return r;
+}
+
+Json sdm_object(const ChoiceResult& result, const sdm::Model& estimator, double alpha) {
+  const sdm::Score& s = *result.score;
+  Json nearest = Json::array();
+  for (const auto& m : s.nearest_matches) {
+    const auto& rec = estimator.support[(size_t)m.support_index];
+    Json j = {{"id", rec.id}, {"label", rec.label}, {"support_index", m.support_index},
+              {"squared_distance", (double)m.squared_distance}};
+    if (rec.document) j["document"] = *rec.document;
+    nearest.push_back(std::move(j));
+  }
+  return {{"verified", s.prediction == 1 ? "Yes" : "No"},
+          {"probability", s.sdm.size() > 1 ? (double)s.sdm[1] : 0.0},
+          {"q", s.q},
+          {"d", (double)s.d},
+          {"q_prime", (double)s.q_prime},
+          {"region_alpha", s.centroid_region_alpha},
+          {"lower_region_alpha", s.lower_region_alpha},
+          {"alpha", alpha},
+          {"high_reliability", result.high_reliability},
+          {"attempts", result.attempts},
+          {"nearest_exemplars", nearest}};
+}
+
+namespace {
+Json bytes_of(const std::string& text) {
+  Json b = Json::array();
+  for (unsigned char c : text) b.push_back((int)c);
+  return b;
+}
+}  // namespace
+
+Json chat_logprobs(const std::vector<TokenLogprob>& logprobs, const TokenText& tokens) {
+  Json content = Json::array();
+  for (const auto& t : logprobs) {
+    const std::string text = tokens.text(t.token);
+    Json top = Json::array();
+    for (const auto& [id, lp] : t.top) {
+      const std::string alt = tokens.text(id);
+      top.push_back({{"token", alt}, {"logprob", (double)lp}, {"bytes", bytes_of(alt)}});
+    }
+    content.push_back({{"token", text}, {"logprob", (double)t.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
+  }
+  return {{"content", content}};
+}
+
+Json completion_logprobs(const std::vector<TokenLogprob>& logprobs, const TokenText& tokens, size_t text_offset) {
+  Json out = {{"tokens", Json::array()}, {"token_logprobs", Json::array()}, {"top_logprobs", Json::array()}, {"text_offset", Json::array()}};
+  size_t offset = text_offset;
+  for (const auto& t : logprobs) {
+    const std::string text = tokens.text(t.token);
+    out["tokens"].push_back(text);
+    out["token_logprobs"].push_back((double)t.logprob);
+    Json top = Json::object();
+    for (const auto& [id, lp] : t.top) top[tokens.text(id)] = (double)lp;
+    out["top_logprobs"].push_back(top);
+    out["text_offset"].push_back(offset);
+    offset += text.size();
+  }
+  return out;
+}
+
+}  // namespace sdmlm::serve

@@ -1,0 +1,530 @@
+// Continuous batching for `sdmlm serve`: one engine thread, one KV cache whose rows sequences join
+// and leave between decode steps, and batched SDM verification of the answers that finish.
+#include "serve/engine.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <iostream>
+#include <limits>
+
+#include "sdmlm/task.h"
+#include "serve/metrics.h"
+
+namespace sdmlm::serve {
+
+using Clock = std::chrono::steady_clock;
+
+void Inbox::push(Event event) {
+  {
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(event));
+  }
+  ready_.notify_all();
+}
+
+bool Inbox::next(Event& event, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  if (!ready_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return false;
+  event = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+std::string streamable_prefix(const std::string& text, const std::vector<std::string>& stops, bool strip) {
+  size_t begin = 0, end = text.size();
+  if (strip) {
+    const std::string stripped = task::strip(text);
+    if (stripped.empty()) return "";
+    begin = text.find(stripped);
+    end = begin + stripped.size();
+  }
+  // A tail that is a proper prefix of a stop string may still become one.
+  size_t hold = 0;
+  for (const auto& stop : stops)
+    for (size_t k = std::min(stop.size() - 1, end - begin); k > hold; --k)
+      if (text.compare(end - k, k, stop, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  end -= hold;
+  // An incomplete UTF-8 character at the end (a byte-fallback token of a longer character), or the
+  // replacement character a decoder writes for one.
+  for (size_t back = 1; back <= 3 && back <= end - begin; ++back) {
+    const unsigned char c = (unsigned char)text[end - back];
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back for the lead byte
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (need > back) end -= back;
+    break;
+  }
+  if (end - begin >= 3 && text.compare(end - 3, 3, "\xEF\xBF\xBD") == 0) end -= 3;
+  return text.substr(begin, end - begin);
+}
+
+struct Engine::Sequence {
+  std::shared_ptr<Job> job;
+  int64_t choice = 0, attempt = 0;
+  double temperature = 0, top_p = 1;
+  at::Generator generator;
+  std::vector<int64_t> out;
+  std::vector<TokenLogprob> logprobs;
+  size_t logprobs_sent = 0;
+  std::string text;       // the decoded answer so far, cut at a stop string
+  std::string sent;       // what was streamed of it
+  int64_t pending = -1;   // the token chosen last, not yet fed to the model
+  int64_t start = 0;      // cache columns [start, length_) are this row's
+  int64_t position = 0;   // the position of the pending token
+  bool done = false, first = true;
+  std::string finish_reason;
+  std::optional<ChoiceResult> best;  // search_depth: the best verified attempt so far
+  bool buffered() const { return !job->stream || job->verify.search_depth > 0; }
+  std::vector<std::string> stops() const {
+    auto s = job->sampling.stop;
+    if (job->verify.enabled) s.push_back(std::string(train::kVerifiedTag));
+    return s;
+  }
+};
+
+namespace {
+
+uint64_t attempt_seed(const SamplingParams& p, int64_t n, int64_t choice, int64_t attempt) {
+  return p.seed + (uint64_t)choice + (uint64_t)attempt * (uint64_t)n;
+}
+
+}  // namespace
+
+Engine::Engine(const lm::CausalLM& model, const Tokenizer& tokenizer, const train::Encoder& encoder,
+               const verify::Verifier* verifier, EngineOptions options, Metrics* metrics)
+    : model_(model), tokenizer_(tokenizer), encoder_(encoder), verifier_(verifier), options_(options), metrics_(metrics) {
+  if (options_.slots < 1) fail_usage("--parallel must be at least 1");
+  if (options_.max_queue < 0) fail_usage("--max_queue must be >= 0");
+  const auto& config = model_.config();
+  capacity_ = config.max_position_embeddings;
+  // LongRoPE switches factors past the original context (transformers re-encodes there); the server
+  // stays inside it.
+  if (config.rope.type == "longrope" && config.rope.original_max_position_embeddings > 0)
+    capacity_ = std::min(capacity_, config.rope.original_max_position_embeddings);
+  if (options_.context > 0) capacity_ = std::min(capacity_, options_.context);
+  stop_ids_ = encoder_.stop_ids();
+  for (int64_t id : config.eos_token_ids)
+    if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) stop_ids_.push_back(id);
+  torch::NoGradGuard no_grad;
+  cache_ = model_.make_cache(options_.slots, capacity_);
+  // The RoPE rows of every position, as one full-capacity prefill would keep them.
+  {
+    auto probe = model_.make_cache(1, capacity_);
+    model_.forward(torch::zeros({1, 1}, torch::kInt64), {}, &probe, true);
+    rope_cos_ = probe.rope_cos;
+    rope_sin_ = probe.rope_sin;
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { shutdown(); }
+
+bool Engine::submit(const std::shared_ptr<Job>& job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || queued_choices_ + job->n > options_.max_queue + options_.slots - running_.load()) return false;
+    job->submitted = Clock::now();
+    for (int64_t i = 0; i < job->n; ++i) {
+      auto s = std::make_unique<Sequence>();
+      s->job = job;
+      s->choice = i;
+      s->temperature = job->sampling.temperature;
+      s->top_p = job->sampling.top_p;
+      queue_.push_back(std::move(s));
+    }
+    queued_choices_ += job->n;
+  }
+  wake_.notify_all();
+  return true;
+}
+
+void Engine::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+int64_t Engine::queue_depth() const {
+  std::lock_guard lock(mutex_);
+  return queued_choices_;
+}
+
+int64_t Engine::active() const { return running_.load(); }
+
+void Engine::loop() {
+  torch::NoGradGuard no_grad;
+  while (true) {
+    std::vector<std::unique_ptr<Sequence>> joining;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !rows_.empty(); });
+      if (stopping_ && queue_.empty() && rows_.empty()) return;
+      while (!queue_.empty() && (int64_t)(rows_.size() + joining.size()) < options_.slots) {
+        auto s = std::move(queue_.front());
+        queue_.pop_front();
+        --queued_choices_;
+        if (s->job->cancelled) {
+          if (metrics_) metrics_->cancelled();
+          continue;
+        }
+        joining.push_back(std::move(s));
+      }
+    }
+    try {
+      if (!joining.empty()) admit(joining);
+      step();
+    } catch (const std::exception& e) {
+      // Nothing a request sends reaches here (requests are validated first); should the model fail,
+      // every running choice gets the error and the cache starts afresh.
+      std::cerr << "sdmlm serve: engine error: " << e.what() << "\n";
+      Event ev;
+      ev.final = true;
+      ev.delta = std::string("internal error: ") + e.what();
+      for (auto& s : rows_) {
+        ev.choice = s->choice;
+        ev.result.finish_reason = "error";
+        s->job->push(ev);
+      }
+      for (auto& s : joining) {
+        ev.choice = s->choice;
+        ev.result.finish_reason = "error";
+        s->job->push(ev);
+      }
+      rows_.clear();
+      length_ = 0;
+      running_ = 0;
+      rebuild_masks();
+    }
+  }
+}
+
+// ---- the cache ---------------------------------------------------------------------------------
+
+void Engine::shift_columns(int64_t delta) {
+  const int64_t n = (int64_t)rows_.size();
+  if (delta == 0) return;
+  if (n > 0 && length_ > 0) {
+    const int64_t from = delta > 0 ? 0 : -delta, to = delta > 0 ? delta : 0, width = delta > 0 ? length_ : length_ + delta;
+    for (auto* tensors : {&cache_.keys, &cache_.values})
+      for (auto& t : *tensors) {
+        auto rows = t.narrow(0, 0, n);
+        auto moved = rows.narrow(2, from, width).clone();
+        rows.narrow(2, to, width).copy_(moved);
+      }
+  }
+  length_ += delta;
+  for (auto& s : rows_) s->start += delta;
+}
+
+void Engine::rebuild_masks() {
+  const int64_t n = (int64_t)rows_.size();
+  bool padded = false;
+  for (const auto& s : rows_) padded |= s->start > 0;
+  running_ = n;
+  if (!padded) {
+    additive_ = torch::Tensor();
+    return;
+  }
+  auto host = torch::zeros({options_.slots, capacity_}, torch::kFloat32);
+  const float lowest = std::numeric_limits<float>::lowest();
+  for (int64_t r = 0; r < n; ++r)
+    if (rows_[(size_t)r]->start > 0) host[r].narrow(0, 0, rows_[(size_t)r]->start).fill_(lowest);
+  const auto dtype = cache_.keys.empty() ? torch::kFloat32 : cache_.keys[0].scalar_type();
+  if (dtype != torch::kFloat32) host.clamp_(dtype == torch::kHalf ? -65504.0 : -3.38953139e38, 0.0);
+  additive_ = host.to(model_.device(), dtype);
+}
+
+void Engine::ensure_room() {
+  if (rows_.empty()) {
+    length_ = 0;
+    return;
+  }
+  int64_t lowest_start = std::numeric_limits<int64_t>::max();
+  for (const auto& s : rows_) lowest_start = std::min(lowest_start, s->start);
+  // Full, or a quarter of every row's columns are padding: move every row left.
+  if (length_ + 1 > capacity_ || lowest_start * 4 >= capacity_) {
+    shift_columns(-lowest_start);
+    rebuild_masks();
+  }
+  if (length_ + 1 > capacity_) throw std::logic_error("a sequence outgrew the cache (validation should bound it)");
+}
+
+void Engine::remove_row(size_t row) {
+  const size_t last = rows_.size() - 1;
+  if (row != last && length_ > 0)
+    for (auto* tensors : {&cache_.keys, &cache_.values})
+      for (auto& t : *tensors) t[(int64_t)row].narrow(1, 0, length_).copy_(t[(int64_t)last].narrow(1, 0, length_));
+  rows_[row] = std::move(rows_[last]);
+  rows_.pop_back();
+}
+
+void Engine::admit(std::vector<std::unique_ptr<Sequence>>& joining) {
+  for (auto& s : joining)
+    s->generator = at::make_generator<at::CPUGeneratorImpl>(attempt_seed(s->job->sampling, s->job->n, s->choice, s->attempt));
+  // Prefill the joining prompts together (left-padded, as generate() does), in a cache of their own.
+  const int64_t J = (int64_t)joining.size();
+  int64_t longest = 0;
+  for (const auto& s : joining) longest = std::max<int64_t>(longest, (int64_t)s->job->prompt_ids.size());
+  const int64_t pad = model_.config().pad_token_id.value_or(model_.config().eos_token_ids.empty() ? 0 : model_.config().eos_token_ids[0]);
+  auto ids = torch::full({J, longest}, pad, torch::kInt64);
+  auto mask = torch::zeros({J, longest}, torch::kInt64);
+  for (int64_t j = 0; j < J; ++j) {
+    const auto& p = joining[(size_t)j]->job->prompt_ids;
+    const int64_t offset = longest - (int64_t)p.size();
+    ids[j].narrow(0, offset, (int64_t)p.size()).copy_(torch::tensor(p, torch::kInt64));
+    mask[j].narrow(0, offset, (int64_t)p.size()).fill_(1);
+  }
+  auto prefill = model_.make_cache(J, longest);
+  auto logits = model_.forward(ids, mask, &prefill, /*last_logits_only=*/true).logits.squeeze(1);
+  for (int64_t j = 0; j < J; ++j) {
+    auto& s = joining[(size_t)j];
+    const int64_t P = (int64_t)s->job->prompt_ids.size();
+    if (rows_.empty()) length_ = 0;
+    if (length_ < P) shift_columns(P - length_);
+    const int64_t r = (int64_t)rows_.size();
+    for (size_t l = 0; l < cache_.keys.size(); ++l) {
+      cache_.keys[l][r].narrow(1, length_ - P, P).copy_(prefill.keys[l][j].narrow(1, longest - P, P));
+      cache_.values[l][r].narrow(1, length_ - P, P).copy_(prefill.values[l][j].narrow(1, longest - P, P));
+    }
+    s->start = length_ - P;
+    s->position = P;
+    rows_.push_back(std::move(s));
+  }
+  rebuild_masks();
+  std::vector<Sequence*> joined;
+  for (int64_t j = 0; j < J; ++j) joined.push_back(rows_[rows_.size() - (size_t)J + (size_t)j].get());
+  const auto tokens = choose(logits, joined);
+  for (int64_t j = 0; j < J; ++j) take_token(*joined[(size_t)j], tokens[(size_t)j], logits[j]);
+  finish_rows();
+}
+
+void Engine::step() {
+  for (auto& s : rows_)
+    if (s->job->cancelled && !s->done) {
+      s->done = true;
+      s->finish_reason = "cancelled";
+    }
+  finish_rows();
+  if (rows_.empty()) return;
+  ensure_room();
+  const int64_t n = (int64_t)rows_.size();
+  auto tokens = torch::empty({n, 1}, torch::kInt64);
+  std::vector<int64_t> positions((size_t)n);
+  for (int64_t r = 0; r < n; ++r) {
+    tokens[r][0] = rows_[(size_t)r]->pending;
+    positions[(size_t)r] = rows_[(size_t)r]->position;
+  }
+  lm::KVCache view;
+  for (size_t l = 0; l < cache_.keys.size(); ++l) {
+    view.keys.push_back(cache_.keys[l].narrow(0, 0, n));
+    view.values.push_back(cache_.values[l].narrow(0, 0, n));
+  }
+  view.mask = cache_.mask.narrow(0, 0, n);
+  view.length = length_;
+  view.next_position = torch::tensor(positions, torch::kInt64).to(model_.device());
+  if (additive_.defined()) view.additive = additive_.narrow(0, 0, n);
+  view.rope_cos = rope_cos_;
+  view.rope_sin = rope_sin_;
+  auto logits = model_.forward(tokens, {}, &view, /*last_logits_only=*/true).logits.squeeze(1);
+  ++length_;
+  if (metrics_) metrics_->batch(n);
+  std::vector<Sequence*> rows;
+  for (auto& s : rows_) {
+    ++s->position;
+    rows.push_back(s.get());
+  }
+  const auto next = choose(logits, rows);
+  for (int64_t r = 0; r < n; ++r) take_token(*rows[(size_t)r], next[(size_t)r], logits[r]);
+  finish_rows();
+}
+
+// ---- tokens ------------------------------------------------------------------------------------
+
+std::vector<int64_t> Engine::choose(const torch::Tensor& logits, const std::vector<Sequence*>& rows) {
+  std::vector<int64_t> tokens(rows.size());
+  auto greedy = logits.argmax(-1).to(torch::kCPU, torch::kInt64).contiguous();
+  for (size_t r = 0; r < rows.size(); ++r) {
+    Sequence& s = *rows[r];
+    if (s.temperature <= 0.0) {
+      tokens[r] = greedy.data_ptr<int64_t>()[r];
+      continue;
+    }
+    // As lm::CausalLM::generate samples one row: softmax(z / T), the top-p nucleus, multinomial.
+    auto probs = torch::softmax(logits.narrow(0, (int64_t)r, 1).to(torch::kCPU, torch::kFloat32) / s.temperature, -1);
+    if (s.top_p < 1.0) {
+      auto [sorted, order] = probs.sort(-1, /*descending=*/true);
+      auto before = sorted.cumsum(-1) - sorted;
+      sorted.masked_fill_(before.gt(s.top_p), 0.0);
+      probs = torch::zeros_like(probs).scatter_(-1, order, sorted);
+    }
+    tokens[r] = torch::multinomial(probs, 1, /*replacement=*/false, s.generator).item<int64_t>();
+  }
+  return tokens;
+}
+
+void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_row) {
+  const auto& sp = s.job->sampling;
+  if (s.first) {
+    s.first = false;
+    if (metrics_) metrics_->first_token(std::chrono::duration<double>(Clock::now() - s.job->submitted).count());
+  }
+  if (sp.logprobs >= 0) {
+    auto lp = torch::log_softmax(logits_row.to(torch::kCPU, torch::kFloat32), -1).contiguous();
+    TokenLogprob t{token, lp.data_ptr<float>()[token], {}};
+    if (sp.logprobs > 0) {
+      auto [values, indices] = lp.topk(std::min<int64_t>(sp.logprobs, lp.size(0)));
+      for (int64_t k = 0; k < values.size(0); ++k) t.top.push_back({indices[k].item<int64_t>(), values[k].item<float>()});
+    }
+    s.logprobs.push_back(std::move(t));
+  }
+  s.out.push_back(token);
+  s.pending = token;
+  if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) {
+    s.done = true;
+    s.finish_reason = "stop";
+  } else {
+    std::string full = tokenizer_.decode(s.out, /*skip_special_tokens=*/true);
+    size_t cut = std::string::npos;
+    for (const auto& stop : sp.stop)
+      if (auto at = full.find(stop); at != std::string::npos) cut = std::min(cut, at);
+    if (s.job->verify.enabled)
+      if (auto at = full.find(train::kVerifiedTag); at != std::string::npos) cut = std::min(cut, at + train::kVerifiedTag.size());
+    if (cut != std::string::npos) {
+      full.resize(cut);
+      s.done = true;
+      s.finish_reason = "stop";
+    }
+    s.text = std::move(full);
+  }
+  if (!s.done && (int64_t)s.out.size() >= sp.max_tokens) {
+    s.done = true;
+    s.finish_reason = "length";
+  }
+  if (!s.buffered() && !s.done) {
+    std::string now = streamable_prefix(s.text, s.stops(), s.job->verify.enabled);
+    if (now.size() > s.sent.size() && now.compare(0, s.sent.size(), s.sent) == 0) {
+      Event e;
+      e.choice = s.choice;
+      e.delta = now.substr(s.sent.size());
+      e.logprobs.assign(s.logprobs.begin() + (std::ptrdiff_t)s.logprobs_sent, s.logprobs.end());
+      s.logprobs_sent = s.logprobs.size();
+      s.sent = std::move(now);
+      s.job->push(std::move(e));
+    }
+  }
+}
+
+void Engine::finish_rows() {
+  std::vector<std::unique_ptr<Sequence>> finished;
+  for (size_t r = rows_.size(); r-- > 0;)
+    if (rows_[r]->done) {
+      finished.push_back(std::move(rows_[r]));
+      remove_row(r);
+    }
+  if (finished.empty()) return;
+  rebuild_masks();
+  if (rows_.empty()) length_ = 0;
+  verify_and_deliver(finished);
+}
+
+void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished) {
+  std::vector<Sequence*> to_verify;
+  for (auto& s : finished) {
+    if (s->finish_reason == "cancelled") {
+      if (metrics_) metrics_->cancelled();
+      continue;
+    }
+    if (metrics_) metrics_->tokens(s->attempt == 0 ? (int64_t)s->job->prompt_ids.size() : 0, (int64_t)s->out.size());
+    if (s->job->verify.enabled && verifier_) {
+      to_verify.push_back(s.get());
+      continue;
+    }
+    ChoiceResult r;
+    r.text = s->text;
+    r.finish_reason = s->finish_reason;
+    r.tokens = s->out;
+    r.logprobs = s->logprobs;
+    deliver(*s, std::move(r));
+  }
+  if (to_verify.empty()) return;
+  std::vector<std::vector<ChatMessage>> prompts;
+  std::vector<std::string> texts;
+  int64_t nearest = 0;
+  for (auto* s : to_verify) {
+    prompts.push_back(s->job->turns);
+    texts.push_back(s->text);
+    nearest = std::max(nearest, s->job->verify.nearest);
+  }
+  const auto scores = verifier_->score(model_, encoder_, prompts, texts, nearest);
+  std::vector<std::unique_ptr<Sequence>> retry;
+  for (size_t i = 0; i < to_verify.size(); ++i) {
+    Sequence& s = *to_verify[i];
+    ChoiceResult r;
+    r.score = scores[i];
+    if ((int64_t)r.score->nearest_matches.size() > s.job->verify.nearest) r.score->nearest_matches.resize((size_t)s.job->verify.nearest);
+    const bool yes = r.score->prediction == 1;
+    r.high_reliability = r.score->centroid_region_alpha >= s.job->verify.alpha;
+    r.text = verify::verification_text(s.text) + (yes ? "Yes</verified>" : "No</verified>");
+    r.finish_reason = s.finish_reason;
+    r.tokens = s.out;
+    r.logprobs = s.logprobs;
+    r.attempts = s.attempt + 1;
+    if (metrics_) metrics_->verdict(yes, r.high_reliability);
+    auto key = [](const ChoiceResult& c) {
+      return std::make_tuple(c.score->prediction, c.high_reliability ? 1 : 0,
+                             c.score->sdm.size() > 1 ? c.score->sdm[1] : 0.0f, c.score->q_prime);
+    };
+    if (!s.best || key(r) > key(*s.best)) s.best = r;
+    s.best->attempts = s.attempt + 1;
+    const bool accepted = yes && r.high_reliability;
+    if (!accepted && s.attempt < s.job->verify.search_depth && !s.job->cancelled) {
+      for (auto& owner : finished)
+        if (owner.get() == &s) retry.push_back(std::move(owner));
+      continue;
+    }
+    ChoiceResult best = *s.best;
+    deliver(s, std::move(best));
+  }
+  if (retry.empty()) return;
+  // Resample the whole answer (as `sdmlm generate --verifier --search_depth` does): the request's
+  // temperature, or 0.7 / top-p 0.9 where it asked for greedy decoding.
+  std::lock_guard lock(mutex_);
+  for (auto& s : retry) {
+    ++s->attempt;
+    s->out.clear();
+    s->logprobs.clear();
+    s->logprobs_sent = 0;
+    s->text.clear();
+    s->done = false;
+    s->finish_reason.clear();
+    s->pending = -1;
+    if (s->job->sampling.temperature <= 0.0) {
+      s->temperature = 0.7;
+      s->top_p = 0.9;
+    }
+    queue_.push_front(std::move(s));
+    ++queued_choices_;
+  }
+}
+
+void Engine::deliver(Sequence& s, ChoiceResult result) {
+  Event e;
+  e.choice = s.choice;
+  e.final = true;
+  if (s.job->stream) {
+    if (result.text.compare(0, s.sent.size(), s.sent) == 0) e.delta = result.text.substr(s.sent.size());
+    else e.delta = result.text.substr(std::min(result.text.size(), s.sent.size()));  // cannot happen: sent is a prefix
+    e.logprobs.assign(result.logprobs.begin() + (std::ptrdiff_t)std::min(s.logprobs_sent, result.logprobs.size()),
+                      result.logprobs.end());
+  }
+  e.result = std::move(result);
+  s.job->push(std::move(e));
+}
+
+}  // namespace sdmlm::serve

@@ -1,0 +1,456 @@
+// `sdmlm serve`: the HTTP side (cpp-httplib) — routes, API keys, the loading and draining states,
+// OpenAI responses and SSE streams assembled from engine events, metrics, the page at `/`.
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <random>
+
+#include "sdmlm/serve.h"
+#include "sdmlm/task.h"
+#include "sdmlm/verify.h"
+#include "serve/api.h"
+#include "serve/engine.h"
+#include "serve/metrics.h"
+
+namespace sdmlm::serve {
+
+std::string chat_page_html();  // src/serve/page.cpp
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+struct State {
+  ServeOptions options;
+  std::atomic<bool> ready{false}, draining{false};
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<uint64_t> counter{0};
+  std::string api_key;
+  ApiLimits limits;
+  Metrics metrics;
+  std::unique_ptr<lm::CausalLM> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<train::Encoder> encoder;
+  std::optional<verify::Verifier> verifier;
+  std::string system_prompt = std::string(train::kSystemPrompt);
+  std::unique_ptr<Engine> engine;
+  int64_t created = 0;
+};
+
+void send_json(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", "application/json");
+}
+
+void send_error(httplib::Response& res, const ApiError& e) { send_json(res, e.status, error_body(e)); }
+
+// Counts a request in flight (SIGTERM waits for these) and records it in the metrics on exit.
+struct InFlight {
+  State& state;
+  std::string endpoint;
+  Clock::time_point start = Clock::now();
+  int status = 200;
+  InFlight(State& s, std::string e) : state(s), endpoint(std::move(e)) { ++state.in_flight; }
+  ~InFlight() {
+    state.metrics.request(endpoint, status, std::chrono::duration<double>(Clock::now() - start).count());
+    --state.in_flight;
+  }
+};
+
+bool authorized(const State& state, const httplib::Request& req) {
+  if (state.api_key.empty()) return true;
+  const std::string expected = "Bearer " + state.api_key;
+  const std::string given = req.get_header_value("Authorization");
+  if (given.size() != expected.size()) return false;
+  unsigned char diff = 0;  // constant time in the key's length
+  for (size_t i = 0; i < given.size(); ++i) diff |= (unsigned char)(given[i] ^ expected[i]);
+  return diff == 0;
+}
+
+std::string token_text(const State& s, int64_t id) { return s.tokenizer->decode({id}, /*skip_special_tokens=*/false); }
+
+// One prompt of a request, tokenized and checked against the context.
+std::shared_ptr<Job> make_job(State& s, const ApiRequest& r, std::vector<ChatMessage> turns, std::vector<int64_t> ids,
+                              int64_t index, uint64_t seed) {
+  auto job = std::make_shared<Job>();
+  const int64_t context = s.engine->context();
+  const int64_t P = (int64_t)ids.size();
+  if (P == 0) throw ApiError(400, "invalid_request_error", "the prompt is empty", r.chat ? "messages" : "prompt");
+  for (int64_t id : ids)
+    if (id < 0 || id >= s.model->config().vocab_size)
+      throw ApiError(400, "invalid_request_error",
+                     "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(s.model->config().vocab_size) + ")",
+                     "prompt");
+  job->sampling = r.sampling;
+  if (!r.max_tokens_given) job->sampling.max_tokens = std::min<int64_t>(r.sampling.max_tokens, context - P);
+  if (P >= context || P + job->sampling.max_tokens > context)
+    throw ApiError(413, "invalid_request_error",
+                   "the prompt has " + std::to_string(P) + " tokens; with max_tokens " + std::to_string(job->sampling.max_tokens) +
+                       " it exceeds this server's context of " + std::to_string(context) + " tokens",
+                   r.chat ? "messages" : "prompt", "context_length_exceeded");
+  job->sampling.seed = seed;
+  job->verify = r.verify;
+  job->n = r.n;
+  job->index = index;
+  job->stream = r.stream;
+  job->turns = std::move(turns);
+  job->prompt_ids = std::move(ids);
+  return job;
+}
+
+std::vector<std::shared_ptr<Job>> make_jobs(State& s, const ApiRequest& r) {
+  const uint64_t seed = r.seed_given ? r.sampling.seed : splitmix64(s.options.seed ^ splitmix64(s.counter++));
+  std::vector<std::shared_ptr<Job>> jobs;
+  const bool verified = r.verify.enabled;
+  if (r.chat) {
+    auto turns = r.messages;
+    // A verified answer is judged in the conversation the verifier was trained on: its system turn
+    // when the client gives none (as `sdmlm generate --verifier` and `sdmlm verify` do).
+    if (verified && std::none_of(turns.begin(), turns.end(), [](const ChatMessage& m) { return m.role == "system"; }))
+      turns.insert(turns.begin(), {"system", s.system_prompt});
+    auto ids = s.encoder->prompt(turns);
+    jobs.push_back(make_job(s, r, std::move(turns), std::move(ids), 0, seed));
+  } else {
+    int64_t index = 0;
+    for (const auto& text : r.prompts) {
+      std::vector<ChatMessage> turns;
+      std::vector<int64_t> ids;
+      if (verified) {  // the prompt is the task's user turn
+        turns = s.encoder->turns(text);
+        ids = s.encoder->prompt(turns);
+      } else {
+        ids = s.tokenizer->encode(text, /*add_special_tokens=*/true);
+      }
+      jobs.push_back(make_job(s, r, std::move(turns), std::move(ids), index, seed + (uint64_t)(index * r.n)));
+      ++index;
+    }
+    for (const auto& ids : r.prompt_ids) {
+      if (verified)
+        throw ApiError(400, "invalid_request_error", "token-id prompts cannot be verified (the verifier needs the prompt's text)", "prompt");
+      jobs.push_back(make_job(s, r, {}, ids, index, seed + (uint64_t)(index * r.n)));
+      ++index;
+    }
+  }
+  return jobs;
+}
+
+struct Collected {
+  std::vector<std::vector<std::optional<ChoiceResult>>> results;  // [job][choice]
+  std::string error;
+};
+
+Json choice_json(State& s, const ApiRequest& r, const Job& job, int64_t choice, const ChoiceResult& c) {
+  Json out = {{"index", job.index * r.n + choice}, {"finish_reason", c.finish_reason}};
+  const TokenText tt{[&](int64_t id) { return token_text(s, id); }};
+  if (r.chat) {
+    out["message"] = {{"role", "assistant"}, {"content", c.text}};
+    out["logprobs"] = r.logprobs ? chat_logprobs(c.logprobs, tt) : Json(nullptr);
+  } else {
+    const std::string prefix = r.echo ? (job.prompt_ids.empty() ? "" : s.tokenizer->decode(job.prompt_ids, true)) : "";
+    out["text"] = prefix + c.text;
+    out["logprobs"] = r.logprobs ? completion_logprobs(c.logprobs, tt, prefix.size()) : Json(nullptr);
+  }
+  if (c.score) out["sdm"] = sdm_object(c, s.verifier->estimator().model(), job.verify.alpha);
+  return out;
+}
+
+Json usage_json(const std::vector<std::shared_ptr<Job>>& jobs, const Collected& got) {
+  int64_t prompt = 0, completion = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    prompt += (int64_t)jobs[j]->prompt_ids.size();
+    for (const auto& c : got.results[j])
+      if (c) completion += (int64_t)c->tokens.size();
+  }
+  return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+}
+
+void cancel(const std::vector<std::shared_ptr<Job>>& jobs) {
+  for (const auto& j : jobs) j->cancelled = true;
+}
+
+void handle_completion(State& s, const httplib::Request& req, httplib::Response& res, bool chat) {
+  auto flight = std::make_shared<InFlight>(s, chat ? "/v1/chat/completions" : "/v1/completions");
+  try {
+    if (!authorized(s, req))
+      throw ApiError(401, "invalid_request_error", "a valid API key is required (Authorization: Bearer KEY)", "", "invalid_api_key");
+    if (s.draining) throw ApiError(503, "server_error", "the server is shutting down", "", "shutting_down");
+    if (!s.ready) throw ApiError(503, "server_error", "the model is loading", "", "loading");
+    const ApiRequest r = parse_request(req.body, chat, s.limits);
+    auto jobs = make_jobs(s, r);
+    auto inbox = std::make_shared<Inbox>();
+    for (auto& j : jobs) j->inbox = inbox;
+    for (size_t i = 0; i < jobs.size(); ++i)
+      if (!s.engine->submit(jobs[i])) {
+        for (size_t k = 0; k < i; ++k) jobs[k]->cancelled = true;
+        throw ApiError(503, "server_error", "the server is busy (its queue is full); retry later", "", "server_overloaded");
+      }
+    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.counter++);
+    const int64_t created = (int64_t)std::time(nullptr);
+    const std::string object = chat ? "chat.completion" : "text_completion";
+    auto got = std::make_shared<Collected>();
+    got->results.resize(jobs.size());
+    for (size_t j = 0; j < jobs.size(); ++j) got->results[j].resize((size_t)r.n);
+    const int64_t expected = (int64_t)jobs.size() * r.n;
+    auto header = [&s, id, created](const std::string& obj) {
+      return Json{{"id", id}, {"object", obj}, {"created", created}, {"model", s.limits.model_name}};
+    };
+    if (!r.stream) {
+      // The body is written when every choice is done; until then a space every second (JSON allows
+      // leading white space) finds out whether the client is still there.
+      res.set_chunked_content_provider(
+          "application/json",
+          [&s, r, jobs, inbox, got, expected, header, object, flight](size_t, httplib::DataSink& sink) {
+            int64_t done = 0;
+            auto last = Clock::now();
+            while (done < expected) {
+              Event e;
+              if (!inbox->next(e, std::chrono::milliseconds(200))) {
+                if (Clock::now() - last > std::chrono::seconds(1)) {
+                  last = Clock::now();
+                  if (!sink.write(" ", 1)) {
+                    cancel(jobs);
+                    flight->status = 499;
+                    return false;
+                  }
+                }
+                continue;
+              }
+              if (!e.final) continue;
+              if (e.result.finish_reason == "error") got->error = e.delta;
+              got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
+              ++done;
+            }
+            Json body = header(object);
+            if (!got->error.empty()) {
+              body = error_body(ApiError(500, "server_error", got->error));
+              flight->status = 500;
+            } else {
+              body["choices"] = Json::array();
+              for (size_t j = 0; j < jobs.size(); ++j)
+                for (int64_t c = 0; c < r.n; ++c) body["choices"].push_back(choice_json(s, r, *jobs[j], c, *got->results[j][(size_t)c]));
+              body["usage"] = usage_json(jobs, *got);
+            }
+            const std::string text = body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+            if (!sink.write(text.data(), text.size())) return false;
+            sink.done();
+            return true;
+          });
+      return;
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [&s, r, jobs, inbox, got, expected, header, flight](size_t, httplib::DataSink& sink) {
+          const std::string object = r.chat ? "chat.completion.chunk" : "text_completion";
+          const TokenText tt{[&](int64_t id) { return token_text(s, id); }};
+          auto send = [&](const Json& chunk) {
+            const std::string line = "data: " + chunk.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
+            return sink.write(line.data(), line.size());
+          };
+          auto chunk_for = [&](const Job& job, int64_t choice, const std::string& delta, const std::vector<TokenLogprob>& lps,
+                               const ChoiceResult* final) {
+            Json c = {{"index", job.index * r.n + choice}, {"finish_reason", final ? Json(final->finish_reason) : Json(nullptr)}};
+            if (r.chat) {
+              c["delta"] = delta.empty() && final ? Json::object() : Json{{"content", delta}};
+              c["logprobs"] = r.logprobs && !lps.empty() ? chat_logprobs(lps, tt) : Json(nullptr);
+            } else {
+              c["text"] = delta;
+              c["logprobs"] = r.logprobs && !lps.empty() ? completion_logprobs(lps, tt, 0) : Json(nullptr);
+            }
+            if (final && final->score) c["sdm"] = sdm_object(*final, s.verifier->estimator().model(), job.verify.alpha);
+            Json chunk = header(object);
+            chunk["choices"] = Json::array({c});
+            return chunk;
+          };
+          if (r.chat)  // the role first, as OpenAI streams it
+            for (const auto& job : jobs)
+              for (int64_t c = 0; c < r.n; ++c) {
+                Json chunk = header(object);
+                chunk["choices"] = Json::array({{{"index", job->index * r.n + c}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                                 {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+                if (!send(chunk)) return cancel(jobs), flight->status = 499, false;
+              }
+          int64_t done = 0;
+          auto last = Clock::now();
+          while (done < expected) {
+            Event e;
+            if (!inbox->next(e, std::chrono::milliseconds(200))) {
+              if (Clock::now() - last > std::chrono::seconds(1)) {  // an SSE comment: is the client there?
+                last = Clock::now();
+                if (!sink.write(": keep-alive\n\n", 14)) return cancel(jobs), flight->status = 499, false;
+              }
+              continue;
+            }
+            last = Clock::now();
+            const Job& job = *jobs[(size_t)e.job];
+            if (e.final && e.result.finish_reason == "error") {
+              send({{"error", error_body(ApiError(500, "server_error", e.delta))["error"]}});
+              flight->status = 500;
+              cancel(jobs);
+              return false;
+            }
+            if (!send(chunk_for(job, e.choice, e.delta, e.logprobs, e.final ? &e.result : nullptr)))
+              return cancel(jobs), flight->status = 499, false;
+            if (e.final) {
+              got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
+              ++done;
+            }
+          }
+          if (r.include_usage) {
+            Json chunk = header(object);
+            chunk["choices"] = Json::array();
+            chunk["usage"] = usage_json(jobs, *got);
+            if (!send(chunk)) return false;
+          }
+          if (!sink.write("data: [DONE]\n\n", 14)) return false;
+          sink.done();
+          return true;
+        });
+  } catch (const ApiError& e) {
+    flight->status = e.status;
+    send_error(res, e);
+  }
+}
+
+// SIGTERM / SIGINT: stop taking requests, wait for those in flight, stop the listener.
+void drain_on_signal(State& s, httplib::Server& http, sigset_t signals) {
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cerr << "sdmlm serve: signal " << sig << ": draining " << s.in_flight.load() << " request(s)\n";
+  s.draining = true;
+  const auto deadline = Clock::now() + std::chrono::seconds(s.options.drain_seconds);
+  while (s.in_flight > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  http.stop();
+}
+
+}  // namespace
+
+int serve(const ServeOptions& o) {
+  if (o.port < 0 || o.port > 65535) fail_usage("--port must be in [0, 65535]");
+  if (o.parallel < 1) fail_usage("--parallel must be at least 1");
+  if (o.max_queue < 0) fail_usage("--max_queue must be >= 0");
+  if (o.max_tokens_limit < 1) fail_usage("--max_tokens_limit must be at least 1");
+  if (!(o.alpha > 0.5 && o.alpha < 1.0)) fail_usage("--alpha must be in (0.5, 1)");
+  if (!o.api_key.empty() && !o.api_key_file.empty()) fail_usage("give one of --api_key and --api_key_file");
+  auto state = std::make_unique<State>();
+  State& s = *state;
+  s.options = o;
+  s.api_key = o.api_key;
+  if (!o.api_key_file.empty()) {
+    std::ifstream in(o.api_key_file);
+    if (!in) fail_input(o.api_key_file.string() + ": cannot read the API key file");
+    std::getline(in, s.api_key);
+    s.api_key = task::strip(s.api_key);
+    if (s.api_key.empty()) fail_input(o.api_key_file.string() + ":1: the API key file's first line is empty");
+  }
+  const fs::path model_dir = verify::resolve_model_dir(o.model);
+  s.limits.model_name = o.model_name.empty() ? fs::absolute(o.model).lexically_normal().filename().string() : o.model_name;
+  if (s.limits.model_name.empty()) s.limits.model_name = "sdmlm";
+  s.limits.max_tokens_limit = o.max_tokens_limit;
+  s.limits.default_alpha = o.alpha;
+  s.created = (int64_t)std::time(nullptr);
+
+  // Signals go to the drain thread only (blocked here before any thread starts).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  httplib::Server http;
+  const size_t threads = (size_t)std::max<int64_t>(16, o.parallel + o.max_queue + 16);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length((size_t)o.max_body_bytes);
+  http.set_keep_alive_max_count(1000);
+  http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const int status = res.status;
+    const std::string message = status == 404 ? "no such endpoint" : status == 413 ? "the request body is too large"
+                                : status == 405 ? "method not allowed" : "bad request";
+    send_json(res, status, error_body(ApiError(status, "invalid_request_error", message)));
+  });
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    send_json(res, 500, error_body(ApiError(500, "server_error", what)));
+  });
+  http.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
+    if (s.draining) return send_json(res, 503, {{"status", "draining"}});
+    send_json(res, s.ready ? 200 : 503, {{"status", s.ready ? "ok" : "loading"}});
+  });
+  http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
+    res.set_content(s.metrics.render(s.engine ? s.engine->queue_depth() : 0, s.engine ? s.engine->active() : 0, s.ready),
+                    "text/plain; version=0.0.4");
+  });
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content(chat_page_html(), "text/html; charset=utf-8"); });
+  http.Get("/v1/models", [&s](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(s, req))
+      return send_error(res, ApiError(401, "invalid_request_error", "a valid API key is required (Authorization: Bearer KEY)", "", "invalid_api_key"));
+    Json model = {{"id", s.limits.model_name}, {"object", "model"}, {"created", s.created}, {"owned_by", "sdmlm"},
+                  {"sdm", {{"verifier", s.limits.verifier}, {"alpha", s.limits.default_alpha}}}};
+    send_json(res, 200, {{"object", "list"}, {"data", Json::array({model})}});
+  });
+  http.Post("/v1/chat/completions", [&s](const httplib::Request& req, httplib::Response& res) { handle_completion(s, req, res, true); });
+  http.Post("/v1/completions", [&s](const httplib::Request& req, httplib::Response& res) { handle_completion(s, req, res, false); });
+
+  int port = o.port;
+  if (port == 0) {
+    port = http.bind_to_any_port(o.host);
+    if (port < 0) fail_io("cannot bind " + o.host + " to a free port");
+  } else if (!http.bind_to_port(o.host, port)) {
+    fail_io("cannot listen on " + o.host + ":" + std::to_string(port) + " (in use, or not an address of this machine)");
+  }
+  std::thread listener([&http] { http.listen_after_bind(); });
+  std::cerr << "sdmlm serve: listening on http://" << o.host << ":" << port << " (loading the model)\n";
+  std::thread drainer([&s, &http, signals] { drain_on_signal(s, http, signals); });
+
+  int code = 0;
+  try {
+    const torch::ScalarType dtype = o.dtype == "bfloat16" ? torch::kBFloat16 : o.dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
+    if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "float16") fail_usage("--dtype must be float32, bfloat16 or float16");
+    s.model = lm::CausalLM::load(model_dir, torch::Device(o.device), dtype);
+    s.tokenizer = Tokenizer::load(model_dir);
+    if (!o.verifier.empty()) {
+      s.verifier = verify::Verifier::load(o.verifier, model_dir);
+      s.system_prompt = s.verifier->sidecar().value("system_prompt", std::string(train::kSystemPrompt));
+      s.limits.verifier = true;
+    }
+    s.encoder = std::make_unique<train::Encoder>(*s.tokenizer, s.model->config().model_type, s.system_prompt,
+                                                 s.model->config().max_position_embeddings);
+    s.engine = std::make_unique<Engine>(*s.model, *s.tokenizer, *s.encoder, s.verifier ? &*s.verifier : nullptr,
+                                        EngineOptions{o.parallel, o.max_queue, o.context}, &s.metrics);
+    s.ready = true;
+    std::cerr << "sdmlm serve: ready: model \"" << s.limits.model_name << "\" (" << model_dir.string() << ")"
+              << (s.verifier ? ", verifier " + o.verifier.string() : std::string(", no verifier")) << ", " << o.parallel
+              << " slots, context " << s.engine->context() << "\n";
+  } catch (...) {
+    s.draining = true;
+    http.stop();
+    listener.join();
+    pthread_kill(drainer.native_handle(), SIGTERM);
+    drainer.join();
+    throw;
+  }
+  listener.join();
+  drainer.join();
+  if (s.engine) s.engine->shutdown();
+  std::cerr << "sdmlm serve: stopped\n";
+  return code;
+}
+
+}  // namespace sdmlm::serve
