@@ -189,6 +189,7 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
     for (const auto& x : r.sampling.stop)
       if (x.empty()) bad("stop", "'stop' sequences must be non-empty");
   }
+  r.sampling.ignore_eos = get_bool(body, "ignore_eos", false);  // vLLM's extension
   r.n = get_int(body, "n", 1, limits.max_n, 1);
   r.stream = get_bool(body, "stream", false);
   if (present(body, "stream_options")) {

@@ -42,7 +42,7 @@ std::string streamable_prefix(const std::string& text, const std::vector<std::st
   // A tail that is a proper prefix of a stop string may still become one.
   size_t hold = 0;
   for (const auto& stop : stops)
-    for (size_t k = std::min(stop.size() - 1, end - begin); k > hold; --k)
+    for (size_t k = stop.empty() ? 0 : std::min(stop.size() - 1, end - begin); k > hold; --k)
       if (text.compare(end - k, k, stop, 0, k) == 0) {
         hold = k;
         break;
@@ -385,7 +385,7 @@ void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_
   }
   s.out.push_back(token);
   s.pending = token;
-  if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) {
+  if (!sp.ignore_eos && std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) {
     s.done = true;
     s.finish_reason = "stop";
   } else {

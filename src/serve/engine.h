@@ -53,6 +53,7 @@ struct SamplingParams {
   uint64_t seed = 0;                      // choice i, attempt a samples from seed + i + a·n
   std::vector<std::string> stop;          // stop strings: the text ends before the first one
   int64_t logprobs = -1;                  // −1 none; k ≥ 0: the chosen token's logprob and the top k
+  bool ignore_eos = false;                // decode max_tokens tokens whatever comes (benchmarks)
 };
 
 struct VerifyParams {
