@@ -17,6 +17,7 @@ its vendored llama.cpp, `llama-server` target); the model is converted with that
 convert_hf_to_gguf.py. Without --llama_server the peer rows are left out and the report says so.
 """
 import argparse
+import os
 import http.client
 import json
 import pathlib
@@ -34,7 +35,7 @@ from lm_vs_transformers import machine_rates  # noqa: E402
 MODEL = ROOT / "models" / "wordorder-tiny"
 SYSTEM = "You are a helpful AI assistant."
 NEW_TOKENS = 64
-LEVELS = {1: 16, 8: 64, 32: 128}  # concurrency: requests
+LEVELS = {1: 16, 8: 128, 32: 256}  # concurrency: requests
 
 
 def wait_ready(port, proc, seconds=120):
@@ -112,7 +113,7 @@ def run_level(port, prompts, concurrency, requests, verified):
 def bench_server(name, command, port, prompts, verified):
     print(f"[serve bench] {name}", file=sys.stderr, flush=True)
     log = open(f"/tmp/serve_bench_{name}.log", "w")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SDMLM_SERVE_PROFILE": "1"})
     try:
         wait_ready(port, proc)
         run_level(port, prompts, 4, 8, verified)  # warm-up

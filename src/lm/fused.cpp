@@ -33,14 +33,20 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_head(
     const float* __restrict qh, const float* __restrict kb, int64_t k_stride, const float* __restrict vb,
     int64_t v_stride, const float* __restrict mb, int64_t L, int64_t d, float scale, float* __restrict s,
     float* __restrict oh) {
+  // Leading masked columns (left padding: of a ragged batch, or of a row that joined a serving
+  // batch late) are skipped. Their weights would be exp(lowest − top) = 0 exactly, so the sums below
+  // are bit for bit those over all L columns; the last column is always attended.
+  int64_t first = 0;
+  if (mb)
+    while (first + 1 < L && mb[first] < -1e30f) ++first;
   float top = -std::numeric_limits<float>::infinity();
-  for (int64_t l = 0; l < L; ++l) {
+  for (int64_t l = first; l < L; ++l) {
     s[l] = lane_dot(qh, kb + l * k_stride, d) * scale + (mb ? mb[l] : 0.0f);
     top = std::max(top, s[l]);
   }
   float total = 0.0f;
-  for (int64_t l = 0; l < L; ++l) total += (s[l] = std::exp(s[l] - top));
-  for (int64_t l = 0; l < L; ++l) axpy(s[l], vb + l * v_stride, oh, d);
+  for (int64_t l = first; l < L; ++l) total += (s[l] = std::exp(s[l] - top));
+  for (int64_t l = first; l < L; ++l) axpy(s[l], vb + l * v_stride, oh, d);
   const float inv = 1.0f / total;
   for (int64_t j = 0; j < d; ++j) oh[j] *= inv;
 }

@@ -40,7 +40,8 @@ torch::Tensor rope_fused(const torch::Tensor& x, const torch::Tensor& cos, const
 // Attention of one new query per row against the cache (a decode step), softmax(q·kᵀ/√d + mask)·v
 // per head, with grouped-query heads read in place (query head h uses key/value head h / (N_h/N_kv)).
 // q [B, N_h, 1, d]; k, v [B, N_kv, L, d] with a contiguous last dimension (cache views);
-// mask [B, 1, 1, L] additive (0 or a large negative) or undefined. Returns [B, N_h, 1, d].
+// mask [B, 1, 1, L] additive (0 or a large negative) or undefined; a row's leading columns below
+// −1e30 (left padding) are skipped, which leaves the result bit for bit the same. Returns [B, N_h, 1, d].
 torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask);
 

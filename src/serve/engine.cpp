@@ -75,6 +75,7 @@ struct Engine::Sequence {
   int64_t start = 0;      // cache columns [start, length_) are this row's
   int64_t position = 0;   // the position of the pending token
   bool done = false, first = true;
+  bool text_current = false;  // `text` is the decode of every token in `out` (else decoded when done)
   std::string finish_reason;
   std::optional<ChoiceResult> best;  // search_depth: the best verified attempt so far
   bool buffered() const { return !job->stream || job->verify.search_depth > 0; }
@@ -157,8 +158,32 @@ int64_t Engine::queue_depth() const {
 
 int64_t Engine::active() const { return running_.load(); }
 
+namespace {
+// SDMLM_SERVE_PROFILE=1: where the engine thread's time goes, printed when the server stops.
+struct Phases {
+  bool on = std::getenv("SDMLM_SERVE_PROFILE") != nullptr;
+  double prefill = 0, decode = 0, tokens = 0, verify = 0;
+  int64_t steps = 0, rows = 0, joins = 0;
+};
+Phases phases;
+struct Timed {
+  double& into;
+  Clock::time_point start = Clock::now();
+  explicit Timed(double& d) : into(d) {}
+  ~Timed() { into += std::chrono::duration<double>(Clock::now() - start).count(); }
+};
+}  // namespace
+
 void Engine::loop() {
   torch::NoGradGuard no_grad;
+  struct Report {
+    ~Report() {
+      if (phases.on)
+        std::cerr << "sdmlm serve: engine profile: prefill " << phases.prefill << " s (" << phases.joins << " joins), decode "
+                  << phases.decode << " s (" << phases.steps << " steps, " << phases.rows << " rows), tokens " << phases.tokens
+                  << " s, verify " << phases.verify << " s\n";
+    }
+  } report;
   while (true) {
     std::vector<std::unique_ptr<Sequence>> joining;
     {
@@ -281,7 +306,12 @@ void Engine::admit(std::vector<std::unique_ptr<Sequence>>& joining) {
     mask[j].narrow(0, offset, (int64_t)p.size()).fill_(1);
   }
   auto prefill = model_.make_cache(J, longest);
-  auto logits = model_.forward(ids, mask, &prefill, /*last_logits_only=*/true).logits.squeeze(1);
+  torch::Tensor logits;
+  {
+    Timed t(phases.prefill);
+    phases.joins += J;
+    logits = model_.forward(ids, mask, &prefill, /*last_logits_only=*/true).logits.squeeze(1);
+  }
   for (int64_t j = 0; j < J; ++j) {
     auto& s = joining[(size_t)j];
     const int64_t P = (int64_t)s->job->prompt_ids.size();
@@ -331,7 +361,13 @@ void Engine::step() {
   if (additive_.defined()) view.additive = additive_.narrow(0, 0, n);
   view.rope_cos = rope_cos_;
   view.rope_sin = rope_sin_;
-  auto logits = model_.forward(tokens, {}, &view, /*last_logits_only=*/true).logits.squeeze(1);
+  torch::Tensor logits;
+  {
+    Timed t(phases.decode);
+    logits = model_.forward(tokens, {}, &view, /*last_logits_only=*/true).logits.squeeze(1);
+    ++phases.steps;
+    phases.rows += n;
+  }
   ++length_;
   if (metrics_) metrics_->batch(n);
   std::vector<Sequence*> rows;
@@ -339,8 +375,11 @@ void Engine::step() {
     ++s->position;
     rows.push_back(s.get());
   }
-  const auto next = choose(logits, rows);
-  for (int64_t r = 0; r < n; ++r) take_token(*rows[(size_t)r], next[(size_t)r], logits[r]);
+  {
+    Timed t(phases.tokens);
+    const auto next = choose(logits, rows);
+    for (int64_t r = 0; r < n; ++r) take_token(*rows[(size_t)r], next[(size_t)r], logits[r]);
+  }
   finish_rows();
 }
 
@@ -388,7 +427,7 @@ void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_
   if (!sp.ignore_eos && std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) {
     s.done = true;
     s.finish_reason = "stop";
-  } else {
+  } else if (!s.buffered() || stop_could_end_at(s)) {
     std::string full = tokenizer_.decode(s.out, /*skip_special_tokens=*/true);
     size_t cut = std::string::npos;
     for (const auto& stop : sp.stop)
@@ -401,11 +440,15 @@ void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_
       s.finish_reason = "stop";
     }
     s.text = std::move(full);
+    s.text_current = true;
+  } else {
+    s.text_current = false;
   }
   if (!s.done && (int64_t)s.out.size() >= sp.max_tokens) {
     s.done = true;
     s.finish_reason = "length";
   }
+  if (s.done && !s.text_current) s.text = tokenizer_.decode(s.out, /*skip_special_tokens=*/true);
   if (!s.buffered() && !s.done) {
     std::string now = streamable_prefix(s.text, s.stops(), s.job->verify.enabled);
     if (now.size() > s.sent.size() && now.compare(0, s.sent.size(), s.sent) == 0) {
@@ -418,6 +461,21 @@ void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_
       s.job->push(std::move(e));
     }
   }
+}
+
+// Whether the text may now contain a stop string (the user's or "<verified>"): the decode of the
+// last few tokens, enough to hold the longest stop, contains one. Only then is the whole answer
+// decoded (a stop string first appears whole with the token that completes it). No stops: false.
+bool Engine::stop_could_end_at(const Sequence& s) const {
+  const auto stops = s.stops();
+  size_t longest = 0;
+  for (const auto& stop : stops) longest = std::max(longest, stop.size());
+  if (longest == 0) return false;
+  const size_t window = std::min(s.out.size(), longest + 8);
+  const std::string tail = tokenizer_.decode(std::vector<int64_t>(s.out.end() - (std::ptrdiff_t)window, s.out.end()), true);
+  for (const auto& stop : stops)
+    if (tail.find(stop) != std::string::npos) return true;
+  return false;
 }
 
 void Engine::finish_rows() {
@@ -461,7 +519,11 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     texts.push_back(s->text);
     nearest = std::max(nearest, s->job->verify.nearest);
   }
-  const auto scores = verifier_->score(model_, encoder_, prompts, texts, nearest);
+  std::vector<sdm::Score> scores;
+  {
+    Timed t(phases.verify);
+    scores = verifier_->score(model_, encoder_, prompts, texts, nearest);
+  }
   std::vector<std::unique_ptr<Sequence>> retry;
   for (size_t i = 0; i < to_verify.size(); ++i) {
     Sequence& s = *to_verify[i];
@@ -501,6 +563,7 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     s->logprobs.clear();
     s->logprobs_sent = 0;
     s->text.clear();
+    s->text_current = false;
     s->done = false;
     s->finish_reason.clear();
     s->pending = -1;

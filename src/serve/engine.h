@@ -148,6 +148,7 @@ class Engine {
   void remove_row(size_t row);
   // The token chosen for a sequence: appends it, updates text, streams, decides whether it ends.
   void take_token(Sequence& s, int64_t token, const torch::Tensor& logits_row);
+  bool stop_could_end_at(const Sequence& s) const;
   void finish_rows();
   void verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished);
   void deliver(Sequence& s, ChoiceResult result);
