@@ -77,6 +77,7 @@ struct KVCache {
 struct ForwardOutput {
   torch::Tensor hidden;  // [B, T, H] final-layer states after the final norm
   torch::Tensor logits;  // [B, T, V] (or [B, 1, V] with last_logits_only); float32
+  torch::Tensor states;  // [B, T, H] every position's final state, from a pruned prefill asked for them
 };
 
 struct GenerateOptions {
@@ -106,9 +107,11 @@ class CausalLM {
   // values still enter the cache): `hidden` is then [B, 1, H].
   // An empty cache for `batch` rows and up to `capacity` positions.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
+  // all_states (a pruned prefill): the last block also runs for every position, and `states`
+  // holds their final states, while `hidden` and `logits` stay exactly the pruned ones.
   ForwardOutput forward(const torch::Tensor& ids, const torch::Tensor& attention_mask = {},
                         KVCache* cache = nullptr, bool last_logits_only = false,
-                        bool compute_logits = true) const;
+                        bool compute_logits = true, bool all_states = false) const;
   torch::Tensor logits_from_hidden(const torch::Tensor& hidden) const;  // [.., H] → [.., V]
 
   // Batched generation with a KV cache; prompts are left-padded into one batch. Returns the new

@@ -31,6 +31,10 @@ struct ServeOptions {
   double alpha = 0.95;                   // default alpha of the HR region
   uint64_t seed = 0;                     // seeds of requests that give none: derived from this
   int64_t drain_seconds = 60;            // SIGTERM: wait this long at most for in-flight requests
+  // "reuse": verified answers' features from the generation's own final states (the default; equal
+  // to `sdmlm verify`'s up to float rounding); "recompute": a feature pass over each verification
+  // sequence, exactly `sdmlm verify`'s arithmetic.
+  std::string verify_features = "reuse";
 };
 
 // Serves until SIGTERM or SIGINT; returns the process exit code (0 after a clean drain).

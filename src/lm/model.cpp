@@ -202,7 +202,7 @@ torch::Tensor CausalLM::mlp(const Layer& L, const torch::Tensor& x) const {
 }
 
 ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor& attention_mask, KVCache* cache,
-                                bool last_logits_only, bool compute_logits) const {
+                                bool last_logits_only, bool compute_logits, bool all_states) const {
   if (ids_in.dim() != 2) fail_input("input ids must have shape [B, T]");
   if (ids_in.numel() > 0) {
     int64_t lo = 0, hi = 0;
@@ -283,10 +283,16 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
   const bool recompute = gradient_checkpointing_ && !cache && torch::GradMode::is_enabled();
   // Generation's prefill: the last block needs its output at the last position only.
   const bool prune_last = cache && last_logits_only && T > 1 && !torch::GradMode::is_enabled();
-  for (size_t i = 0; i < layers_.size(); ++i)
+  torch::Tensor all;  // all_states: the last block's output at every position
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const bool last = i + 1 == layers_.size();
+    // The full last block first (its keys and values are the pruned block's: both write the same
+    // cache columns with the same values), then the pruned one whose output the logits take.
+    if (prune_last && last && all_states) all = block((int64_t)i, x, cos, sin, mask, cache, false);
     x = recompute ? BlockCheckpoint::apply(x, at::TensorList(layer_parameters((int64_t)i)), this, (int64_t)i, cos, sin,
                                            mask.defined() ? mask : torch::empty({0}, x.options()))  // no mask: empty
-                  : block((int64_t)i, x, cos, sin, mask, cache, prune_last && i + 1 == layers_.size());
+                  : block((int64_t)i, x, cos, sin, mask, cache, prune_last && last);
+  }
   if (cache) {
     cache->length += T;
     if (decode) cache->next_position.add_(1);
@@ -294,6 +300,7 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
   }
   ForwardOutput out;
   out.hidden = rms_norm(x, final_norm_, config_.rms_norm_eps);
+  if (all_states) out.states = all.defined() ? rms_norm(all, final_norm_, config_.rms_norm_eps) : out.hidden;
   if (compute_logits)
     out.logits = logits_from_hidden(last_logits_only ? out.hidden.narrow(1, out.hidden.size(1) - 1, 1) : out.hidden);
   return out;

@@ -74,10 +74,19 @@ struct Engine::Sequence {
   int64_t pending = -1;   // the token chosen last, not yet fed to the model
   int64_t start = 0;      // cache columns [start, length_) are this row's
   int64_t position = 0;   // the position of the pending token
+  int64_t hole_begin = 0, hole_end = 0;  // masked columns inside the row (verification feeding)
   bool done = false, first = true;
   bool text_current = false;  // `text` is the decode of every token in `out` (else decoded when done)
   std::string finish_reason;
   std::optional<ChoiceResult> best;  // search_depth: the best verified attempt so far
+  // Verification from the generation's own states (EngineOptions::reuse_features, paper layout):
+  torch::Tensor prompt_sum;            // [H] Σ final states over the prompt's positions
+  std::vector<torch::Tensor> states;   // [H] final state of every fed token after the prompt
+  std::vector<int64_t> forced;         // the verification text's tokens still to feed (teacher-forced)
+  size_t forced_next = 0;
+  bool forcing = false;
+  torch::Tensor feature;               // [2H] once every verification token is fed
+  bool reuse() const { return prompt_sum.defined(); }
   bool buffered() const { return !job->stream || job->verify.search_depth > 0; }
   std::vector<std::string> stops() const {
     auto s = job->sampling.stop;
@@ -163,7 +172,7 @@ namespace {
 struct Phases {
   bool on = std::getenv("SDMLM_SERVE_PROFILE") != nullptr;
   double prefill = 0, decode = 0, tokens = 0, verify = 0;
-  int64_t steps = 0, rows = 0, joins = 0;
+  int64_t steps = 0, rows = 0, joins = 0, reused = 0, recomputed = 0;
 };
 Phases phases;
 struct Timed {
@@ -181,7 +190,8 @@ void Engine::loop() {
       if (phases.on)
         std::cerr << "sdmlm serve: engine profile: prefill " << phases.prefill << " s (" << phases.joins << " joins), decode "
                   << phases.decode << " s (" << phases.steps << " steps, " << phases.rows << " rows), tokens " << phases.tokens
-                  << " s, verify " << phases.verify << " s\n";
+                  << " s, verify " << phases.verify << " s (" << phases.reused << " features reused, " << phases.recomputed
+                  << " recomputed)\n";
     }
   } report;
   while (true) {
@@ -244,13 +254,16 @@ void Engine::shift_columns(int64_t delta) {
       }
   }
   length_ += delta;
-  for (auto& s : rows_) s->start += delta;
+  for (auto& s : rows_) {
+    s->start += delta;
+    if (s->hole_end > s->hole_begin) s->hole_begin += delta, s->hole_end += delta;
+  }
 }
 
 void Engine::rebuild_masks() {
   const int64_t n = (int64_t)rows_.size();
   bool padded = false;
-  for (const auto& s : rows_) padded |= s->start > 0;
+  for (const auto& s : rows_) padded |= s->start > 0 || s->hole_end > s->hole_begin;
   running_ = n;
   if (!padded) {
     additive_ = torch::Tensor();
@@ -258,8 +271,11 @@ void Engine::rebuild_masks() {
   }
   auto host = torch::zeros({options_.slots, capacity_}, torch::kFloat32);
   const float lowest = std::numeric_limits<float>::lowest();
-  for (int64_t r = 0; r < n; ++r)
-    if (rows_[(size_t)r]->start > 0) host[r].narrow(0, 0, rows_[(size_t)r]->start).fill_(lowest);
+  for (int64_t r = 0; r < n; ++r) {
+    const Sequence& s = *rows_[(size_t)r];
+    if (s.start > 0) host[r].narrow(0, 0, s.start).fill_(lowest);
+    if (s.hole_end > s.hole_begin) host[r].narrow(0, s.hole_begin, s.hole_end - s.hole_begin).fill_(lowest);
+  }
   const auto dtype = cache_.keys.empty() ? torch::kFloat32 : cache_.keys[0].scalar_type();
   if (dtype != torch::kFloat32) host.clamp_(dtype == torch::kHalf ? -65504.0 : -3.38953139e38, 0.0);
   additive_ = host.to(model_.device(), dtype);
@@ -310,7 +326,15 @@ void Engine::admit(std::vector<std::unique_ptr<Sequence>>& joining) {
   {
     Timed t(phases.prefill);
     phases.joins += J;
-    logits = model_.forward(ids, mask, &prefill, /*last_logits_only=*/true).logits.squeeze(1);
+    bool states = false;
+    for (const auto& s : joining) states |= wants_reuse(*s);
+    auto out = model_.forward(ids, mask, &prefill, /*last_logits_only=*/true, true, states);
+    logits = out.logits.squeeze(1);
+    for (int64_t j = 0; states && j < J; ++j)
+      if (wants_reuse(*joining[(size_t)j])) {
+        const int64_t P = (int64_t)joining[(size_t)j]->job->prompt_ids.size();
+        joining[(size_t)j]->prompt_sum = out.states[j].narrow(0, longest - P, P).to(torch::kFloat32).sum(0);
+      }
   }
   for (int64_t j = 0; j < J; ++j) {
     auto& s = joining[(size_t)j];
@@ -330,7 +354,11 @@ void Engine::admit(std::vector<std::unique_ptr<Sequence>>& joining) {
   std::vector<Sequence*> joined;
   for (int64_t j = 0; j < J; ++j) joined.push_back(rows_[rows_.size() - (size_t)J + (size_t)j].get());
   const auto tokens = choose(logits, joined);
-  for (int64_t j = 0; j < J; ++j) take_token(*joined[(size_t)j], tokens[(size_t)j], logits[j]);
+  for (int64_t j = 0; j < J; ++j) {
+    Sequence& s = *joined[(size_t)j];
+    take_token(s, tokens[(size_t)j], logits[j]);
+    if (s.done && s.reuse()) begin_forcing(s);
+  }
   finish_rows();
 }
 
@@ -361,14 +389,18 @@ void Engine::step() {
   if (additive_.defined()) view.additive = additive_.narrow(0, 0, n);
   view.rope_cos = rope_cos_;
   view.rope_sin = rope_sin_;
-  torch::Tensor logits;
+  torch::Tensor logits, hidden;
   {
     Timed t(phases.decode);
-    logits = model_.forward(tokens, {}, &view, /*last_logits_only=*/true).logits.squeeze(1);
+    auto out = model_.forward(tokens, {}, &view, /*last_logits_only=*/true);
+    logits = out.logits.squeeze(1);
+    hidden = out.hidden.squeeze(1);
     ++phases.steps;
     phases.rows += n;
   }
   ++length_;
+  for (int64_t r = 0; r < n; ++r)
+    if (rows_[(size_t)r]->reuse()) rows_[(size_t)r]->states.push_back(hidden[r].to(torch::kFloat32).clone());
   if (metrics_) metrics_->batch(n);
   std::vector<Sequence*> rows;
   for (auto& s : rows_) {
@@ -378,9 +410,71 @@ void Engine::step() {
   {
     Timed t(phases.tokens);
     const auto next = choose(logits, rows);
-    for (int64_t r = 0; r < n; ++r) take_token(*rows[(size_t)r], next[(size_t)r], logits[r]);
+    for (int64_t r = 0; r < n; ++r) {
+      Sequence& s = *rows[(size_t)r];
+      if (!s.forcing) {
+        take_token(s, next[(size_t)r], logits[r]);
+        if (s.done && s.reuse() && s.finish_reason != "cancelled") begin_forcing(s);
+      } else if (s.forced_next < s.forced.size()) {
+        s.pending = s.forced[s.forced_next++];
+      } else {
+        finish_forcing(s);
+      }
+    }
   }
   finish_rows();
+}
+
+bool Engine::wants_reuse(const Sequence& s) const {
+  return options_.reuse_features && verifier_ && s.job->verify.enabled && verifier_->layout() == train::FeatureLayout::kPaper;
+}
+
+// A verified answer is done: its verification sequence (the conversation + the verification text,
+// as `sdmlm verify` encodes it) shares the prompt and the fed answer tokens with this row, whose
+// final states are kept; the tokens after the common prefix (often "\n<verified>", or only the last
+// generated token) are fed in the batch like decode steps, and the feature is read off the states.
+// Where the sequences part before the end of the prompt, or more than 32 tokens remain, the answer
+// is scored by recomputing (Verifier::score), as it is without reuse.
+void Engine::begin_forcing(Sequence& s) {
+  const auto seq = encoder_.encode_verification(s.job->turns, verify::verification_text(s.text));
+  const int64_t P = (int64_t)s.job->prompt_ids.size();
+  const int64_t fed = P + (int64_t)s.out.size() - 1;  // the last chosen token was never fed
+  if (seq.verified < 0 || (int64_t)seq.ids.size() <= seq.verified) return drop_reuse(s);
+  int64_t common = 0;
+  while (common < fed && common <= seq.verified) {
+    const int64_t token = common < P ? s.job->prompt_ids[(size_t)common] : s.out[(size_t)(common - P)];
+    if (seq.ids[(size_t)common] != token) break;
+    ++common;
+  }
+  if (common < P || common > seq.verified || seq.verified + 1 - common > 64) return drop_reuse(s);
+  if (length_ - s.start + (seq.verified + 1 - common) >= capacity_) return drop_reuse(s);  // would outgrow its row
+  if (common < fed) {  // the fed tokens from `common` on are not the verification text's: mask their columns
+    s.hole_begin = s.start + common;
+    s.hole_end = length_;
+    rebuild_masks();
+  }
+  s.states.resize((size_t)(common - P));
+  s.forced.assign(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1);
+  s.pending = s.forced[0];
+  s.forced_next = 1;
+  s.position = common;
+  s.forcing = true;
+  s.done = false;
+}
+
+void Engine::drop_reuse(Sequence& s) {
+  s.prompt_sum = torch::Tensor();
+  s.states.clear();
+}
+
+void Engine::finish_forcing(Sequence& s) {
+  // The paper layout: [state at the verification token ; mean of the states up to and including it].
+  const int64_t count = (int64_t)s.job->prompt_ids.size() + (int64_t)s.states.size();
+  auto sum = s.prompt_sum.clone();
+  for (const auto& h : s.states) sum.add_(h);
+  s.feature = torch::cat({s.states.back(), sum / (double)count});
+  s.forcing = false;
+  s.done = true;
 }
 
 // ---- tokens ------------------------------------------------------------------------------------
@@ -519,10 +613,29 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     texts.push_back(s->text);
     nearest = std::max(nearest, s->job->verify.nearest);
   }
-  std::vector<sdm::Score> scores;
+  std::vector<sdm::Score> scores(to_verify.size());
   {
     Timed t(phases.verify);
-    scores = verifier_->score(model_, encoder_, prompts, texts, nearest);
+    std::vector<size_t> reused, recomputed;
+    for (size_t i = 0; i < to_verify.size(); ++i) (to_verify[i]->feature.defined() ? reused : recomputed).push_back(i);
+    phases.reused += (int64_t)reused.size();
+    phases.recomputed += (int64_t)recomputed.size();
+    if (!reused.empty()) {
+      std::vector<torch::Tensor> features;
+      for (size_t i : reused) features.push_back(to_verify[i]->feature);
+      const auto got = verifier_->estimator().score(torch::stack(features), {}, nearest);
+      for (size_t k = 0; k < reused.size(); ++k) scores[reused[k]] = got[k];
+    }
+    if (!recomputed.empty()) {
+      std::vector<std::vector<ChatMessage>> p;
+      std::vector<std::string> t;
+      for (size_t i : recomputed) {
+        p.push_back(prompts[i]);
+        t.push_back(texts[i]);
+      }
+      const auto got = verifier_->score(model_, encoder_, p, t, nearest);
+      for (size_t k = 0; k < recomputed.size(); ++k) scores[recomputed[k]] = got[k];
+    }
   }
   std::vector<std::unique_ptr<Sequence>> retry;
   for (size_t i = 0; i < to_verify.size(); ++i) {
@@ -564,6 +677,13 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     s->logprobs_sent = 0;
     s->text.clear();
     s->text_current = false;
+    s->states.clear();
+    s->forced.clear();
+    s->forced_next = 0;
+    s->forcing = false;
+    s->hole_begin = s->hole_end = 0;
+    s->feature = torch::Tensor();
+    s->prompt_sum = torch::Tensor();
     s->done = false;
     s->finish_reason.clear();
     s->pending = -1;

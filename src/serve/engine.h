@@ -118,6 +118,11 @@ struct EngineOptions {
   int64_t slots = 8;        // sequences decoded together at most (--parallel)
   int64_t max_queue = 64;   // choices waiting for a slot at most; submit() refuses beyond
   int64_t context = 0;      // cache columns per row; 0 = the model's context
+  // Verified answers' features from the states the generation computed (the prompt's from its
+  // prefill, the answer's from the decode steps, the rest of the verification text fed in the
+  // batch) instead of a second forward over the whole verification sequence. Equal to
+  // `sdmlm verify`'s features up to float rounding (the products run in other shapes).
+  bool reuse_features = true;
 };
 
 class Engine {
@@ -149,6 +154,10 @@ class Engine {
   // The token chosen for a sequence: appends it, updates text, streams, decides whether it ends.
   void take_token(Sequence& s, int64_t token, const torch::Tensor& logits_row);
   bool stop_could_end_at(const Sequence& s) const;
+  bool wants_reuse(const Sequence& s) const;
+  void begin_forcing(Sequence& s);
+  void drop_reuse(Sequence& s);
+  void finish_forcing(Sequence& s);
   void finish_rows();
   void verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished);
   void deliver(Sequence& s, ChoiceResult result);

@@ -341,6 +341,7 @@ int serve(const ServeOptions& o) {
   if (o.max_tokens_limit < 1) fail_usage("--max_tokens_limit must be at least 1");
   if (!(o.alpha > 0.5 && o.alpha < 1.0)) fail_usage("--alpha must be in (0.5, 1)");
   if (!o.api_key.empty() && !o.api_key_file.empty()) fail_usage("give one of --api_key and --api_key_file");
+  if (o.verify_features != "reuse" && o.verify_features != "recompute") fail_usage("--verify_features must be reuse or recompute");
   auto state = std::make_unique<State>();
   State& s = *state;
   s.options = o;
@@ -433,7 +434,7 @@ int serve(const ServeOptions& o) {
     s.encoder = std::make_unique<train::Encoder>(*s.tokenizer, s.model->config().model_type, s.system_prompt,
                                                  s.model->config().max_position_embeddings);
     s.engine = std::make_unique<Engine>(*s.model, *s.tokenizer, *s.encoder, s.verifier ? &*s.verifier : nullptr,
-                                        EngineOptions{o.parallel, o.max_queue, o.context}, &s.metrics);
+                                        EngineOptions{o.parallel, o.max_queue, o.context, o.verify_features == "reuse"}, &s.metrics);
     s.ready = true;
     std::cerr << "sdmlm serve: ready: model \"" << s.limits.model_name << "\" (" << model_dir.string() << ")"
               << (s.verifier ? ", verifier " + o.verifier.string() : std::string(", no verifier")) << ", " << o.parallel

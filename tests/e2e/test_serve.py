@@ -3,13 +3,15 @@
 base model (models/wordorder-tiny) with a verifier trained here over 200 calibration prompts:
 chat, completions, streaming, n > 1, seeds, logprobs and the `sdm` fields; greedy answers equal
 `sdmlm generate --verifier`'s (and `sdmlm generate`'s without a verifier); verdicts equal
-`sdmlm verify`'s for the same (prompt, response); every error status (400, 401, 404, 413, 503);
+`sdmlm verify`'s for the same (prompt, response) (the server reads features off the generation's own
+states: the probability agrees within 1e-5, verdict, HR and q exactly); every error status (400, 401, 404, 413, 503);
 a client that disconnects frees its slot; a bounded load test (64 clients x 8 requests: no errors,
 each answer its own prompt's, memory stable); SIGTERM drains and exits 0.
 Usage: test_serve.py SDMLM_BINARY WORKDIR
 """
 import http.client
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -41,7 +43,7 @@ class Server:
         self.log_path = log
         self.log = open(log, "w")
         self.proc = subprocess.Popen([binary, "serve", "--port", "0", *map(str, args)], stderr=subprocess.PIPE,
-                                     stdout=self.log, text=True)
+                                     stdout=self.log, text=True, env={**os.environ, "SDMLM_SERVE_PROFILE": "1"})
         line = self.proc.stderr.readline()
         self.log.write(line)
         m = re.search(r"http://[\d.]+:(\d+)", line)
@@ -303,6 +305,10 @@ def main() -> int:
     t.join(timeout=60)
     check("SIGTERM: the in-flight request completes", done.get("r", (None,))[0] == 200, done.get("r"))
     check("SIGTERM: exit code 0", code == 0, code)
+    time.sleep(0.2)
+    profile = re.search(r"(\d+) features reused, (\d+) recomputed", pathlib.Path(srv.log_path).read_text())
+    check("verified answers' features came from the generation's own states (reuse, no second forward)",
+          profile is not None and int(profile.group(1)) > 500 and int(profile.group(2)) == 0, profile and profile.group(0))
 
     # ---- without a verifier: plain generation, logprobs, echo; a full queue; a disconnect ----
     plain = Server(binary, work / "plain.log", "--model", MODEL, "--parallel", 1, "--max_queue", 1, "--model_name", "tiny")

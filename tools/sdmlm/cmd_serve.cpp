@@ -25,6 +25,9 @@ void add_serve_commands(CLI::App& app, Runner& runner) {
   cmd->add_option("--alpha", o->alpha, "Default alpha of the high-reliability region")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seeds of requests that give none are derived from this")->capture_default_str();
   cmd->add_option("--drain_seconds", o->drain_seconds, "On SIGTERM, wait this long at most for requests in flight")->capture_default_str();
+  cmd->add_option("--verify_features", o->verify_features,
+                  "reuse: features from the generation's own states; recompute: a feature pass per answer (sdmlm verify's arithmetic)")
+      ->capture_default_str();
   cmd->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "float32, bfloat16 or float16")->capture_default_str();
   cmd->callback([&runner, o] {
