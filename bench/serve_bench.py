@@ -104,7 +104,7 @@ def run_level(port, prompts, concurrency, requests, verified):
     wall = time.perf_counter() - start
     latencies.sort()
     q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
-    return {"concurrency": concurrency, "requests": requests, "errors": len(errors), "wall_seconds": wall,
+    return {"concurrency": concurrency, "requests": requests, "errors": len(errors), "error_examples": errors[:3], "wall_seconds": wall,
             "completion_tokens": tokens[0], "prompt_tokens_per_request": prompt_tokens[0] / max(1, len(latencies)),
             "tokens_per_second": tokens[0] / wall, "latency_p50": q(0.5), "latency_p95": q(0.95),
             "latency_mean": statistics.mean(latencies) if latencies else float("nan")}

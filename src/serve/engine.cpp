@@ -74,7 +74,6 @@ struct Engine::Sequence {
   int64_t pending = -1;   // the token chosen last, not yet fed to the model
   int64_t start = 0;      // cache columns [start, length_) are this row's
   int64_t position = 0;   // the position of the pending token
-  int64_t hole_begin = 0, hole_end = 0;  // masked columns inside the row (verification feeding)
   bool done = false, first = true;
   bool text_current = false;  // `text` is the decode of every token in `out` (else decoded when done)
   std::string finish_reason;
@@ -82,10 +81,7 @@ struct Engine::Sequence {
   // Verification from the generation's own states (EngineOptions::reuse_features, paper layout):
   torch::Tensor prompt_sum;            // [H] Σ final states over the prompt's positions
   std::vector<torch::Tensor> states;   // [H] final state of every fed token after the prompt
-  std::vector<int64_t> forced;         // the verification text's tokens still to feed (teacher-forced)
-  size_t forced_next = 0;
-  bool forcing = false;
-  torch::Tensor feature;               // [2H] once every verification token is fed
+  torch::Tensor feature;               // [2H] the verification feature, once the answer is done
   bool reuse() const { return prompt_sum.defined(); }
   bool buffered() const { return !job->stream || job->verify.search_depth > 0; }
   std::vector<std::string> stops() const {
@@ -116,6 +112,7 @@ Engine::Engine(const lm::CausalLM& model, const Tokenizer& tokenizer, const trai
     capacity_ = std::min(capacity_, config.rope.original_max_position_embeddings);
   if (options_.context > 0) capacity_ = std::min(capacity_, options_.context);
   stop_ids_ = encoder_.stop_ids();
+  for (int64_t id = 0; id < tokenizer_.vocab_size(); ++id) pieces_.push_back(tokenizer_.decode({id}, /*skip_special_tokens=*/true));
   for (int64_t id : config.eos_token_ids)
     if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) stop_ids_.push_back(id);
   torch::NoGradGuard no_grad;
@@ -254,16 +251,13 @@ void Engine::shift_columns(int64_t delta) {
       }
   }
   length_ += delta;
-  for (auto& s : rows_) {
-    s->start += delta;
-    if (s->hole_end > s->hole_begin) s->hole_begin += delta, s->hole_end += delta;
-  }
+  for (auto& s : rows_) s->start += delta;
 }
 
 void Engine::rebuild_masks() {
   const int64_t n = (int64_t)rows_.size();
   bool padded = false;
-  for (const auto& s : rows_) padded |= s->start > 0 || s->hole_end > s->hole_begin;
+  for (const auto& s : rows_) padded |= s->start > 0;
   running_ = n;
   if (!padded) {
     additive_ = torch::Tensor();
@@ -274,7 +268,6 @@ void Engine::rebuild_masks() {
   for (int64_t r = 0; r < n; ++r) {
     const Sequence& s = *rows_[(size_t)r];
     if (s.start > 0) host[r].narrow(0, 0, s.start).fill_(lowest);
-    if (s.hole_end > s.hole_begin) host[r].narrow(0, s.hole_begin, s.hole_end - s.hole_begin).fill_(lowest);
   }
   const auto dtype = cache_.keys.empty() ? torch::kFloat32 : cache_.keys[0].scalar_type();
   if (dtype != torch::kFloat32) host.clamp_(dtype == torch::kHalf ? -65504.0 : -3.38953139e38, 0.0);
@@ -357,7 +350,7 @@ void Engine::admit(std::vector<std::unique_ptr<Sequence>>& joining) {
   for (int64_t j = 0; j < J; ++j) {
     Sequence& s = *joined[(size_t)j];
     take_token(s, tokens[(size_t)j], logits[j]);
-    if (s.done && s.reuse()) begin_forcing(s);
+    if (s.done && s.reuse()) reuse_feature(s, rows_.size() - (size_t)J + (size_t)j);
   }
   finish_rows();
 }
@@ -412,14 +405,8 @@ void Engine::step() {
     const auto next = choose(logits, rows);
     for (int64_t r = 0; r < n; ++r) {
       Sequence& s = *rows[(size_t)r];
-      if (!s.forcing) {
-        take_token(s, next[(size_t)r], logits[r]);
-        if (s.done && s.reuse() && s.finish_reason != "cancelled") begin_forcing(s);
-      } else if (s.forced_next < s.forced.size()) {
-        s.pending = s.forced[s.forced_next++];
-      } else {
-        finish_forcing(s);
-      }
+      take_token(s, next[(size_t)r], logits[r]);
+      if (s.done && s.reuse() && s.finish_reason != "cancelled") reuse_feature(s, (size_t)r);
     }
   }
   finish_rows();
@@ -429,13 +416,15 @@ bool Engine::wants_reuse(const Sequence& s) const {
   return options_.reuse_features && verifier_ && s.job->verify.enabled && verifier_->layout() == train::FeatureLayout::kPaper;
 }
 
-// A verified answer is done: its verification sequence (the conversation + the verification text,
-// as `sdmlm verify` encodes it) shares the prompt and the fed answer tokens with this row, whose
-// final states are kept; the tokens after the common prefix (often "\n<verified>", or only the last
-// generated token) are fed in the batch like decode steps, and the feature is read off the states.
-// Where the sequences part before the end of the prompt, or more than 32 tokens remain, the answer
-// is scored by recomputing (Verifier::score), as it is without reuse.
-void Engine::begin_forcing(Sequence& s) {
+// A verified answer is done and its row still holds the keys and values of every fed token. Its
+// verification sequence (the conversation + the verification text, encoded as `sdmlm verify` does)
+// shares the prompt and usually most of the answer with them: the final states of that common
+// prefix are the ones the prefill and the decode steps computed, and only the rest of the sequence
+// (often "\\n<verified>"; more where re-encoding the text segments the answer otherwise) runs, as one
+// chunk over this row's cache. Its keys land past the shared length, in columns the row gives up as
+// it leaves. Where the sequences part inside the prompt, or the rest would not fit the row, the
+// answer is scored by recomputing (Verifier::score), as it is without reuse.
+void Engine::reuse_feature(Sequence& s, size_t row) {
   const auto seq = encoder_.encode_verification(s.job->turns, verify::verification_text(s.text));
   const int64_t P = (int64_t)s.job->prompt_ids.size();
   const int64_t fed = P + (int64_t)s.out.size() - 1;  // the last chosen token was never fed
@@ -446,35 +435,33 @@ void Engine::begin_forcing(Sequence& s) {
     if (seq.ids[(size_t)common] != token) break;
     ++common;
   }
-  if (common < P || common > seq.verified || seq.verified + 1 - common > 64) return drop_reuse(s);
-  if (length_ - s.start + (seq.verified + 1 - common) >= capacity_) return drop_reuse(s);  // would outgrow its row
-  if (common < fed) {  // the fed tokens from `common` on are not the verification text's: mask their columns
-    s.hole_begin = s.start + common;
-    s.hole_end = length_;
-    rebuild_masks();
+  const int64_t rest = seq.verified + 1 - common;
+  if (common < P || rest < 1 || length_ + rest > capacity_) return drop_reuse(s);
+  lm::KVCache view;
+  const int64_t r = (int64_t)row;
+  for (size_t l = 0; l < cache_.keys.size(); ++l) {
+    view.keys.push_back(cache_.keys[l].narrow(0, r, 1));
+    view.values.push_back(cache_.values[l].narrow(0, r, 1));
   }
-  s.states.resize((size_t)(common - P));
-  s.forced.assign(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1);
-  s.pending = s.forced[0];
-  s.forced_next = 1;
-  s.position = common;
-  s.forcing = true;
-  s.done = false;
+  view.mask = torch::zeros({1, capacity_}, torch::dtype(torch::kInt64).device(model_.device()));
+  view.mask.narrow(1, s.start, common).fill_(1);  // the common prefix's columns; padding and the rest masked
+  view.length = length_;
+  view.rope_cos = rope_cos_;
+  view.rope_sin = rope_sin_;
+  auto ids = torch::tensor(std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), torch::kInt64);
+  auto out = model_.forward(ids.view({1, rest}), torch::ones({1, rest}, torch::kInt64), &view, false, /*compute_logits=*/false);
+  auto tail = out.hidden[0].to(torch::kFloat32);  // [rest, H]
+  // The paper layout: [state at the verification token ; mean of the states up to and including it].
+  auto sum = s.prompt_sum.clone();
+  for (int64_t i = 0; i < common - P; ++i) sum.add_(s.states[(size_t)i]);
+  sum.add_(tail.sum(0));
+  s.feature = torch::cat({tail[rest - 1], sum / (double)(seq.verified + 1)});
+  s.states.clear();
 }
 
 void Engine::drop_reuse(Sequence& s) {
   s.prompt_sum = torch::Tensor();
   s.states.clear();
-}
-
-void Engine::finish_forcing(Sequence& s) {
-  // The paper layout: [state at the verification token ; mean of the states up to and including it].
-  const int64_t count = (int64_t)s.job->prompt_ids.size() + (int64_t)s.states.size();
-  auto sum = s.prompt_sum.clone();
-  for (const auto& h : s.states) sum.add_(h);
-  s.feature = torch::cat({s.states.back(), sum / (double)count});
-  s.forcing = false;
-  s.done = true;
 }
 
 // ---- tokens ------------------------------------------------------------------------------------
@@ -565,6 +552,15 @@ bool Engine::stop_could_end_at(const Sequence& s) const {
   size_t longest = 0;
   for (const auto& stop : stops) longest = std::max(longest, stop.size());
   if (longest == 0) return false;
+  // A stop can only complete with a token whose text holds the stop's last byte (or whose text a
+  // decoder writes otherwise: byte pieces, special tokens).
+  const int64_t last = s.out.back();
+  if (last >= 0 && last < (int64_t)pieces_.size()) {
+    const std::string& piece = pieces_[(size_t)last];
+    bool maybe = piece.empty() || piece.find("\xEF\xBF\xBD") != std::string::npos;
+    for (const auto& stop : stops) maybe |= !stop.empty() && piece.find(stop.back()) != std::string::npos;
+    if (!maybe) return false;
+  }
   const size_t window = std::min(s.out.size(), longest + 8);
   const std::string tail = tokenizer_.decode(std::vector<int64_t>(s.out.end() - (std::ptrdiff_t)window, s.out.end()), true);
   for (const auto& stop : stops)
@@ -678,10 +674,6 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     s->text.clear();
     s->text_current = false;
     s->states.clear();
-    s->forced.clear();
-    s->forced_next = 0;
-    s->forcing = false;
-    s->hole_begin = s->hole_end = 0;
     s->feature = torch::Tensor();
     s->prompt_sum = torch::Tensor();
     s->done = false;

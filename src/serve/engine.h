@@ -119,8 +119,8 @@ struct EngineOptions {
   int64_t max_queue = 64;   // choices waiting for a slot at most; submit() refuses beyond
   int64_t context = 0;      // cache columns per row; 0 = the model's context
   // Verified answers' features from the states the generation computed (the prompt's from its
-  // prefill, the answer's from the decode steps, the rest of the verification text fed in the
-  // batch) instead of a second forward over the whole verification sequence. Equal to
+  // prefill, the answer's from the decode steps; the rest of the verification text runs as one chunk
+  // over the row's cache) instead of a second forward over the whole verification sequence. Equal to
   // `sdmlm verify`'s features up to float rounding (the products run in other shapes).
   bool reuse_features = true;
 };
@@ -155,9 +155,8 @@ class Engine {
   void take_token(Sequence& s, int64_t token, const torch::Tensor& logits_row);
   bool stop_could_end_at(const Sequence& s) const;
   bool wants_reuse(const Sequence& s) const;
-  void begin_forcing(Sequence& s);
+  void reuse_feature(Sequence& s, size_t row);
   void drop_reuse(Sequence& s);
-  void finish_forcing(Sequence& s);
   void finish_rows();
   void verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished);
   void deliver(Sequence& s, ChoiceResult result);
@@ -170,6 +169,7 @@ class Engine {
   EngineOptions options_;
   Metrics* metrics_;
   std::vector<int64_t> stop_ids_;
+  std::vector<std::string> pieces_;  // each token's text alone (stop-string prefilter)
   int64_t capacity_ = 0;
 
   // The cache: rows [0, active) hold the running sequences, in the order of rows_.
