@@ -168,7 +168,8 @@ namespace {
 // SDMLM_SERVE_PROFILE=1: where the engine thread's time goes, printed when the server stops.
 struct Phases {
   bool on = std::getenv("SDMLM_SERVE_PROFILE") != nullptr;
-  double prefill = 0, decode = 0, tokens = 0, verify = 0;
+  double prefill = 0, decode = 0, tokens = 0, verify = 0, encode = 0, chunk = 0;
+  int64_t rest = 0;
   int64_t steps = 0, rows = 0, joins = 0, reused = 0, recomputed = 0;
 };
 Phases phases;
@@ -188,7 +189,8 @@ void Engine::loop() {
         std::cerr << "sdmlm serve: engine profile: prefill " << phases.prefill << " s (" << phases.joins << " joins), decode "
                   << phases.decode << " s (" << phases.steps << " steps, " << phases.rows << " rows), tokens " << phases.tokens
                   << " s, verify " << phases.verify << " s (" << phases.reused << " features reused, " << phases.recomputed
-                  << " recomputed)\n";
+                  << " recomputed; encoding " << phases.encode << " s, chunks " << phases.chunk << " s over " << phases.rest
+                  << " tokens)\n";
     }
   } report;
   while (true) {
@@ -425,7 +427,11 @@ bool Engine::wants_reuse(const Sequence& s) const {
 // it leaves. Where the sequences part inside the prompt, or the rest would not fit the row, the
 // answer is scored by recomputing (Verifier::score), as it is without reuse.
 void Engine::reuse_feature(Sequence& s, size_t row) {
-  const auto seq = encoder_.encode_verification(s.job->turns, verify::verification_text(s.text));
+  train::Sequence seq;
+  {
+    Timed t(phases.encode);
+    seq = encoder_.encode_verification(s.job->turns, verify::verification_text(s.text));
+  }
   const int64_t P = (int64_t)s.job->prompt_ids.size();
   const int64_t fed = P + (int64_t)s.out.size() - 1;  // the last chosen token was never fed
   if (seq.verified < 0 || (int64_t)seq.ids.size() <= seq.verified) return drop_reuse(s);
@@ -449,6 +455,8 @@ void Engine::reuse_feature(Sequence& s, size_t row) {
   view.rope_cos = rope_cos_;
   view.rope_sin = rope_sin_;
   auto ids = torch::tensor(std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), torch::kInt64);
+  Timed timed(phases.chunk);
+  phases.rest += rest;
   auto out = model_.forward(ids.view({1, rest}), torch::ones({1, rest}, torch::kInt64), &view, false, /*compute_logits=*/false);
   auto tail = out.hidden[0].to(torch::kFloat32);  // [rest, H]
   // The paper layout: [state at the verification token ; mean of the states up to and including it].
