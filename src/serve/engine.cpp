@@ -349,11 +349,13 @@ void Engine::admit(std::vector<std::unique_ptr<Sequence>>& joining) {
   std::vector<Sequence*> joined;
   for (int64_t j = 0; j < J; ++j) joined.push_back(rows_[rows_.size() - (size_t)J + (size_t)j].get());
   const auto tokens = choose(logits, joined);
+  std::vector<size_t> finishing;
   for (int64_t j = 0; j < J; ++j) {
     Sequence& s = *joined[(size_t)j];
     take_token(s, tokens[(size_t)j], logits[j]);
-    if (s.done && s.reuse()) reuse_feature(s, rows_.size() - (size_t)J + (size_t)j);
+    if (s.done && s.reuse()) finishing.push_back(rows_.size() - (size_t)J + (size_t)j);
   }
+  reuse_features(finishing);
   finish_rows();
 }
 
@@ -405,11 +407,13 @@ void Engine::step() {
   {
     Timed t(phases.tokens);
     const auto next = choose(logits, rows);
+    std::vector<size_t> finishing;
     for (int64_t r = 0; r < n; ++r) {
       Sequence& s = *rows[(size_t)r];
       take_token(s, next[(size_t)r], logits[r]);
-      if (s.done && s.reuse() && s.finish_reason != "cancelled") reuse_feature(s, (size_t)r);
+      if (s.done && s.reuse() && s.finish_reason != "cancelled") finishing.push_back((size_t)r);
     }
+    reuse_features(finishing);
   }
   finish_rows();
 }
@@ -422,49 +426,89 @@ bool Engine::wants_reuse(const Sequence& s) const {
 // verification sequence (the conversation + the verification text, encoded as `sdmlm verify` does)
 // shares the prompt and usually most of the answer with them: the final states of that common
 // prefix are the ones the prefill and the decode steps computed, and only the rest of the sequence
-// (often "\\n<verified>"; more where re-encoding the text segments the answer otherwise) runs, as one
-// chunk over this row's cache. Its keys land past the shared length, in columns the row gives up as
-// it leaves. Where the sequences part inside the prompt, or the rest would not fit the row, the
-// answer is scored by recomputing (Verifier::score), as it is without reuse.
-void Engine::reuse_feature(Sequence& s, size_t row) {
-  train::Sequence seq;
-  {
-    Timed t(phases.encode);
-    seq = encoder_.encode_verification(s.job->turns, verify::verification_text(s.text));
+// (often "\\n<verified>"; more where re-encoding the text segments the answer otherwise) runs: one
+// chunk for all the answers that finish in a step, over copies of their rows' columns. Where the
+// sequences part inside the prompt, or the rest would not fit the cache, the answer is scored by
+// recomputing (Verifier::score), as it is without reuse.
+void Engine::reuse_features(const std::vector<size_t>& finishing) {
+  struct Item {
+    size_t row;
+    std::vector<int64_t> rest;  // the verification sequence's tokens after the common prefix
+    int64_t common, verified;
+  };
+  std::vector<Item> items;
+  for (size_t row : finishing) {
+    Sequence& s = *rows_[row];
+    train::Sequence seq;
+    {
+      Timed t(phases.encode);
+      seq = encoder_.encode_verification(s.job->turns, verify::verification_text(s.text));
+    }
+    const int64_t P = (int64_t)s.job->prompt_ids.size();
+    const int64_t fed = P + (int64_t)s.out.size() - 1;  // the last chosen token was never fed
+    if (seq.verified < 0 || (int64_t)seq.ids.size() <= seq.verified) {
+      drop_reuse(s);
+      continue;
+    }
+    int64_t common = 0;
+    while (common < fed && common <= seq.verified) {
+      const int64_t token = common < P ? s.job->prompt_ids[(size_t)common] : s.out[(size_t)(common - P)];
+      if (seq.ids[(size_t)common] != token) break;
+      ++common;
+    }
+    if (common < P || common > seq.verified || length_ + seq.verified + 1 - common > capacity_) {
+      drop_reuse(s);
+      continue;
+    }
+    items.push_back({row, std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), common, seq.verified});
   }
-  const int64_t P = (int64_t)s.job->prompt_ids.size();
-  const int64_t fed = P + (int64_t)s.out.size() - 1;  // the last chosen token was never fed
-  if (seq.verified < 0 || (int64_t)seq.ids.size() <= seq.verified) return drop_reuse(s);
-  int64_t common = 0;
-  while (common < fed && common <= seq.verified) {
-    const int64_t token = common < P ? s.job->prompt_ids[(size_t)common] : s.out[(size_t)(common - P)];
-    if (seq.ids[(size_t)common] != token) break;
-    ++common;
-  }
-  const int64_t rest = seq.verified + 1 - common;
-  if (common < P || rest < 1 || length_ + rest > capacity_) return drop_reuse(s);
-  lm::KVCache view;
-  const int64_t r = (int64_t)row;
-  for (size_t l = 0; l < cache_.keys.size(); ++l) {
-    view.keys.push_back(cache_.keys[l].narrow(0, r, 1));
-    view.values.push_back(cache_.values[l].narrow(0, r, 1));
-  }
-  view.mask = torch::zeros({1, capacity_}, torch::dtype(torch::kInt64).device(model_.device()));
-  view.mask.narrow(1, s.start, common).fill_(1);  // the common prefix's columns; padding and the rest masked
-  view.length = length_;
-  view.rope_cos = rope_cos_;
-  view.rope_sin = rope_sin_;
-  auto ids = torch::tensor(std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), torch::kInt64);
+  if (items.empty()) return;
+  // One chunk for every answer of this step: their rows' columns copied into a cache of their own
+  // (with room for the chunk), the chunk right-padded.
   Timed timed(phases.chunk);
-  phases.rest += rest;
-  auto out = model_.forward(ids.view({1, rest}), torch::ones({1, rest}, torch::kInt64), &view, false, /*compute_logits=*/false);
-  auto tail = out.hidden[0].to(torch::kFloat32);  // [rest, H]
-  // The paper layout: [state at the verification token ; mean of the states up to and including it].
-  auto sum = s.prompt_sum.clone();
-  for (int64_t i = 0; i < common - P; ++i) sum.add_(s.states[(size_t)i]);
-  sum.add_(tail.sum(0));
-  s.feature = torch::cat({tail[rest - 1], sum / (double)(seq.verified + 1)});
-  s.states.clear();
+  const int64_t J = (int64_t)items.size();
+  int64_t T = 0;
+  for (const auto& it : items) T = std::max<int64_t>(T, (int64_t)it.rest.size());
+  std::vector<int64_t> index;
+  for (const auto& it : items) index.push_back((int64_t)it.row);
+  auto rows = torch::tensor(index, torch::kInt64).to(model_.device());
+  lm::KVCache view;
+  auto gather = [&](const torch::Tensor& t) {
+    auto own = torch::empty({J, t.size(1), length_ + T, t.size(3)}, t.options());
+    own.narrow(2, 0, length_).copy_(t.narrow(2, 0, length_).index_select(0, rows));
+    return own;
+  };
+  for (size_t l = 0; l < cache_.keys.size(); ++l) {
+    view.keys.push_back(gather(cache_.keys[l]));
+    view.values.push_back(gather(cache_.values[l]));
+  }
+  auto history = torch::zeros({J, length_ + T}, torch::kInt64);
+  auto ids = torch::zeros({J, T}, torch::kInt64);
+  auto mask = torch::zeros({J, T}, torch::kInt64);
+  for (int64_t j = 0; j < J; ++j) {
+    const auto& it = items[(size_t)j];
+    history[j].narrow(0, rows_[it.row]->start, it.common).fill_(1);  // the common prefix's columns
+    const int64_t n = (int64_t)it.rest.size();
+    ids[j].narrow(0, 0, n).copy_(torch::tensor(it.rest, torch::kInt64));
+    mask[j].narrow(0, 0, n).fill_(1);
+    phases.rest += n;
+  }
+  view.mask = history.to(model_.device());
+  view.length = length_;
+  auto out = model_.forward(ids, mask, &view, false, /*compute_logits=*/false);
+  auto hidden = out.hidden.to(torch::kFloat32);  // [J, T, H]
+  for (int64_t j = 0; j < J; ++j) {
+    const auto& it = items[(size_t)j];
+    Sequence& s = *rows_[it.row];
+    const int64_t n = (int64_t)it.rest.size(), P = (int64_t)s.job->prompt_ids.size();
+    auto tail = hidden[j].narrow(0, 0, n);
+    // The paper layout: [state at the verification token ; mean of the states up to and including it].
+    auto sum = s.prompt_sum.clone();
+    for (int64_t i = 0; i < it.common - P; ++i) sum.add_(s.states[(size_t)i]);
+    sum.add_(tail.sum(0));
+    s.feature = torch::cat({tail[n - 1], sum / (double)(it.verified + 1)});
+    s.states.clear();
+  }
 }
 
 void Engine::drop_reuse(Sequence& s) {

@@ -155,7 +155,7 @@ class Engine {
   void take_token(Sequence& s, int64_t token, const torch::Tensor& logits_row);
   bool stop_could_end_at(const Sequence& s) const;
   bool wants_reuse(const Sequence& s) const;
-  void reuse_feature(Sequence& s, size_t row);
+  void reuse_features(const std::vector<size_t>& finishing);
   void drop_reuse(Sequence& s);
   void finish_rows();
   void verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished);

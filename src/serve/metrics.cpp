@@ -76,25 +76,25 @@ void Metrics::cancelled() {
 std::string Metrics::render(int64_t queue_depth, int64_t active, bool ready) const {
   std::lock_guard lock(mutex_);
   std::string out;
-  out += "# HELP sdmlm_ready 1 once the model (and verifier) are loaded.\n# TYPE sdmlm_ready gauge\n";
-  out += "sdmlm_ready " + std::string(ready ? "1" : "0") + "\n";
-  out += "# HELP sdmlm_requests_total HTTP requests by endpoint and status.\n# TYPE sdmlm_requests_total counter\n";
+  auto family = [&](const std::string& name, const char* type, const std::string& help) {
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  auto single = [&](const std::string& name, const char* type, const std::string& help, uint64_t value) {
+    family(name, type, help);
+    out += name + " " + std::to_string(value) + "\n";
+  };
+  single("sdmlm_ready", "gauge", "1 once the model (and verifier) are loaded.", ready ? 1 : 0);
+  family("sdmlm_requests_total", "counter", "HTTP requests by endpoint and status.");
   for (const auto& [key, count] : requests_)
     out += "sdmlm_requests_total{endpoint=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
            std::to_string(count) + "\n";
-  out += "# HELP sdmlm_prompt_tokens_total Prompt tokens of finished choices.\n# TYPE sdmlm_prompt_tokens_total counter\n";
-  out += "sdmlm_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
-  out += "# HELP sdmlm_generated_tokens_total Generated tokens (every attempt).\n# TYPE sdmlm_generated_tokens_total counter\n";
-  out += "sdmlm_generated_tokens_total " + std::to_string(completion_tokens_) + "\n";
-  out += "# HELP sdmlm_decode_steps_total Batched decode steps.\n# TYPE sdmlm_decode_steps_total counter\n";
-  out += "sdmlm_decode_steps_total " + std::to_string(steps_) + "\n";
-  out += "# HELP sdmlm_cancelled_total Choices dropped because their client disconnected.\n# TYPE sdmlm_cancelled_total counter\n";
-  out += "sdmlm_cancelled_total " + std::to_string(cancelled_) + "\n";
-  out += "# HELP sdmlm_queue_depth Choices waiting for a decode slot.\n# TYPE sdmlm_queue_depth gauge\n";
-  out += "sdmlm_queue_depth " + std::to_string(queue_depth) + "\n";
-  out += "# HELP sdmlm_active_sequences Sequences in the decode batch.\n# TYPE sdmlm_active_sequences gauge\n";
-  out += "sdmlm_active_sequences " + std::to_string(active) + "\n";
-  out += "# HELP sdmlm_verdicts_total Verifier verdicts by verified and high_reliability.\n# TYPE sdmlm_verdicts_total counter\n";
+  single("sdmlm_prompt_tokens_total", "counter", "Prompt tokens of finished choices.", prompt_tokens_);
+  single("sdmlm_generated_tokens_total", "counter", "Generated tokens (every attempt).", completion_tokens_);
+  single("sdmlm_decode_steps_total", "counter", "Batched decode steps.", steps_);
+  single("sdmlm_cancelled_total", "counter", "Choices dropped because their client disconnected.", cancelled_);
+  single("sdmlm_queue_depth", "gauge", "Choices waiting for a decode slot.", (uint64_t)queue_depth);
+  single("sdmlm_active_sequences", "gauge", "Sequences in the decode batch.", (uint64_t)active);
+  family("sdmlm_verdicts_total", "counter", "Verifier verdicts by verified and high_reliability.");
   for (const auto& [key, count] : verdicts_)
     out += std::string("sdmlm_verdicts_total{verified=\"") + (key.first ? "Yes" : "No") + "\",high_reliability=\"" +
            (key.second ? "true" : "false") + "\"} " + std::to_string(count) + "\n";
