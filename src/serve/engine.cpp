@@ -74,7 +74,7 @@ struct Engine::Sequence {
   int64_t pending = -1;   // the token chosen last, not yet fed to the model
   int64_t start = 0;      // cache columns [start, length_) are this row's
   int64_t position = 0;   // the position of the pending token
-  bool done = false, first = true;
+  bool done = false, first = true, delivered = false;
   bool text_current = false;  // `text` is the decode of every token in `out` (else decoded when done)
   std::string finish_reason;
   std::optional<ChoiceResult> best;  // search_depth: the best verified attempt so far
@@ -630,7 +630,21 @@ void Engine::finish_rows() {
   if (finished.empty()) return;
   rebuild_masks();
   if (rows_.empty()) length_ = 0;
-  verify_and_deliver(finished);
+  try {
+    verify_and_deliver(finished);
+  } catch (const std::exception& e) {
+    // Their rows are gone: every choice not yet answered gets the error, so no request waits on it.
+    for (auto& f : finished)
+      if (f && !f->delivered && f->finish_reason != "cancelled") {
+        Event ev;
+        ev.choice = f->choice;
+        ev.final = true;
+        ev.delta = std::string("internal error: ") + e.what();
+        ev.result.finish_reason = "error";
+        f->job->push(std::move(ev));
+      }
+    throw;
+  }
 }
 
 void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished) {
@@ -741,6 +755,7 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
 }
 
 void Engine::deliver(Sequence& s, ChoiceResult result) {
+  s.delivered = true;
   Event e;
   e.choice = s.choice;
   e.final = true;

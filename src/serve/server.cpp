@@ -224,7 +224,7 @@ void handle_completion(State& s, const httplib::Request& req, httplib::Response&
                 }
                 continue;
               }
-              if (!e.final) continue;
+              if (!e.final || got->results[(size_t)e.job][(size_t)e.choice]) continue;  // one final per choice
               if (e.result.finish_reason == "error") got->error = e.delta;
               got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
               ++done;
@@ -292,6 +292,7 @@ void handle_completion(State& s, const httplib::Request& req, httplib::Response&
             }
             last = Clock::now();
             const Job& job = *jobs[(size_t)e.job];
+            if (got->results[(size_t)e.job][(size_t)e.choice]) continue;  // already final
             if (e.final && e.result.finish_reason == "error") {
               send({{"error", error_body(ApiError(500, "server_error", e.delta))["error"]}});
               flight->status = 500;
