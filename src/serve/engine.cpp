@@ -3,6 +3,7 @@
 #include "serve/engine.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <iostream>
@@ -437,13 +438,21 @@ void Engine::reuse_features(const std::vector<size_t>& finishing) {
     int64_t common, verified;
   };
   std::vector<Item> items;
-  for (size_t row : finishing) {
+  // The encodings (tokenizer work, no tensors) of the answers of this step, over the threads.
+  std::vector<train::Sequence> encoded(finishing.size());
+  {
+    Timed t(phases.encode);
+    at::parallel_for(0, (int64_t)finishing.size(), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const Sequence& s = *rows_[finishing[(size_t)i]];
+        encoded[(size_t)i] = encoder_.encode_verification(s.job->turns, verify::verification_text(s.text));
+      }
+    });
+  }
+  for (size_t k = 0; k < finishing.size(); ++k) {
+    const size_t row = finishing[k];
     Sequence& s = *rows_[row];
-    train::Sequence seq;
-    {
-      Timed t(phases.encode);
-      seq = encoder_.encode_verification(s.job->turns, verify::verification_text(s.text));
-    }
+    const train::Sequence& seq = encoded[k];
     const int64_t P = (int64_t)s.job->prompt_ids.size();
     const int64_t fed = P + (int64_t)s.out.size() - 1;  // the last chosen token was never fed
     if (seq.verified < 0 || (int64_t)seq.ids.size() <= seq.verified) {
