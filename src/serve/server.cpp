@@ -373,6 +373,12 @@ int serve(const ServeOptions& o) {
   const size_t threads = (size_t)std::max<int64_t>(16, o.parallel + o.max_queue + 16);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length((size_t)o.max_body_bytes);
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second server on the same
+  // port would bind too and silently share its connections.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   http.set_keep_alive_max_count(1000);
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;

@@ -356,6 +356,9 @@ def main() -> int:
     check("disconnect: the dropped stream is cancelled and the slot serves the next request",
           full_tokens > 100 and s == 200 and cancelled and int(cancelled.group(1)) >= 1, (full_tokens, s, cancelled and cancelled.group(0)))
     print(f"next request after a disconnect answered in {time.time() - start:.2f} s")
+    second = subprocess.run([binary, "serve", "--model", MODEL, "--port", str(plain.port)], capture_output=True, text=True, timeout=60)
+    check("a second server on a port in use exits 4 naming it", second.returncode == 4 and str(plain.port) in second.stderr,
+          (second.returncode, second.stderr[-200:]))
     check("plain server: SIGTERM exit 0", plain.stop() == 0)
 
     print(f"\n{len(failures)} failure(s)" if failures else "\nall passed")
