@@ -3,7 +3,7 @@
 // Prometheus metrics, API keys, SSE streaming and a one-page chat at `/`.
 //
 //   serve::ServeOptions o;  o.model = "runs/sdm";  o.verifier = "runs/sdm/verifier";  o.port = 8080;
-//   return serve::serve(o);   // until SIGTERM / SIGINT: drains in-flight requests, returns 0
+//   serve::serve(o);   // until SIGTERM / SIGINT: drains in-flight requests, then returns
 //
 // Endpoints and fields: docs/cli.md, "sdmlm serve".
 #pragma once
@@ -37,7 +37,8 @@ struct ServeOptions {
   std::string verify_features = "reuse";
 };
 
-// Serves until SIGTERM or SIGINT; returns the process exit code (0 after a clean drain).
-int serve(const ServeOptions& options);
+// Serves until SIGTERM or SIGINT, then returns once the requests in flight are drained; a bad
+// option, a model that does not load or a port it cannot bind is an Error (exit 2 / 3 / 4).
+void serve(const ServeOptions& options);
 
 }  // namespace sdmlm::serve

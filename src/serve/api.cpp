@@ -17,14 +17,12 @@ namespace {
   throw ApiError(400, "invalid_request_error", message, param);
 }
 
-std::string type_of(const Json& v) { return json_type_name(v); }
-
 bool present(const Json& body, const char* key) { return body.contains(key) && !body[key].is_null(); }
 
 int64_t get_int(const Json& body, const char* key, int64_t lo, int64_t hi, int64_t fallback) {
   if (!present(body, key)) return fallback;
   const Json& v = body[key];
-  if (!v.is_number_integer()) bad(key, std::string("'") + key + "' must be an integer, got " + type_of(v));
+  if (!v.is_number_integer()) bad(key, std::string("'") + key + "' must be an integer, got " + json_type_name(v));
   const int64_t x = v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t)INT64_MAX ? INT64_MAX : v.get<int64_t>();
   if (x < lo || x > hi)
     bad(key, std::string("'") + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(x));
@@ -34,7 +32,7 @@ int64_t get_int(const Json& body, const char* key, int64_t lo, int64_t hi, int64
 double get_number(const Json& body, const char* key, double lo, double hi, bool lo_open, double fallback) {
   if (!present(body, key)) return fallback;
   const Json& v = body[key];
-  if (!v.is_number()) bad(key, std::string("'") + key + "' must be a number, got " + type_of(v));
+  if (!v.is_number()) bad(key, std::string("'") + key + "' must be a number, got " + json_type_name(v));
   const double x = v.get<double>();
   if (!std::isfinite(x) || (lo_open ? x <= lo : x < lo) || x > hi)
     bad(key, std::string("'") + key + "' must be in " + (lo_open ? "(" : "[") + Json(lo).dump() + ", " + Json(hi).dump() + "], got " +
@@ -44,7 +42,7 @@ double get_number(const Json& body, const char* key, double lo, double hi, bool 
 
 bool get_bool(const Json& body, const char* key, bool fallback) {
   if (!present(body, key)) return fallback;
-  if (!body[key].is_boolean()) bad(key, std::string("'") + key + "' must be a boolean, got " + type_of(body[key]));
+  if (!body[key].is_boolean()) bad(key, std::string("'") + key + "' must be a boolean, got " + json_type_name(body[key]));
   return body[key].get<bool>();
 }
 
@@ -59,7 +57,7 @@ std::string content_text(const Json& content, const std::string& param) {
     }
     return text;
   }
-  bad(param, "'" + param + "' must be a string or an array of text parts, got " + type_of(content));
+  bad(param, "'" + param + "' must be a string or an array of text parts, got " + json_type_name(content));
 }
 
 void reject_unsupported(const Json& body) {
@@ -88,11 +86,11 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
   } catch (const Error& e) {
     throw ApiError(400, "invalid_request_error", std::string("the body is not valid JSON: ") + e.what());
   }
-  if (!body.is_object()) throw ApiError(400, "invalid_request_error", "the body must be a JSON object, got " + type_of(body));
+  if (!body.is_object()) throw ApiError(400, "invalid_request_error", "the body must be a JSON object, got " + json_type_name(body));
   ApiRequest r;
   r.chat = chat;
   if (present(body, "model")) {
-    if (!body["model"].is_string()) bad("model", "'model' must be a string, got " + type_of(body["model"]));
+    if (!body["model"].is_string()) bad("model", "'model' must be a string, got " + json_type_name(body["model"]));
     const std::string name = body["model"].get<std::string>();
     if (name != limits.model_name)
       throw ApiError(404, "invalid_request_error", "the model '" + name + "' does not exist; this server serves '" + limits.model_name + "'",
@@ -107,7 +105,7 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
     for (size_t i = 0; i < messages.size(); ++i) {
       const std::string param = "messages[" + std::to_string(i) + "]";
       const Json& m = messages[i];
-      if (!m.is_object()) bad(param, "'" + param + "' must be an object, got " + type_of(m));
+      if (!m.is_object()) bad(param, "'" + param + "' must be an object, got " + json_type_name(m));
       if (!m.contains("role") || !m["role"].is_string()) bad(param + ".role", "'" + param + ".role' must be a string");
       std::string role = m["role"].get<std::string>();
       if (role == "developer") role = "system";
@@ -145,7 +143,7 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
         r.prompt_ids.push_back(ids_of(p[i], "prompt[" + std::to_string(i) + "]"));
       }
     } else {
-      bad("prompt", "'prompt' must be a non-empty string, array of strings or array of token ids, got " + type_of(p));
+      bad("prompt", "'prompt' must be a non-empty string, array of strings or array of token ids, got " + json_type_name(p));
     }
     if (r.prompts.size() + r.prompt_ids.size() > 64) bad("prompt", "at most 64 prompts per request");
     r.echo = get_bool(body, "echo", false);
@@ -154,7 +152,7 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
   r.max_tokens_given = present(body, max_key);
   if (r.max_tokens_given) {
     const Json& v = body[max_key];
-    if (!v.is_number_integer()) bad(max_key, std::string("'") + max_key + "' must be an integer, got " + type_of(v));
+    if (!v.is_number_integer()) bad(max_key, std::string("'") + max_key + "' must be an integer, got " + json_type_name(v));
     const int64_t m = v.get<int64_t>();
     if (m < 1) bad(max_key, std::string("'") + max_key + "' must be at least 1");
     if (m > limits.max_tokens_limit)
@@ -170,7 +168,7 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
   r.sampling.top_p = get_number(body, "top_p", 0.0, 1.0, true, 1.0);
   r.seed_given = present(body, "seed");
   if (r.seed_given) {
-    if (!body["seed"].is_number_integer()) bad("seed", "'seed' must be an integer, got " + type_of(body["seed"]));
+    if (!body["seed"].is_number_integer()) bad("seed", "'seed' must be an integer, got " + json_type_name(body["seed"]));
     r.sampling.seed = body["seed"].is_number_unsigned() ? body["seed"].get<uint64_t>() : (uint64_t)body["seed"].get<int64_t>();
   }
   if (present(body, "stop")) {
@@ -184,7 +182,7 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
         r.sampling.stop.push_back(x.get<std::string>());
       }
     } else {
-      bad("stop", "'stop' must be a string or an array of strings, got " + type_of(s));
+      bad("stop", "'stop' must be a string or an array of strings, got " + json_type_name(s));
     }
     for (const auto& x : r.sampling.stop)
       if (x.empty()) bad("stop", "'stop' sequences must be non-empty");

@@ -85,11 +85,7 @@ struct Engine::Sequence {
   torch::Tensor feature;               // [2H] the verification feature, once the answer is done
   bool reuse() const { return prompt_sum.defined(); }
   bool buffered() const { return !job->stream || job->verify.search_depth > 0; }
-  std::vector<std::string> stops() const {
-    auto s = job->sampling.stop;
-    if (job->verify.enabled) s.push_back(std::string(train::kVerifiedTag));
-    return s;
-  }
+  std::vector<std::string> stops;  // the request's stop strings (+ "<verified>" when verified), set at submit
 };
 
 namespace {
@@ -141,6 +137,8 @@ bool Engine::submit(const std::shared_ptr<Job>& job) {
       s->choice = i;
       s->temperature = job->sampling.temperature;
       s->top_p = job->sampling.top_p;
+      s->stops = job->sampling.stop;
+      if (job->verify.enabled) s->stops.push_back(std::string(train::kVerifiedTag));
       queue_.push_back(std::move(s));
     }
     queued_choices_ += job->n;
@@ -218,19 +216,8 @@ void Engine::loop() {
       // Nothing a request sends reaches here (requests are validated first); should the model fail,
       // every running choice gets the error and the cache starts afresh.
       std::cerr << "sdmlm serve: engine error: " << e.what() << "\n";
-      Event ev;
-      ev.final = true;
-      ev.delta = std::string("internal error: ") + e.what();
-      for (auto& s : rows_) {
-        ev.choice = s->choice;
-        ev.result.finish_reason = "error";
-        s->job->push(ev);
-      }
-      for (auto& s : joining) {
-        ev.choice = s->choice;
-        ev.result.finish_reason = "error";
-        s->job->push(ev);
-      }
+      for (auto* group : {&rows_, &joining})
+        for (auto& s : *group) fail_choice(*s, e.what());
       rows_.clear();
       length_ = 0;
       running_ = 0;
@@ -592,7 +579,7 @@ void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_
   }
   if (s.done && !s.text_current) s.text = tokenizer_.decode(s.out, /*skip_special_tokens=*/true);
   if (!s.buffered() && !s.done) {
-    std::string now = streamable_prefix(s.text, s.stops(), s.job->verify.enabled);
+    std::string now = streamable_prefix(s.text, s.stops, s.job->verify.enabled);
     if (now.size() > s.sent.size() && now.compare(0, s.sent.size(), s.sent) == 0) {
       Event e;
       e.choice = s.choice;
@@ -609,7 +596,7 @@ void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_
 // last few tokens, enough to hold the longest stop, contains one. Only then is the whole answer
 // decoded (a stop string first appears whole with the token that completes it). No stops: false.
 bool Engine::stop_could_end_at(const Sequence& s) const {
-  const auto stops = s.stops();
+  const auto& stops = s.stops;
   size_t longest = 0;
   for (const auto& stop : stops) longest = std::max(longest, stop.size());
   if (longest == 0) return false;
@@ -644,14 +631,7 @@ void Engine::finish_rows() {
   } catch (const std::exception& e) {
     // Their rows are gone: every choice not yet answered gets the error, so no request waits on it.
     for (auto& f : finished)
-      if (f && !f->delivered && f->finish_reason != "cancelled") {
-        Event ev;
-        ev.choice = f->choice;
-        ev.final = true;
-        ev.delta = std::string("internal error: ") + e.what();
-        ev.result.finish_reason = "error";
-        f->job->push(std::move(ev));
-      }
+      if (f && !f->delivered && f->finish_reason != "cancelled") fail_choice(*f, e.what());
     throw;
   }
 }
@@ -761,6 +741,15 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     queue_.push_front(std::move(s));
     ++queued_choices_;
   }
+}
+
+void Engine::fail_choice(Sequence& s, const std::string& what) {
+  Event e;
+  e.choice = s.choice;
+  e.final = true;
+  e.delta = "internal error: " + what;
+  e.result.finish_reason = "error";
+  s.job->push(std::move(e));
 }
 
 void Engine::deliver(Sequence& s, ChoiceResult result) {

@@ -160,6 +160,7 @@ class Engine {
   void finish_rows();
   void verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished);
   void deliver(Sequence& s, ChoiceResult result);
+  void fail_choice(Sequence& s, const std::string& what);  // a final error event
   std::vector<int64_t> choose(const torch::Tensor& logits, const std::vector<Sequence*>& rows);
 
   const lm::CausalLM& model_;

@@ -66,6 +66,9 @@ struct InFlight {
   }
 };
 
+const ApiError kNeedsKey(401, "invalid_request_error", "a valid API key is required (Authorization: Bearer KEY)", "",
+                         "invalid_api_key");
+
 bool authorized(const State& state, const httplib::Request& req) {
   if (state.api_key.empty()) return true;
   const std::string expected = "Bearer " + state.api_key;
@@ -180,8 +183,7 @@ void cancel(const std::vector<std::shared_ptr<Job>>& jobs) {
 void handle_completion(State& s, const httplib::Request& req, httplib::Response& res, bool chat) {
   auto flight = std::make_shared<InFlight>(s, chat ? "/v1/chat/completions" : "/v1/completions");
   try {
-    if (!authorized(s, req))
-      throw ApiError(401, "invalid_request_error", "a valid API key is required (Authorization: Bearer KEY)", "", "invalid_api_key");
+    if (!authorized(s, req)) throw kNeedsKey;
     if (s.draining) throw ApiError(503, "server_error", "the server is shutting down", "", "shutting_down");
     if (!s.ready) throw ApiError(503, "server_error", "the model is loading", "", "loading");
     const ApiRequest r = parse_request(req.body, chat, s.limits);
@@ -335,7 +337,7 @@ void drain_on_signal(State& s, httplib::Server& http, sigset_t signals) {
 
 }  // namespace
 
-int serve(const ServeOptions& o) {
+void serve(const ServeOptions& o) {
   if (o.port < 0 || o.port > 65535) fail_usage("--port must be in [0, 65535]");
   if (o.parallel < 1) fail_usage("--parallel must be at least 1");
   if (o.max_queue < 0) fail_usage("--max_queue must be >= 0");
@@ -407,8 +409,7 @@ int serve(const ServeOptions& o) {
   });
   http.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content(chat_page_html(), "text/html; charset=utf-8"); });
   http.Get("/v1/models", [&s](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(s, req))
-      return send_error(res, ApiError(401, "invalid_request_error", "a valid API key is required (Authorization: Bearer KEY)", "", "invalid_api_key"));
+    if (!authorized(s, req)) return send_error(res, kNeedsKey);
     Json model = {{"id", s.limits.model_name}, {"object", "model"}, {"created", s.created}, {"owned_by", "sdmlm"},
                   {"sdm", {{"verifier", s.limits.verifier}, {"alpha", s.limits.default_alpha}}}};
     send_json(res, 200, {{"object", "list"}, {"data", Json::array({model})}});
@@ -427,7 +428,6 @@ int serve(const ServeOptions& o) {
   std::cerr << "sdmlm serve: listening on http://" << o.host << ":" << port << " (loading the model)\n";
   std::thread drainer([&s, &http, signals] { drain_on_signal(s, http, signals); });
 
-  int code = 0;
   try {
     const torch::ScalarType dtype = o.dtype == "bfloat16" ? torch::kBFloat16 : o.dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
     if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "float16") fail_usage("--dtype must be float32, bfloat16 or float16");
@@ -458,7 +458,6 @@ int serve(const ServeOptions& o) {
   drainer.join();
   if (s.engine) s.engine->shutdown();
   std::cerr << "sdmlm serve: stopped\n";
-  return code;
 }
 
 }  // namespace sdmlm::serve
