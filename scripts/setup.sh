@@ -8,13 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0
+# libgloo-dev: headers only, for c10d's ProcessGroupGloo.hpp (libtorch exports gloo itself).
 # Test-only peers (never used at run time): the estimator SDK, transformers & co. for LM parity, and
 # the OpenAI client that the server tests talk to `sdmlm serve` with.
 PEERS=("reexpress-sdm==0.4.8" "numpy" "transformers==5.24.0" "safetensors==0.8.0" "tokenizers==0.23.3"
   "sentencepiece==0.2.3" "openai==2.8.1")
 DEBIAN_PACKAGES=(build-essential cmake git python3 python3-venv libsentencepiece-dev libpcre2-dev libicu-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libcpp-httplib-dev zlib1g-dev wordnet-base
-  libgtest-dev libbenchmark-dev pkg-config chromium)
+  libgtest-dev libbenchmark-dev pkg-config chromium libgloo-dev)
 
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

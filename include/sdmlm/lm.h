@@ -181,6 +181,8 @@ struct InitOptions {
   bool overwrite = false;
   std::optional<int64_t> bos_token_id, pad_token_id;
   std::vector<int64_t> eos_token_ids;
+  // Overrides of the preset's shape (each unset one keeps the preset's value).
+  std::optional<int64_t> hidden_size, layers, heads, kv_heads, intermediate_size;
 };
 void init_model(const InitOptions& options);
 

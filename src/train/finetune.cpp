@@ -6,12 +6,18 @@
 // that resume to the same weights.
 //
 // Every random choice comes from keyed_rng(seed, purpose, epoch/step, document), so a resumed run
-// draws exactly what an uninterrupted one draws.
+// draws exactly what an uninterrupted one draws, and a data-parallel job (sdmlm/dist.h) draws what
+// one process draws: each rank takes a contiguous share of a step's documents, the loss is the token
+// mean over the whole step (the token count summed over ranks), gradients are summed over ranks
+// before the optimizer step (once per step: accumulation micro-batches skip it), and the online
+// negatives each rank generates are gathered so that every rank holds the same caches. Rank 0
+// writes the run directory.
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <iostream>
 
+#include "sdmlm/dist.h"
 #include "sdmlm/report.h"
 #include "sdmlm/task.h"
 #include "sdmlm/train.h"
@@ -85,8 +91,14 @@ class Finetuner {
   void open_run_dir();
   std::vector<Prepared> prepare(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
                                 const std::string& purpose, uint64_t round, bool generate, NegativeCache& cache,
+                                std::vector<std::pair<size_t, std::string>>& added,
                                 int64_t* generated, int64_t* hard,
                                 std::vector<std::pair<size_t, std::string>>* responses = nullptr);
+  // The documents of this rank among a step's `docs` (all of them in one process).
+  std::vector<size_t> my_share(const std::vector<size_t>& docs) const;
+  // Gives every rank the hard negatives the others added to `cache` during one round of prepare.
+  void sync_cache(NegativeCache& cache, const std::vector<std::pair<size_t, std::string>>& added,
+                  const std::vector<TaskRecord>& records);
   // Sum of token losses of `docs` (backward when training), in micro-batches.
   double forward_loss(const std::vector<TaskRecord>& records, std::vector<Prepared>& docs, const SdmLayer* layer,
                       double normaliser, bool backward, int64_t* tokens);
@@ -127,7 +139,8 @@ void Finetuner::validate() const {
 
 void Finetuner::open_run_dir() {
   run_ = o_.output;
-  const Json config = finetune_options_to_json(o_);
+  Json config = finetune_options_to_json(o_);
+  config["world_size"] = dist::world().size;
   if (o_.resume) {
     if (!fs::exists(run_ / "config.json")) fail_input(run_.string() + ": nothing to resume (no config.json)");
     Json saved = json_read_file(run_ / "config.json");
@@ -137,30 +150,65 @@ void Finetuner::open_run_dir() {
       j->erase("overwrite");
       j->erase("stop_after_steps");
       j->erase("progress");
+      // Any world size resumes a run whose per-rank batch × world size is the same.
+      (*j)["effective_batch_size"] = j->value("batch_size", (int64_t)0) * j->value("world_size", (int64_t)1);
+      j->erase("batch_size");
+      j->erase("world_size");
     }
-    if (a != b) fail_usage(run_.string() + "/config.json differs from the options given; resume with the same options");
+    if (a != b)
+      fail_usage(run_.string() + "/config.json differs from the options given; resume with the same options "
+                                 "(at another world size: the same --batch_size × ranks)");
     return;
   }
-  if (fs::exists(run_) && !fs::is_empty(run_)) {
-    if (!o_.overwrite) fail_io(run_.string() + " exists; pass --resume to continue it or --overwrite to replace it");
-    fs::remove_all(run_);
+  const bool occupied = fs::exists(run_) && !fs::is_empty(run_);
+  if (occupied && !o_.overwrite) fail_io(run_.string() + " exists; pass --resume to continue it or --overwrite to replace it");
+  dist::barrier();  // every rank has looked before rank 0 replaces it
+  if (dist::world().main()) {
+    if (occupied) fs::remove_all(run_);
+    fs::create_directories(run_ / "checkpoints");
+    write_file_atomic(run_ / "config.json", config.dump(2) + "\n");
+    write_file_atomic(run_ / "metrics.jsonl", "");
   }
-  fs::create_directories(run_ / "checkpoints");
-  write_file_atomic(run_ / "config.json", config.dump(2) + "\n");
-  write_file_atomic(run_ / "metrics.jsonl", "");
+  dist::barrier();
+}
+
+std::vector<size_t> Finetuner::my_share(const std::vector<size_t>& docs) const {
+  const auto [begin, end] = dist::share(docs.size());
+  return std::vector<size_t>(docs.begin() + (int64_t)begin, docs.begin() + (int64_t)end);
+}
+
+void Finetuner::sync_cache(NegativeCache& cache, const std::vector<std::pair<size_t, std::string>>& added,
+                           const std::vector<TaskRecord>& records) {
+  if (!dist::world().active()) return;
+  // (record, text) pairs as two strings each (generated text is any bytes, not always UTF-8).
+  std::vector<std::string> mine;
+  for (const auto& [record, text] : added) {
+    mine.push_back(std::to_string(record));
+    mine.push_back(text);
+  }
+  const auto all = dist::all_gather_lists(mine);
+  // A document is in one rank's share of a round, so each id gains at most one entry per round
+  // and the order of the ranks does not change any cache list.
+  for (int r = 0; r < (int)all.size(); ++r) {
+    if (r == dist::world().rank) continue;
+    for (size_t i = 0; i + 1 < all[(size_t)r].size(); i += 2)
+      cache_add(cache, records[std::stoull(all[(size_t)r][i])].id, all[(size_t)r][i + 1]);
+  }
 }
 
 void Finetuner::append_metrics(const Json& line) {
+  state_.metrics_lines++;
+  if (!dist::world().main()) return;
   std::ofstream out(run_ / "metrics.jsonl", std::ios::app);
   out << line.dump() << "\n";
   out.flush();
   if (!out) fail_io((run_ / "metrics.jsonl").string() + ": write failed");
-  state_.metrics_lines++;
 }
 
 std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
                                          const std::string& purpose, uint64_t round, bool generate,
-                                         NegativeCache& cache, int64_t* generated, int64_t* hard,
+                                         NegativeCache& cache, std::vector<std::pair<size_t, std::string>>& added,
+                                         int64_t* generated, int64_t* hard,
                                          std::vector<std::pair<size_t, std::string>>* generations) {
   std::vector<Prepared> out(docs.size());
   std::vector<Rng> rngs;
@@ -188,6 +236,7 @@ std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records,
       if (generations) generations->emplace_back(docs[to_generate[j]], responses[j]);
       if (rewards[j] == task::Reward::kHardNegative) {
         cache_add(cache, r.id, task::format_malformed(responses[j]).response);
+        added.emplace_back(docs[to_generate[j]], task::format_malformed(responses[j]).response);
         ++*hard;
       }
     }
@@ -266,7 +315,9 @@ SdmLayer Finetuner::layer_for_epoch(int64_t epoch) {
   const fs::path path = run_ / "sdm_layers" / ("epoch-" + std::to_string(epoch) + ".sdmkitmodel");
   SdmLayer layer;
   auto t0 = Clock::now();
-  if (fs::exists(path)) {  // resumed inside this epoch: the layer it was trained with
+  const bool saved = fs::exists(path);
+  dist::barrier();  // every rank has looked before rank 0 writes it
+  if (saved) {  // resumed inside this epoch: the layer it was trained with
     auto model = sdm::load_model(path);
     for (size_t i = 0; i < model.support.size(); ++i) layer.support_index[model.support[i].id] = (int64_t)i;
     layer.estimator = std::make_unique<sdm::Estimator>(std::move(model), torch::kCPU);
@@ -275,8 +326,12 @@ SdmLayer Finetuner::layer_for_epoch(int64_t epoch) {
   torch::NoGradGuard no_grad;
   layer = fit_sdm_layer(*model_, *encoder_, train_, state_.train_previous, o_.sdm, o_.positive_probability,
                         o_.hard_negative_diversity, "train-layer", (uint64_t)epoch, representation_, false);
-  fs::create_directories(path.parent_path());
-  sdm::save_model(layer.estimator->model(), path, /*overwrite=*/true);
+  // Every rank fits the same layer from the same gathered features (cheaper than fitting on one
+  // rank and sending it); rank 0 keeps it for a resume.
+  if (dist::world().main()) {
+    fs::create_directories(path.parent_path());
+    sdm::save_model(layer.estimator->model(), path, /*overwrite=*/true);
+  }
   state_.timing.sdm_fits += since(t0) - layer.seconds_features;
   state_.timing.features += layer.seconds_features;
   append_metrics({{"type", "sdm_layer"}, {"split", "train"}, {"epoch", epoch}, {"step", state_.step},
@@ -303,14 +358,32 @@ double Finetuner::evaluate() {
   std::vector<std::pair<size_t, std::string>> generations;
   std::vector<size_t> all(eval_.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  const size_t chunk = (size_t)(o_.batch_size * o_.gradient_accumulation_steps);
+  const size_t chunk = (size_t)(o_.batch_size * o_.gradient_accumulation_steps * dist::world().size);
   for (size_t start = 0; start < all.size(); start += chunk) {
     std::vector<size_t> docs(all.begin() + (int64_t)start, all.begin() + (int64_t)std::min(all.size(), start + chunk));
-    auto prepared = prepare(eval_, docs, "eval/document", (uint64_t)state_.step, generate, fresh, &generated, &hard,
-                            &generations);
+    std::vector<std::pair<size_t, std::string>> added, mine;
+    auto prepared = prepare(eval_, my_share(docs), "eval/document", (uint64_t)state_.step, generate, fresh, added,
+                            &generated, &hard, &mine);
+    sync_cache(fresh, added, eval_);
+    if (dist::world().active()) {  // the generations of every rank, in document order
+      std::vector<std::string> flat;
+      for (const auto& [record, text] : mine) {
+        flat.push_back(std::to_string(record));
+        flat.push_back(text);
+      }
+      for (const auto& part : dist::all_gather_lists(flat))
+        for (size_t i = 0; i + 1 < part.size(); i += 2) generations.emplace_back(std::stoull(part[i]), part[i + 1]);
+    } else {
+      generations.insert(generations.end(), mine.begin(), mine.end());
+    }
     for (const auto& p : prepared) loss_tokens += loss_token_count(p.sequence);
     sum += forward_loss(eval_, prepared, layer ? &*layer : nullptr, 1.0, false, &tokens);
   }
+  sum = dist::all_reduce_sum(sum);
+  loss_tokens = dist::all_reduce_sum(loss_tokens);
+  tokens = dist::all_reduce_sum(tokens);
+  generated = dist::all_reduce_sum(generated);
+  hard = dist::all_reduce_sum(hard);
   state_.eval_previous = fresh;
   const double loss = sum / (double)std::max<int64_t>(1, loss_tokens);
   const double seconds = since(t0);
@@ -334,14 +407,17 @@ double Finetuner::evaluate() {
   if (better) {
     state_.best_loss = loss;
     state_.best_step = state_.step;
-    AtomicDir best(run_ / "best", /*overwrite=*/true);
-    model_->save(best.path());
-    best.publish();
+    if (dist::world().main()) {
+      AtomicDir best(run_ / "best", /*overwrite=*/true);
+      model_->save(best.path());
+      best.publish();
+    }
   }
   return loss;
 }
 
 void Finetuner::save_checkpoint() {
+  if (!dist::world().main()) return;
   auto t0 = Clock::now();
   const fs::path target = run_ / "checkpoints" / ("step-" + std::to_string(state_.step));
   {
@@ -367,6 +443,7 @@ void Finetuner::load_checkpoint(const fs::path& dir) {
   state_ = RunState::from_json(json_read_file(dir / "state.json"));
   optimizer_->load(dir / "optimizer.safetensors");
   // Drop metrics written after the checkpoint (the killed run's tail).
+  if (!dist::world().main()) return;
   std::ifstream in(run_ / "metrics.jsonl");
   std::string line, kept;
   for (int64_t n = 0; n < state_.metrics_lines && std::getline(in, line); ++n) kept += line + "\n";
@@ -377,6 +454,8 @@ void Finetuner::load_checkpoint(const fs::path& dir) {
 FinetuneSummary Finetuner::run() {
   validate();
   const auto started = Clock::now();
+  dist::init(o_.device);
+  o_.device = dist::device_for_rank(o_.device);
   TaskData train = load_task_data(o_.data / "train.jsonl", o_.train_limit);
   train_ = std::move(train.records);
   eval_ = load_task_records(o_.data / "calibration.jsonl", o_.eval_limit);
@@ -404,13 +483,13 @@ FinetuneSummary Finetuner::run() {
   optimizer_ = std::make_unique<AdamW>(model_->named_parameters(), o_.optimizer);
   if (!latest.empty()) {
     load_checkpoint(latest);
-    std::cerr << "resuming " << run_.string() << " at step " << state_.step << "\n";
+    if (dist::world().main()) std::cerr << "resuming " << run_.string() << " at step " << state_.step << "\n";
   }
   representation_ = {{"provider", "sdmlm"}, {"model", o_.model.filename().string()},
                      {"inputTemplate", "phi3-chat/verification"},
                      {"fingerprint", "sdmlm-verification-" + feature_layout_name(o_.sdm.layout)}};
 
-  const int64_t effective = o_.batch_size * o_.gradient_accumulation_steps;
+  const int64_t effective = o_.batch_size * o_.gradient_accumulation_steps * dist::world().size;
   steps_per_epoch_ = ((int64_t)train_.size() + effective - 1) / effective;
   total_steps_ = steps_per_epoch_ * o_.epochs;
   warmup_ = (int64_t)std::llround(o_.warmup_ratio * (double)total_steps_);
@@ -420,7 +499,9 @@ FinetuneSummary Finetuner::run() {
                                          : (in_epoch == (steps_per_epoch_ + 1) / 2 || in_epoch == steps_per_epoch_);
     if (point) eval_points_.push_back(s);
   }
-  Progress bar("finetune " + o_.loss, total_steps_, o_.progress);
+  Progress bar("finetune " + o_.loss, total_steps_, o_.progress && dist::world().main());
+  std::vector<torch::Tensor> parameters;
+  for (const auto& [name, p] : model_->named_parameters()) parameters.push_back(p);
   double window_tokens = 0, window_seconds = 0;
   while (state_.step < total_steps_) {
     const int64_t epoch = state_.step / steps_per_epoch_;
@@ -435,12 +516,22 @@ FinetuneSummary Finetuner::run() {
       for (int64_t i = s * effective; i < std::min<int64_t>((int64_t)train_.size(), (s + 1) * effective); ++i)
         docs.push_back((size_t)order[(size_t)i]);
       int64_t generated = 0, hard = 0, tokens = 0, loss_tokens = 0;
-      auto prepared = prepare(train_, docs, "train/document", (uint64_t)epoch, /*generate=*/epoch >= 1,
-                              state_.train_current, &generated, &hard);
+      std::vector<std::pair<size_t, std::string>> added;
+      auto prepared = prepare(train_, my_share(docs), "train/document", (uint64_t)epoch, /*generate=*/epoch >= 1,
+                              state_.train_current, added, &generated, &hard);
+      sync_cache(state_.train_current, added, train_);
       for (const auto& p : prepared) loss_tokens += loss_token_count(p.sequence);
+      loss_tokens = dist::all_reduce_sum(loss_tokens);  // the step's token mean is over every rank's tokens
       auto t1 = Clock::now();
-      const double sum = forward_loss(train_, prepared, layer ? &*layer : nullptr,
-                                      (double)std::max<int64_t>(1, loss_tokens), true, &tokens);
+      double sum = forward_loss(train_, prepared, layer ? &*layer : nullptr,
+                                (double)std::max<int64_t>(1, loss_tokens), true, &tokens);
+      const auto t_reduce = Clock::now();
+      dist::all_reduce_gradients(parameters);
+      const double reduce_seconds = since(t_reduce);
+      sum = dist::all_reduce_sum(sum);
+      tokens = dist::all_reduce_sum(tokens);
+      generated = dist::all_reduce_sum(generated);
+      hard = dist::all_reduce_sum(hard);
       const double lr = scheduled_lr(o_.optimizer.learning_rate, state_.step, warmup_, total_steps_);
       const double norm = optimizer_->step(lr);
       const double step_seconds = since(t1);
@@ -452,7 +543,8 @@ FinetuneSummary Finetuner::run() {
       append_metrics({{"type", "step"}, {"step", state_.step}, {"epoch", (double)state_.step / (double)steps_per_epoch_},
                       {"loss", loss}, {"learning_rate", lr}, {"grad_norm", norm}, {"documents", docs.size()},
                       {"tokens", tokens}, {"loss_tokens", loss_tokens}, {"generated", generated},
-                      {"hard_negatives", hard}, {"seconds", since(t0)}});
+                      {"hard_negatives", hard}, {"seconds", since(t0)},
+                      {"allreduce_seconds", reduce_seconds}});
       char extra[96];
       std::snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, window_tokens / std::max(1e-9, window_seconds));
       bar.update(state_.step, extra);
@@ -471,7 +563,8 @@ FinetuneSummary Finetuner::run() {
     }
   }
   bar.finish();
-  {
+  dist::check_replicas(parameters, "the trained weights");
+  if (dist::world().main()) {
     AtomicDir final_dir(run_ / "final", /*overwrite=*/true);
     model_->save(final_dir.path());
     final_dir.publish();
@@ -480,7 +573,9 @@ FinetuneSummary Finetuner::run() {
   Json out = {{"steps", summary.steps}, {"best_step", summary.best_step}, {"best_eval_loss", summary.best_eval_loss},
               {"steps_per_epoch", steps_per_epoch_}, {"warmup_steps", warmup_}, {"seconds_this_process", summary.seconds},
               {"timing", summary.timing}};
-  write_file_atomic(run_ / "summary.json", out.dump(2) + "\n");
+  out["world_size"] = dist::world().size;
+  if (dist::world().main()) write_file_atomic(run_ / "summary.json", out.dump(2) + "\n");
+  dist::barrier();  // the run directory is complete when any rank returns
   return summary;
 }
 

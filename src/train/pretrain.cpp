@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "sdmlm/dist.h"
 #include "sdmlm/task.h"
 #include "sdmlm/train.h"
 
@@ -193,8 +194,15 @@ double task_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const Chat
 
 }  // namespace
 
-Json pretrain(const PretrainOptions& o) {
+Json pretrain(const PretrainOptions& options) {
   using Clock = std::chrono::steady_clock;
+  PretrainOptions o = options;
+  // A data-parallel job (sdmlm/dist.h): --batch_size items per rank; rank r draws items
+  // [r·batch, (r+1)·batch) of the step's batch × world, so every world size sees the same items
+  // for the same batch × world; gradients are summed over the ranks; rank 0 writes.
+  dist::init(o.device);
+  const dist::World& world = dist::world();
+  o.device = dist::device_for_rank(o.device);
   if (o.steps < 1 || o.batch_size < 1) fail_usage("--steps and --batch_size must be at least 1");
   if (!(o.copy_fraction >= 0 && o.copy_fraction <= 1)) fail_usage("--copy_fraction must be in [0, 1]");
   if (o.trailing_words < 1) fail_usage("--trailing_words must be at least 1");
@@ -223,14 +231,16 @@ Json pretrain(const PretrainOptions& o) {
     std::cerr << "resuming pretraining at step " << step << "\n";
   }
   const int64_t warmup = (int64_t)std::llround(o.warmup_ratio * (double)o.steps);
-  Progress bar("pretrain", o.steps, o.progress);
+  Progress bar("pretrain", o.steps, o.progress && world.main());
+  std::vector<torch::Tensor> parameters;
+  for (const auto& [name, p] : model->named_parameters()) parameters.push_back(p);
   double loss_sum = 0, tokens_total = 0, seconds = 0;
   int64_t loss_count = 0;
   auto started = Clock::now();
   for (; step < o.steps; ++step) {
     std::vector<Sequence> items((size_t)o.batch_size);
     for (int64_t i = 0; i < o.batch_size; ++i) {
-      Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)i);
+      Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)(world.rank * o.batch_size + i));
       const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
       items[(size_t)i] = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction, (double)step / (double)o.steps,
                                    o.trailing_words, o.task_fraction, answer_only);
@@ -241,12 +251,16 @@ Json pretrain(const PretrainOptions& o) {
     Batch b = collate(seqs, pad, model->device());
     auto t0 = Clock::now();
     auto hidden = model->forward(b.ids, {}, nullptr, false, false).hidden;
-    auto loss = next_token_loss_sum(*model, hidden, b.labels) / (double)std::max<int64_t>(1, b.loss_tokens);
+    const int64_t loss_tokens = dist::all_reduce_sum(b.loss_tokens);  // the token mean over every rank's items
+    auto loss = next_token_loss_sum(*model, hidden, b.labels) / (double)std::max<int64_t>(1, loss_tokens);
     loss.backward();
+    dist::all_reduce_gradients(parameters);
     optimizer.step(scheduled_lr(o.learning_rate, step, warmup, o.steps));
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    for (int64_t n : b.lengths) tokens_total += (double)n;
-    loss_sum += loss.item<double>();
+    int64_t step_tokens = 0;
+    for (int64_t n : b.lengths) step_tokens += n;
+    tokens_total += (double)dist::all_reduce_sum(step_tokens);
+    loss_sum += dist::all_reduce_sum(loss.item<double>());
     ++loss_count;
     char extra[80];
     std::snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s", loss_sum / (double)loss_count, tokens_total / std::max(1e-9, seconds));
@@ -257,7 +271,7 @@ Json pretrain(const PretrainOptions& o) {
       loss_count = 0;
     }
     const bool stop = o.stop_after_steps > 0 && step + 1 >= o.stop_after_steps && step + 1 < o.steps;
-    if (((step + 1) % 250 == 0 && step + 1 < o.steps) || stop) {
+    if ((((step + 1) % 250 == 0 && step + 1 < o.steps) || stop) && world.main()) {
       AtomicDir dir(checkpoint, /*overwrite=*/true);
       model->save(dir.path());
       optimizer.save(dir.path() / "optimizer.safetensors");
@@ -272,11 +286,16 @@ Json pretrain(const PretrainOptions& o) {
     }
   }
   bar.finish();
+  dist::check_replicas(parameters, "the pretrained weights");
+  if (!world.main()) {  // rank 0 checks the result and writes it
+    dist::barrier();
+    return {{"steps", o.steps}, {"rank", world.rank}};
+  }
   const double copy = copy_accuracy(*model, *tok, format, sentences, o.seed, 64);
   std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
   const double task = task_accuracy(*model, *tok, format, sentences, o.seed, 64);
   std::cerr << "task accuracy (64 task prompts from corpus sentences, greedy): " << task << "\n";
-  Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"task_accuracy", task}, {"task_fraction", o.task_fraction}, {"loss_on", o.loss_on}, {"batch_size", o.batch_size}, {"sentences", sentences.size()},
+  Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"task_accuracy", task}, {"task_fraction", o.task_fraction}, {"loss_on", o.loss_on}, {"batch_size", o.batch_size}, {"world_size", world.size}, {"sentences", sentences.size()},
                   {"copy_fraction", o.copy_fraction}, {"trailing_words", o.trailing_words}, {"learning_rate", o.learning_rate}, {"seed", o.seed},
                   {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
                   {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}, {"loss", log}};
@@ -287,6 +306,7 @@ Json pretrain(const PretrainOptions& o) {
     out.publish();
   }
   fs::remove_all(checkpoint);
+  dist::barrier();
   return summary;
 }
 

@@ -3,9 +3,23 @@
 // → its calibration set), compute verification features with the frozen LM, fit and calibrate.
 #include <chrono>
 
+#include "sdmlm/dist.h"
 #include "sdmlm/train.h"
 
 namespace sdmlm::train {
+namespace {
+
+// In a data-parallel job each rank computes the features of its share; every rank gets all rows.
+torch::Tensor features_over_ranks(const lm::CausalLM& model, const std::vector<Sequence>& seqs, FeatureLayout layout,
+                                  int64_t pad) {
+  if (!dist::world().active()) return compute_features(model, seqs, layout, pad);
+  const auto [begin, end] = dist::share(seqs.size());
+  std::vector<Sequence> mine(seqs.begin() + (int64_t)begin, seqs.begin() + (int64_t)end);
+  torch::Tensor local = compute_features(model, mine, layout, pad);  // {0, 2H} for an empty share
+  return dist::all_gather_rows(local);
+}
+
+}  // namespace
 
 SdmLayer fit_sdm_layer(const lm::CausalLM& model, const Encoder& encoder, const std::vector<TaskRecord>& records,
                        const NegativeCache& cache, const SdmLayerOptions& options, double positive_probability,
@@ -50,8 +64,8 @@ SdmLayer fit_sdm_documents(const lm::CausalLM& model, const Encoder& encoder, co
     fail_input("an SDM layer needs documents in both halves; " + std::to_string(docs.size()) + " documents are too few");
   const int64_t pad = encoder.tokenizer().pad_id.value_or(encoder.tokenizer().eos_id.value_or(0));
   auto t0 = Clock::now();
-  auto train_x = compute_features(model, train_seq, options.layout, pad);
-  auto cal_x = compute_features(model, cal_seq, options.layout, pad);
+  auto train_x = features_over_ranks(model, train_seq, options.layout, pad);
+  auto cal_x = features_over_ranks(model, cal_seq, options.layout, pad);
   auto t1 = Clock::now();
   sdm::TrainConfig config;
   config.number_of_classes = 2;

@@ -3,6 +3,7 @@
 // scores, predictions JSONL and the paper's tables.
 #include <cmath>
 
+#include "sdmlm/dist.h"
 #include "sdmlm/task.h"
 #include "sdmlm/verify.h"
 
@@ -50,11 +51,14 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
   if (spec.empty() && verifier) spec = verifier->sidecar().value("reward", "");
   if (spec.empty()) spec = inputs.front().second.default_reward;
   auto reward = task::RewardCheck::parse(spec);
-  auto model = lm::CausalLM::load(model_dir, o.device);
+  dist::init(o.device);
+  auto model = lm::CausalLM::load(model_dir, dist::device_for_rank(o.device));
   auto tok = Tokenizer::load(model_dir);
   train::Encoder encoder(*tok, model->config().model_type);
   torch::NoGradGuard no_grad;
-  AtomicDir out(o.output, o.overwrite);
+  const bool writer = dist::world().main();  // rank 0 writes the output
+  std::optional<AtomicDir> out;
+  if (writer) out.emplace(o.output, o.overwrite);
   std::vector<report::ModelResult> results;
   for (const auto& [name, data] : inputs) {
     const auto& records = data.records;
@@ -65,7 +69,12 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
       references.push_back(r.reference);
       positives.push_back(r.genai_document());
     }
-    auto responses = train::generate_responses(*model, encoder, prompts, o.max_new_tokens, o.generation_batch_size, o.progress);
+    // In a data-parallel job (sdmlm/dist.h) each rank decodes its share; every rank gets all.
+    auto responses = dist::map_shares(prompts.size(), [&](size_t begin, size_t end) {
+      std::vector<std::vector<ChatMessage>> mine(prompts.begin() + (int64_t)begin, prompts.begin() + (int64_t)end);
+      return train::generate_responses(*model, encoder, mine, o.max_new_tokens, o.generation_batch_size,
+                                       o.progress && dist::world().main());
+    });
     report::ModelResult result;
     result.dataset = name;
     result.model = o.label;
@@ -101,11 +110,14 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
       }
       lines += line.dump() + "\n";
     }
-    write_file(out.path() / ("predictions-" + name + ".jsonl"), lines);
+    if (writer) write_file(out->path() / ("predictions-" + name + ".jsonl"), lines);
     results.push_back(std::move(result));
   }
-  report::write_report(results, o.alpha, out.path(), "sdmlm eval: " + o.label);
-  out.publish();
+  if (writer) {
+    report::write_report(results, o.alpha, out->path(), "sdmlm eval: " + o.label);
+    out->publish();
+  }
+  dist::barrier();
   return results;
 }
 

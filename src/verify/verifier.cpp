@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "sdmlm/dist.h"
 #include "sdmlm/task.h"
 #include "sdmlm/verify.h"
 
@@ -93,18 +94,24 @@ Json verifier_train(const VerifierTrainOptions& o) {
   if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
   if (!o.labeled.empty() && !o.data.empty()) fail_usage("give one of --data (decode the task) and --labeled (given responses)");
   if (!o.labeled.empty()) return verifier_train_labeled(o, model_dir);
+  dist::init(o.device);
   if (o.data.empty()) fail_usage("verifier train needs --data (a task directory) or --labeled (a file of labeled responses)");
   train::TaskData data = train::load_task_data(o.data / "calibration.jsonl", o.limit);
   const auto& records = data.records;
   auto reward = task::RewardCheck::parse(o.reward.empty() ? data.default_reward : o.reward);
-  auto model = lm::CausalLM::load(model_dir, o.device);
+  auto model = lm::CausalLM::load(model_dir, dist::device_for_rank(o.device));
   auto tok = Tokenizer::load(model_dir);
   train::Encoder encoder(*tok, model->config().model_type);
   torch::NoGradGuard no_grad;
   // 1. Decode D_ca once, greedily; failures whose first sentence is also wrong are hard negatives.
   std::vector<std::vector<ChatMessage>> prompts;
   for (const auto& r : records) prompts.push_back(encoder.turns(r));
-  auto responses = train::generate_responses(*model, encoder, prompts, o.max_new_tokens, o.generation_batch_size, o.progress);
+  // In a data-parallel job (sdmlm/dist.h) each rank decodes its share; every rank gets all.
+  auto responses = dist::map_shares(prompts.size(), [&](size_t begin, size_t end) {
+    std::vector<std::vector<ChatMessage>> mine(prompts.begin() + (int64_t)begin, prompts.begin() + (int64_t)end);
+    return train::generate_responses(*model, encoder, mine, o.max_new_tokens, o.generation_batch_size,
+                                     o.progress && dist::world().main());
+  });
   train::NegativeCache cache;
   std::string decode_lines, negative_lines;
   int64_t exact = 0;
@@ -125,7 +132,11 @@ Json verifier_train(const VerifierTrainOptions& o) {
   // 2. The final estimator over D_ca documents.
   const Json representation = representation_of(model_dir);
   auto layer = train::fit_sdm_layer(*model, encoder, records, cache, o.sdm, o.positive_probability, o.diversity,
-                                    "verifier", 0, representation, o.progress);
+                                    "verifier", 0, representation, o.progress && dist::world().main());
+  if (!dist::world().main()) {  // rank 0 writes the verifier
+    dist::barrier();
+    return {};
+  }
   AtomicDir out(o.output, o.overwrite);
   sdm::save_model(layer.estimator->model(), out.path() / "estimator.sdmkitmodel", false);
   Json sidecar = sidecar_for(model_dir, *model, encoder, o, representation);
@@ -141,6 +152,7 @@ Json verifier_train(const VerifierTrainOptions& o) {
   write_file(out.path() / "decode.jsonl", decode_lines);
   write_file(out.path() / "hard_negatives.jsonl", negative_lines);
   out.publish();
+  dist::barrier();
   return sidecar;
 }
 

@@ -213,12 +213,17 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   auto init_paths = std::make_shared<std::pair<std::string, std::string>>();
   auto* init_cmd = model_cmd->add_subcommand("init", "A seeded random base model (HF format) for CPU-scale work");
   init_cmd->footer("Presets: tiny = hidden 128, 4 layers, 4 heads (2 kv), MLP 384, context 512; "
-                   "small = hidden 384, 8 layers, 6 heads (2 kv), MLP 1024, context 1024.\n"
+                   "small = hidden 384, 8 layers, 6 heads (2 kv), MLP 1024, context 1024; the shape options override the preset's.\n"
                    "Example: sdmlm model init --arch llama --preset tiny --tokenizer tok/ --output models/base");
   init_cmd->add_option("--arch", init->arch, "llama or phi3")->capture_default_str();
   init_cmd->add_option("--preset", init->preset, "tiny or small")->capture_default_str();
   init_cmd->add_option("--tokenizer", init_paths->first, "Directory with tokenizer files: copied, and the vocabulary and special ids taken from it");
   init_cmd->add_option("--vocab_size", init->vocab_size, "Vocabulary size (default: the tokenizer's)");
+  init_cmd->add_option("--hidden_size", init->hidden_size, "hidden size (default: the preset's)");
+  init_cmd->add_option("--layers", init->layers, "decoder layers (default: the preset's)");
+  init_cmd->add_option("--heads", init->heads, "attention heads (default: the preset's)");
+  init_cmd->add_option("--kv_heads", init->kv_heads, "key/value heads, dividing --heads (default: the preset's)");
+  init_cmd->add_option("--intermediate_size", init->intermediate_size, "MLP size (default: the preset's)");
   init_cmd->add_option("--seed", init->seed, "Initialisation seed")->capture_default_str();
   init_cmd->add_option("--output", init_paths->second, "Destination directory")->required();
   init_cmd->add_flag("--overwrite", init->overwrite, "Replace an existing directory");

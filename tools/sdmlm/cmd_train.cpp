@@ -2,18 +2,36 @@
 #include <iostream>
 
 #include "commands.h"
+#include "sdmlm/dist.h"
 #include "sdmlm/train.h"
 
 namespace sdmlm::cli {
+
+void launch_workers(int nproc) {
+  std::vector<std::string> argv;
+  for (size_t i = 0; i < g_argv.size(); ++i) {
+    if (g_argv[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (g_argv[i].rfind("--nproc=", 0) == 0) continue;
+    argv.push_back(g_argv[i]);
+  }
+  const int code = dist::run_workers(nproc, argv);
+  if (code != 0) throw Error((ExitCode)code, "--nproc " + std::to_string(nproc) + ": a rank failed (its messages are above)");
+}
+
 namespace {
 
 struct FinetuneArgs {
   train::FinetuneOptions o;
+  int nproc = 0;
   std::string model, data, output, device = "cpu", feature_layout = "paper";
 };
 
 struct PretrainArgs {
   train::PretrainOptions o;
+  int nproc = 0;
   std::string model, output, device = "cpu";
   std::vector<std::string> corpus;
 };
@@ -64,8 +82,11 @@ void add_finetune(CLI::App& app, Runner& runner) {
   c->add_flag("--resume", o.resume, "continue the run in --output from its last checkpoint");
   c->add_flag("--overwrite", o.overwrite, "replace an existing run directory");
   c->add_option("--stop_after_steps", o.stop_after_steps, "stop after N optimizer steps (for tests; resume later)");
+  c->add_option("--nproc", args->nproc,
+                "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)");
   c->callback([args, &runner] {
     runner = [args] {
+      if (args->nproc > 0) return launch_workers(args->nproc);
       auto o = args->o;
       o.model = args->model;
       o.data = args->data;
@@ -74,6 +95,7 @@ void add_finetune(CLI::App& app, Runner& runner) {
       o.sdm.layout = train::parse_feature_layout(args->feature_layout);
       o.sdm.seed = o.seed;
       auto summary = train::finetune(o);
+      if (!dist::world().main()) return;
       std::cout << Json({{"run", o.output.string()}, {"steps", summary.steps}, {"best_step", summary.best_step},
                          {"best_eval_loss", summary.best_eval_loss}, {"seconds", summary.seconds},
                          {"timing", summary.timing}}).dump() << "\n";
@@ -107,14 +129,18 @@ void add_pretrain(CLI::App& app, Runner& runner) {
                 "stop after N steps of the --steps schedule (checkpoint kept, no output; prints the loss log)");
   c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   c->add_flag("--overwrite", o.overwrite, "replace an existing output directory");
+  c->add_option("--nproc", args->nproc,
+                "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)");
   c->callback([args, &runner] {
     runner = [args] {
+      if (args->nproc > 0) return launch_workers(args->nproc);
       auto o = args->o;
       o.model = args->model;
       o.output = args->output;
       for (const auto& f : args->corpus) o.corpus.push_back(f);
       o.device = parse_device(args->device);
       auto summary = train::pretrain(o);
+      if (!dist::world().main()) return;
       if (summary.contains("stopped_at")) {
         std::cout << summary.dump() << "\n";
         return;

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "sdmlm/dist.h"
 #include "sdmlm/verify.h"
 
 namespace sdmlm::cli {
@@ -80,8 +81,11 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   vtrain->add_option("--sdm_max_neighbors", vt->sdm.max_neighbors, "neighbour limit K")->capture_default_str();
   vtrain->add_option("--seed", vt->seed, "seed")->capture_default_str();
   vtrain->add_flag("--overwrite", vt->overwrite, "replace an existing verifier directory");
-  vtrain->callback([&runner, vt, vt_paths] {
-    runner = [vt, vt_paths] {
+  auto vt_nproc = std::make_shared<int>(0);
+  vtrain->add_option("--nproc", *vt_nproc, "decode and compute features as N data-parallel ranks on this machine (docs/distributed.md)");
+  vtrain->callback([&runner, vt, vt_paths, vt_nproc] {
+    runner = [vt, vt_paths, vt_nproc] {
+      if (*vt_nproc > 0) return launch_workers(*vt_nproc);
       auto o = *vt;
       auto& [model, data, output, device, layout] = *vt_paths;
       o.model = model;
@@ -90,7 +94,8 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
       o.device = parse_device(device);
       o.sdm.layout = train::parse_feature_layout(layout);
       o.sdm.seed = o.seed;
-      std::cout << verify::verifier_train(o).dump() << "\n";
+      const Json result = verify::verifier_train(o);
+      if (dist::world().main()) std::cout << result.dump() << "\n";
     };
   });
 
@@ -167,8 +172,11 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   eval->add_option("--max_new_tokens", ev->max_new_tokens, "decode length limit")->capture_default_str();
   eval->add_option("--generation_batch_size", ev->generation_batch_size, "prompts per batch")->capture_default_str();
   eval->add_flag("--overwrite", ev->overwrite, "replace an existing output directory");
-  eval->callback([&runner, ev, ev_args] {
-    runner = [ev, ev_args] {
+  auto ev_nproc = std::make_shared<int>(0);
+  eval->add_option("--nproc", *ev_nproc, "decode as N data-parallel ranks on this machine (docs/distributed.md)");
+  eval->callback([&runner, ev, ev_args, ev_nproc] {
+    runner = [ev, ev_args, ev_nproc] {
+      if (*ev_nproc > 0) return launch_workers(*ev_nproc);
       auto o = *ev;
       auto& [model, verifier, inputs, output, device] = *ev_args;
       o.model = model;
@@ -177,7 +185,7 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
       o.output = output;
       o.device = parse_device(device);
       auto results = verify::evaluate(o);
-      std::cout << report::tables_json(results, o.alpha).dump() << "\n";
+      if (dist::world().main()) std::cout << report::tables_json(results, o.alpha).dump() << "\n";
     };
   });
 }

@@ -33,6 +33,11 @@ struct VerifiedGenerateArgs {
 };
 void run_verified_generate(const VerifiedGenerateArgs& args);
 
+// `--nproc N` (tools/sdmlm/cmd_train.cpp): this process becomes the launcher of N data-parallel
+// ranks running the command line without the option (dist::run_workers); throws on a failed rank.
+void launch_workers(int nproc);
+extern std::vector<std::string> g_argv;  // main.cpp: the command line as given
+
 // "cpu", "cuda" or "cuda:N"; fails with exit 4 when CUDA is requested but absent.
 torch::Device parse_device(const std::string& name);
 

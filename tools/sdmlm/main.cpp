@@ -5,7 +5,12 @@
 #include "commands.h"
 #include "sdmlm/core.h"
 
+namespace sdmlm::cli {
+std::vector<std::string> g_argv;  // read by --nproc, which reruns the command as its ranks
+}
+
 int main(int argc, char** argv) {
+  sdmlm::cli::g_argv.assign(argv, argv + argc);
   CLI::App app{"sdmlm — Similarity-Distance-Magnitude estimators and SDM language models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("sdmlm ") + sdmlm::version());
