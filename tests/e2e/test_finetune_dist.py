@@ -85,6 +85,28 @@ def main() -> int:
         d = rel_diff(first(a), first(b))
         check("all-reduced gradients equal one process's (<= 1e-5 relative)", d <= 1e-5, f"relative difference {d:.3g}")
         check("only rank 0 wrote the run directory", json.loads((work / "g2/config.json").read_text())["world_size"] == 2)
+        # With accumulation (2 micro-batches of 2 per rank), the all-reduce runs once per step, after both.
+        acc = tr(*step, "--batch_size", "2", "--gradient_accumulation_steps", "2", "--output", work / "g3")
+        check("torchrun step with accumulation exits 0", acc.returncode == 0, (acc.stdout + acc.stderr)[-800:])
+        if acc.returncode == 0:
+            c = load_file(str(work / "g3/checkpoints/step-1/optimizer.safetensors"))
+            d = rel_diff(first(a), first(c))
+            check("accumulated, all-reduced gradients equal one process's (<= 1e-5 relative)", d <= 1e-5, f"{d:.3g}")
+
+    # Pretraining: 8 items a step in one process vs 2 ranks of 4.
+    pre = ["pretrain", "--model", work / "base", "--corpus", corpus, "--steps", "30", "--learning_rate", "3e-3",
+           "--task_fraction", "0.5"]
+    p1 = run(*pre, "--batch_size", "8", "--output", work / "pre1")
+    p2 = run(*pre, "--batch_size", "4", "--nproc", "2", "--output", work / "pre2")
+    check("pretrain at world sizes 1 and 2 exits 0", p1.returncode == 0 and p2.returncode == 0, (p1.stderr + p2.stderr)[-800:])
+    if p1.returncode == 0 and p2.returncode == 0:
+        l1 = json.loads((work / "pre1/pretrain.json").read_text())["loss"]
+        l2 = json.loads((work / "pre2/pretrain.json").read_text())
+        check("pretrain.json records the world size", l2["world_size"] == 2)
+        check("pretraining losses equal within 1e-4 relative", len(l1) == len(l2["loss"]) and all(
+            abs(a["loss"] - b["loss"]) <= 1e-4 * abs(a["loss"]) for a, b in zip(l1, l2["loss"])), f"{l1} vs {l2['loss']}")
+        d = rel_diff(load_file(str(work / "pre1/model.safetensors")), load_file(str(work / "pre2/model.safetensors")))
+        check("pretrained weights equal within 1e-4 relative", d <= 1e-4, f"{d:.3g}")
 
     # 2. SDM loss with online hard negatives, 2 epochs: world size 1 (batch 4) vs 2 (--nproc, batch 2).
     sdm = ["finetune", "--model", work / "base", "--data", work / "data", "--loss", "sdm", "--epochs", "2",
