@@ -208,6 +208,36 @@ def main() -> int:
                          capture_output=True, text=True, env=lonely)
     check("a rank that never arrives: exit 4 naming it, within the timeout", res.returncode == 4 and "rank(s) 1 of 2" in res.stderr
           and time.time() - t0 < 30, f"rc {res.returncode}: {res.stderr[-400:]}")
+    nostore = dict(env, RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29733", SDMLM_DIST_TIMEOUT="3")
+    t0 = time.time()
+    res = subprocess.run([binary, *map(str, sdm), "--batch_size", "2", "--output", str(work / "nostore")],
+                         capture_output=True, text=True, env=nostore)
+    check("no store at MASTER_ADDR:MASTER_PORT: exit 4 naming the address, within the timeout", res.returncode == 4
+          and "127.0.0.1:29733" in res.stderr and time.time() - t0 < 30, f"rc {res.returncode}: {res.stderr[-400:]}")
+    # Ranks started by hand (no launcher to stop them): when one dies, the other fails by itself.
+    port = 29735
+    procs = [subprocess.Popen([binary, *map(str, sdm), "--batch_size", "2", "--output", str(work / "bare")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=dict(env, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), LOCAL_WORLD_SIZE="2",
+                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
+             for r in range(2)]
+    deadline = time.time() + 300
+    while time.time() < deadline and procs[0].poll() is None:
+        if any((work / "bare/checkpoints").glob("step-*/state.json")):
+            break
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    try:
+        procs[0].wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        procs[0].kill()
+        procs[0].wait()
+    procs[1].wait()
+    err = procs[0].stderr.read()
+    check("without a launcher, the surviving rank exits 4 within 60 s when its peer dies",
+          procs[0].returncode == 4 and time.time() - killed_at < 60 and "another rank died" in err,
+          f"rc {procs[0].returncode} after {time.time() - killed_at:.1f} s: {err[-500:]}")
     nomaster = dict(env, RANK="0", WORLD_SIZE="2")
     res = subprocess.run([binary, *map(str, sdm), "--batch_size", "2", "--output", str(work / "nomaster")],
                          capture_output=True, text=True, env=nomaster)
