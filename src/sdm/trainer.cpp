@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "adaptor_step.h"
 #include "sdmlm/sdm.h"
 
 namespace sdmlm::sdm {
@@ -25,45 +26,66 @@ std::vector<int64_t> argmax_rows(const std::vector<float>& logits, int classes) 
   return out;
 }
 
-// The adaptor's parameters with their fused-Adam state.
-struct Adaptor {
-  torch::Tensor w1, b1, w2, b2;  // [M, D], [M], [C, M], [C]
-  std::vector<torch::Tensor> params() const { return {w1, b1, w2, b2}; }
-  std::vector<torch::Tensor> snapshot() const { return {w1.clone(), b1.clone(), w2.clone(), b2.clone()}; }
-};
-
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
 
 // CPU: one pass over W1 that forms its rank-C gradient ∂W1[i, j] = Σ_c W2[c, i]·u[c, j] on the fly
 // and applies the Adam update (the arithmetic of torch.optim.Adam), so the 6 M-entry gradient is
 // never written or read back. w1, m, v: [M, D]; w2: [C, M]; u: [C, D]; all contiguous float32.
 // The rows [begin, end) of that update. Built for AVX-512, AVX2 and the baseline, chosen at run
-// time: the update is bound by the per-element sqrt and division, which the wider units do 2-4x
-// faster. Each element takes the same IEEE operations in every clone (the build sets
-// -ffp-contract=off, so no clone fuses a multiply-add), hence identical results on every machine.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void adam_w1_rows(
-    float* __restrict pw, float* __restrict pm, float* __restrict pv, const float* __restrict pw2,
-    const float* __restrict pu, float* __restrict g, int64_t begin, int64_t end, int64_t rows, int64_t cols,
-    int64_t classes, float step_size, float b1, float b2, float bc2_sqrt, float eps) {
-  for (int64_t i = begin; i < end; ++i) {
-    const float a0 = pw2[i];
-    for (int64_t j = 0; j < cols; ++j) g[j] = a0 * pu[j];
-    for (int64_t c = 1; c < classes; ++c) {
-      const float a = pw2[c * rows + i];
-      const float* uc = pu + c * cols;
-      for (int64_t j = 0; j < cols; ++j) g[j] += a * uc[j];
-    }
-    float* wi = pw + i * cols;
-    float* mi = pm + i * cols;
-    float* vi = pv + i * cols;
-    for (int64_t j = 0; j < cols; ++j) {
-      const float gj = g[j];
-      const float m = b1 * mi[j] + (1.0f - b1) * gj;
-      const float v = b2 * vi[j] + (1.0f - b2) * gj * gj;
-      mi[j] = m;
-      vi[j] = v;
-      wi[j] -= step_size * m / (std::sqrt(v) / bc2_sqrt + eps);
-    }
+// time (detail::set_kernel_isa forces one, for tests): the update is bound by the per-element sqrt
+// and division, which the wider units do 2-4x faster. Each element takes the same IEEE operations
+// in every build (the build sets -ffp-contract=off, so none fuses a multiply-add), hence identical
+// results on every machine.
+#define SDMLM_DEFINE_ADAM_W1_ROWS(NAME, TARGET)                                                               \
+  TARGET void NAME(float* __restrict pw, float* __restrict pm, float* __restrict pv, const float* __restrict pw2, \
+                   const float* __restrict pu, float* __restrict g, int64_t begin, int64_t end, int64_t rows,      \
+                   int64_t cols, int64_t classes, float step_size, float b1, float b2, float bc2_sqrt, float eps) { \
+    for (int64_t i = begin; i < end; ++i) {                                                                     \
+      const float a0 = pw2[i];                                                                                  \
+      for (int64_t j = 0; j < cols; ++j) g[j] = a0 * pu[j];                                                     \
+      for (int64_t c = 1; c < classes; ++c) {                                                                   \
+        const float a = pw2[c * rows + i];                                                                      \
+        const float* uc = pu + c * cols;                                                                        \
+        for (int64_t j = 0; j < cols; ++j) g[j] += a * uc[j];                                                   \
+      }                                                                                                         \
+      float* wi = pw + i * cols;                                                                                \
+      float* mi = pm + i * cols;                                                                                \
+      float* vi = pv + i * cols;                                                                                \
+      for (int64_t j = 0; j < cols; ++j) {                                                                      \
+        const float gj = g[j];                                                                                  \
+        const float m = b1 * mi[j] + (1.0f - b1) * gj;                                                          \
+        const float v = b2 * vi[j] + (1.0f - b2) * gj * gj;                                                     \
+        mi[j] = m;                                                                                              \
+        vi[j] = v;                                                                                              \
+        wi[j] -= step_size * m / (std::sqrt(v) / bc2_sqrt + eps);                                               \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+SDMLM_DEFINE_ADAM_W1_ROWS(adam_w1_rows_avx512, __attribute__((target("avx512f"))))
+SDMLM_DEFINE_ADAM_W1_ROWS(adam_w1_rows_avx2, __attribute__((target("avx2"))))
+SDMLM_DEFINE_ADAM_W1_ROWS(adam_w1_rows_baseline, )
+#undef SDMLM_DEFINE_ADAM_W1_ROWS
+
+using AdamW1Rows = void (*)(float*, float*, float*, const float*, const float*, float*, int64_t, int64_t, int64_t,
+                            int64_t, int64_t, float, float, float, float, float);
+
+detail::KernelIsa best_isa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return detail::KernelIsa::kAvx512;
+  if (__builtin_cpu_supports("avx2")) return detail::KernelIsa::kAvx2;
+  return detail::KernelIsa::kBaseline;
+}
+
+detail::KernelIsa& isa_in_use() {
+  static detail::KernelIsa isa = best_isa();
+  return isa;
+}
+
+AdamW1Rows adam_w1_rows() {
+  switch (isa_in_use()) {
+    case detail::KernelIsa::kAvx512: return adam_w1_rows_avx512;
+    case detail::KernelIsa::kAvx2: return adam_w1_rows_avx2;
+    default: return adam_w1_rows_baseline;
   }
 }
 
@@ -78,9 +100,10 @@ void adam_w1_rank_update(torch::Tensor& w1, torch::Tensor& m, torch::Tensor& v, 
   float* pv = v.data_ptr<float>();
   const float* pw2 = w2.data_ptr<float>();
   const float* pu = u.data_ptr<float>();
+  const AdamW1Rows kernel = adam_w1_rows();
   at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
     std::vector<float> g((size_t)cols);
-    adam_w1_rows(pw, pm, pv, pw2, pu, g.data(), begin, end, rows, cols, classes, step_size, (float)kBeta1,
+    kernel(pw, pm, pv, pw2, pu, g.data(), begin, end, rows, cols, classes, step_size, (float)kBeta1,
                  (float)kBeta2, bc2_sqrt, (float)kEps);
   });
 }
@@ -188,17 +211,14 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
     return t.to(device);
   };
   const double bound1 = 1.0 / std::sqrt((double)D), bound2 = 1.0 / std::sqrt((double)M);
-  Adaptor a{uniform({M, D}, bound1), uniform({M}, bound1), uniform({C, M}, bound2), uniform({C}, bound2)};
-  auto params = a.params();
-  std::vector<torch::Tensor> grads, exp_avg, exp_avg_sq, steps;
-  for (auto& p : params) {
-    grads.push_back(torch::zeros_like(p));
-    exp_avg.push_back(torch::zeros_like(p));
-    exp_avg_sq.push_back(torch::zeros_like(p));
-    steps.push_back(torch::zeros({}, torch::dtype(torch::kFloat32).device(device)));
-  }
+  // Initialisation order (W1, b1, W2, b2) is part of the seeded result.
+  auto w1 = uniform({M, D}, bound1);
+  auto b1 = uniform({M}, bound1);
+  auto w2 = uniform({C, M}, bound2);
+  auto b2 = uniform({C}, bound2);
+  detail::AdaptorState a(w1, b1, w2, b2);
+  const auto params = a.params();
   auto ytr = torch::tensor(train.y).to(device);
-  int64_t adam_step = 0;
   std::vector<float> q_tr((size_t)N, (float)M_E - cfg.q_offset), d_tr((size_t)N, 1.0f);
   const std::vector<float> ce_q = q_tr, ce_d = d_tr;
 
@@ -215,46 +235,11 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
     {
       torch::NoGradGuard no_grad;
       for (int64_t start = 0; start < N; start += cfg.batch_size) {
-        const int64_t stop = std::min(N, start + cfg.batch_size), B = stop - start;
+        const int64_t stop = std::min(N, start + cfg.batch_size);
         auto rows = order_t.slice(0, start, stop);
-        auto x = xtr.index_select(0, rows);
-        auto y = ytr.index_select(0, rows);
-        auto log_base = log_base_all.index_select(0, rows);
-        auto d = d_all.index_select(0, rows);
-        // The classifier has C ≪ B rows, so every product with W1 goes through [C, D] factors:
-        // z = x·(W2·W1)ᵀ + (W2·b1 + b2), and with u = dzᵀ·x the gradients are rank C:
-        // ∂W1 = W2ᵀ·u, ∂W2 = u·W1ᵀ + s⊗b1, ∂b1 = W2ᵀ·s, ∂b2 = s (s = Σ_rows dz). This replaces two
-        // [B, D]×[D, M] GEMMs per step by C-row ones; the step is then bound by memory traffic.
-        auto v = split_columns_mm(a.w2, a.w1);                           // [C, D]
-        auto z = torch::addmm(torch::mv(a.w2, a.b1) + a.b2, x, v.t());    // [B, C]
-        auto s = z * (d * log_base).unsqueeze(1);
-        auto log_p = torch::log_softmax(s, 1);
-        auto nll = -log_p.gather(1, y.unsqueeze(1)).squeeze(1) / log_base;
-        loss_sum += nll.sum().item<double>();
-        // d loss / d z = (softmax(s) − onehot(y)) · d / B   (the 1/ln b of the change of base cancels)
-        auto dz = log_p.exp_();
-        dz.scatter_add_(1, y.unsqueeze(1), torch::full({B, 1}, -1.0f, dz.options()));
-        dz.mul_((d / (float)B).unsqueeze(1));
-        auto u = torch::mm(dz.t(), x);                                    // [C, D]
-        auto dz_sum = dz.sum(0);                                          // [C]
-        split_columns_mm_out(grads[2], u, a.w1.t());
-        grads[2].addr_(dz_sum, a.b1);
-        grads[3].copy_(dz_sum);
-        torch::mv_out(grads[1], a.w2.t(), dz_sum);
-        for (auto& st : steps) st.add_(1);
-        ++adam_step;
-        if (device.is_cpu()) {
-          // W1 takes the fused rank-C path; the small tensors take libtorch's fused Adam. W2 is
-          // still the pre-step value here, as the gradient requires.
-          adam_w1_rank_update(a.w1, exp_avg[0], exp_avg_sq[0], a.w2, u, adam_step, cfg.learning_rate);
-          at::_fused_adam_({a.b1, a.w2, a.b2}, {grads[1], grads[2], grads[3]}, {exp_avg[1], exp_avg[2], exp_avg[3]},
-                           {exp_avg_sq[1], exp_avg_sq[2], exp_avg_sq[3]}, {}, {steps[1], steps[2], steps[3]},
-                           cfg.learning_rate, kBeta1, kBeta2, 0.0, kEps, false, false);
-        } else {
-          torch::mm_out(grads[0], a.w2.t(), u);
-          at::_fused_adam_(params, grads, exp_avg, exp_avg_sq, {}, steps, cfg.learning_rate, kBeta1, kBeta2, 0.0, kEps,
-                           false, false);
-        }
+        loss_sum += detail::adaptor_step(a, xtr.index_select(0, rows), ytr.index_select(0, rows),
+                                         log_base_all.index_select(0, rows), d_all.index_select(0, rows),
+                                         cfg.learning_rate);
       }
     }
     const double step_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
@@ -277,7 +262,7 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
     if (is_best) {
       out.best_loss = loss;
       out.best_epoch = epoch;
-      out.best = a.snapshot();
+      out.best = {a.w1.clone(), a.b1.clone(), a.w2.clone(), a.b2.clone()};
     }
     double mean_q = 0;
     for (float v : m_ca.q) mean_q += v;
@@ -380,6 +365,77 @@ void check_split(const torch::Tensor& x, const std::vector<int64_t>& y, int clas
 }
 
 }  // namespace
+
+namespace detail {
+
+AdaptorState::AdaptorState(torch::Tensor w1_, torch::Tensor b1_, torch::Tensor w2_, torch::Tensor b2_)
+    : w1(std::move(w1_)), b1(std::move(b1_)), w2(std::move(w2_)), b2(std::move(b2_)) {
+  for (const auto& p : params()) {
+    grads.push_back(torch::zeros_like(p));
+    exp_avg.push_back(torch::zeros_like(p));
+    exp_avg_sq.push_back(torch::zeros_like(p));
+    steps.push_back(torch::zeros({}, torch::dtype(torch::kFloat32).device(p.device())));
+  }
+}
+
+double adaptor_step(AdaptorState& a, const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& log_base,
+                    const torch::Tensor& d, double learning_rate) {
+  torch::NoGradGuard no_grad;
+  const int64_t B = x.size(0);
+  if (B == 0) return 0.0;
+  auto& grads = a.grads;
+  // The classifier has C ≪ B rows, so every product with W1 goes through [C, D] factors:
+  // z = x·(W2·W1)ᵀ + (W2·b1 + b2), and with u = dzᵀ·x the gradients are rank C:
+  // ∂W1 = W2ᵀ·u, ∂W2 = u·W1ᵀ + s⊗b1, ∂b1 = W2ᵀ·s, ∂b2 = s (s = Σ_rows dz). This replaces two
+  // [B, D]×[D, M] GEMMs per step by C-row ones; the step is then bound by memory traffic.
+  auto v = split_columns_mm(a.w2, a.w1);                           // [C, D]
+  auto z = torch::addmm(torch::mv(a.w2, a.b1) + a.b2, x, v.t());    // [B, C]
+  auto s = z * (d * log_base).unsqueeze(1);
+  auto log_p = torch::log_softmax(s, 1);
+  auto nll = -log_p.gather(1, y.unsqueeze(1)).squeeze(1) / log_base;
+  const double loss_sum = nll.sum().item<double>();
+  // d loss / d z = (softmax(s) − onehot(y)) · d / B   (the 1/ln b of the change of base cancels)
+  auto dz = log_p.exp_();
+  dz.scatter_add_(1, y.unsqueeze(1), torch::full({B, 1}, -1.0f, dz.options()));
+  dz.mul_((d / (float)B).unsqueeze(1));
+  auto u = torch::mm(dz.t(), x);                                    // [C, D]
+  auto dz_sum = dz.sum(0);                                          // [C]
+  split_columns_mm_out(grads[2], u, a.w1.t());
+  grads[2].addr_(dz_sum, a.b1);
+  grads[3].copy_(dz_sum);
+  torch::mv_out(grads[1], a.w2.t(), dz_sum);
+  for (auto& st : a.steps) st.add_(1);
+  ++a.adam_step;
+  if (x.device().is_cpu()) {
+    // W1 takes the fused rank-C path; the small tensors take libtorch's fused Adam. W2 is still
+    // the pre-step value here, as the gradient requires.
+    adam_w1_rank_update(a.w1, a.exp_avg[0], a.exp_avg_sq[0], a.w2, u, a.adam_step, learning_rate);
+    at::_fused_adam_({a.b1, a.w2, a.b2}, {grads[1], grads[2], grads[3]}, {a.exp_avg[1], a.exp_avg[2], a.exp_avg[3]},
+                     {a.exp_avg_sq[1], a.exp_avg_sq[2], a.exp_avg_sq[3]}, {}, {a.steps[1], a.steps[2], a.steps[3]},
+                     learning_rate, kBeta1, kBeta2, 0.0, kEps, false, false);
+  } else {
+    torch::mm_out(grads[0], a.w2.t(), u);
+    at::_fused_adam_(a.params(), grads, a.exp_avg, a.exp_avg_sq, {}, a.steps, learning_rate, kBeta1, kBeta2, 0.0, kEps,
+                     false, false);
+  }
+  return loss_sum;
+}
+
+bool set_kernel_isa(KernelIsa isa) {
+  if (isa == KernelIsa::kAuto) {
+    isa_in_use() = best_isa();
+    return true;
+  }
+  __builtin_cpu_init();
+  if (isa == KernelIsa::kAvx512 && !__builtin_cpu_supports("avx512f")) return false;
+  if (isa == KernelIsa::kAvx2 && !__builtin_cpu_supports("avx2")) return false;
+  isa_in_use() = isa;
+  return true;
+}
+
+KernelIsa kernel_isa_in_use() { return isa_in_use(); }
+
+}  // namespace detail
 
 TrainResult fit(const TrainConfig& cfg, const torch::Tensor& train_x, const std::vector<int64_t>& train_y,
                 const torch::Tensor& cal_x, const std::vector<int64_t>& cal_y, const std::vector<std::string>& train_ids_in,
