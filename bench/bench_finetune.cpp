@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   while (auto row = reader.next()) {
     seqs.push_back(encoder.encode(row->get_string("prompt"), row->get_string("response")));
     prompts.push_back(row->get_string("prompt"));
-    encodings.push_back({{"ids", seqs.back().ids}, {"mask_until", seqs.back().mask_until},
+    encodings.push_back({{"ids", seqs.back().ids},
+                         {"mask_until", seqs.back().mask_until},
                          {"prompt_ids", encoder.prompt(prompts.back())}});
   }
   const int64_t pad = tok->pad_id.value_or(0);
@@ -61,18 +62,26 @@ int main(int argc, char** argv) {
   {
     torch::NoGradGuard no_grad;
     for (size_t start = 0; start < prompt_ids.size(); start += (size_t)gen_batch) {
-      std::vector<std::vector<int64_t>> chunk(prompt_ids.begin() + (int64_t)start,
-                                              prompt_ids.begin() + (int64_t)std::min(prompt_ids.size(), start + (size_t)gen_batch));
+      std::vector<std::vector<int64_t>> chunk(
+          prompt_ids.begin() + (int64_t)start,
+          prompt_ids.begin() + (int64_t)std::min(prompt_ids.size(), start + (size_t)gen_batch));
       for (auto& out : model->generate(chunk, g)) generated.push_back(out);
     }
   }
   const double gen_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   int64_t gen_tokens = 0;
   for (const auto& g2 : generated) gen_tokens += (int64_t)g2.size();
-  Json out = {{"train_tokens_per_second", tokens / seconds}, {"train_seconds", seconds}, {"train_tokens", tokens},
-              {"generation_seconds", gen_seconds}, {"generated_tokens", gen_tokens}, {"generated", generated},
-              {"stop_ids", encoder.stop_ids()}, {"pad_id", pad}, {"encodings", encodings}};
+  Json out = {{"train_tokens_per_second", tokens / seconds},
+              {"train_seconds", seconds},
+              {"train_tokens", tokens},
+              {"generation_seconds", gen_seconds},
+              {"generated_tokens", gen_tokens},
+              {"generated", generated},
+              {"stop_ids", encoder.stop_ids()},
+              {"pad_id", pad},
+              {"encodings", encodings}};
   write_file_atomic(argv[3], out.dump() + "\n");
-  std::cout << "train " << tokens / seconds << " tok/s; generation " << gen_seconds << " s for " << gen_tokens << " tokens\n";
+  std::cout << "train " << tokens / seconds << " tok/s; generation " << gen_seconds << " s for " << gen_tokens
+            << " tokens\n";
   return 0;
 }

@@ -17,8 +17,8 @@ void BM_Gemm(benchmark::State& state) {
   auto c = torch::mm(a, b);
   if (!torch::allclose(c[0][0], (a[0] * b.select(1, 0)).sum(), 1e-2, 1e-2)) state.SkipWithError("wrong GEMM");
   for (auto _ : state) benchmark::DoNotOptimize(torch::mm(a, b).data_ptr<float>());
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_Gemm)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -35,8 +35,8 @@ void BM_KnnMatch(benchmark::State& state) {
   auto [dist, idx] = index.nearest(q.slice(0, 0, 4), 1);
   if (!torch::equal(check.nearest, idx.squeeze(1))) state.SkipWithError("match and nearest disagree");
   for (auto _ : state) benchmark::DoNotOptimize(index.match(q, preds, 2048).q.data_ptr<int64_t>());
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * queries * support * m, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * queries * support * m, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_KnnMatch)->Args({5000, 2500})->Args({10000, 2500})->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -51,8 +51,8 @@ void BM_KnnMatchTensorPath(benchmark::State& state) {
   auto q = torch::randn({queries, m});
   auto preds = torch::randint(0, 2, {queries}, torch::kInt64);
   for (auto _ : state) benchmark::DoNotOptimize(index.match(q, preds, 2048).q.data_ptr<int64_t>());
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * queries * support * m, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * queries * support * m, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_KnnMatchTensorPath)->Args({5000, 2500})->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -63,7 +63,9 @@ BENCHMARK(BM_KnnMatchTensorPath)->Args({5000, 2500})->Unit(benchmark::kMilliseco
 // the small tensors. GB/s counts W1 and its two moments read and written (6 × 4 bytes an entry).
 void BM_FusedAdam(benchmark::State& state) {
   using sdmlm::sdm::detail::KernelIsa;
-  const KernelIsa isa = state.range(0) == 2 ? KernelIsa::kAvx512 : state.range(0) == 1 ? KernelIsa::kAvx2 : KernelIsa::kBaseline;
+  const KernelIsa isa = state.range(0) == 2   ? KernelIsa::kAvx512
+                        : state.range(0) == 1 ? KernelIsa::kAvx2
+                                              : KernelIsa::kBaseline;
   if (!sdmlm::sdm::detail::set_kernel_isa(isa)) {
     state.SkipWithError("this CPU lacks the instruction set");
     return;
@@ -77,8 +79,8 @@ void BM_FusedAdam(benchmark::State& state) {
   for (auto _ : state) sdmlm::sdm::detail::adaptor_step(a, x, y, log_base, d, 1e-5);
   if (!torch::isfinite(a.w1).all().item<bool>()) state.SkipWithError("non-finite parameters");
   sdmlm::sdm::detail::set_kernel_isa(KernelIsa::kAuto);
-  state.counters["GB/s"] = benchmark::Counter(6.0 * 4 * M * D, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  state.counters["GB/s"] =
+      benchmark::Counter(6.0 * 4 * M * D, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_FusedAdam)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -28,12 +28,13 @@ double peak_rss_mib() {
 int main(int argc, char** argv) {
   using namespace sdmlm;
   if (argc < 2) {
-    std::cerr << "usage: bench_lm MODEL_DIR [--prompt_len N] [--new_tokens N] [--batches 1,16] [--train_batch N] [--train_len N] [--reps N]\n";
+    std::cerr << "usage: bench_lm MODEL_DIR [--prompt_len N] [--new_tokens N] [--batches 1,16] [--train_batch N] "
+                 "[--train_len N] [--reps N]\n";
     return 2;
   }
   std::map<std::string, std::string> opt = {{"--prompt_len", "64"}, {"--new_tokens", "32"}, {"--batches", "1,16"},
                                             {"--train_batch", "4"}, {"--train_len", "128"}, {"--reps", "3"},
-                                            {"--device", "cpu"}, {"--dtype", "f32"}};
+                                            {"--device", "cpu"},    {"--dtype", "f32"}};
   for (int i = 2; i + 1 < argc; i += 2) opt[argv[i]] = argv[i + 1];
   const int64_t prompt_len = std::stoll(opt["--prompt_len"]), new_tokens = std::stoll(opt["--new_tokens"]);
   const int reps = std::stoi(opt["--reps"]);
@@ -54,9 +55,13 @@ int main(int argc, char** argv) {
     const double load_s = since(start);
     const double rss_loaded = peak_rss_mib();
     const auto& c = model->config();
-    Json out = {{"parameters", model->parameter_count()}, {"load_seconds", load_s},
-                {"peak_rss_after_load_mib", rss_loaded}, {"rss_before_load_mib", rss_before},
-                {"threads", at::get_num_threads()}, {"device", opt["--device"]}, {"dtype", opt["--dtype"]}};
+    Json out = {{"parameters", model->parameter_count()},
+                {"load_seconds", load_s},
+                {"peak_rss_after_load_mib", rss_loaded},
+                {"rss_before_load_mib", rss_before},
+                {"threads", at::get_num_threads()},
+                {"device", opt["--device"]},
+                {"dtype", opt["--dtype"]}};
     torch::manual_seed(0);
     Json gen = Json::object(), prefill = Json::object();
     std::stringstream batches(opt["--batches"]);

@@ -15,7 +15,7 @@ PEERS=("reexpress-sdm==0.4.8" "numpy" "transformers==5.24.0" "safetensors==0.8.0
   "sentencepiece==0.2.3" "openai==2.8.1")
 DEBIAN_PACKAGES=(build-essential cmake git python3 python3-venv libsentencepiece-dev libpcre2-dev libicu-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libcpp-httplib-dev zlib1g-dev wordnet-base
-  libgtest-dev libbenchmark-dev pkg-config chromium libgloo-dev)
+  libgtest-dev libbenchmark-dev pkg-config chromium libgloo-dev clang-format)
 
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -135,9 +135,9 @@ class Rng {
  public:
   explicit Rng(uint64_t seed) : engine_(seed) {}
   uint64_t next_u64() { return engine_(); }
-  double uniform();                          // [0, 1)
-  float uniform(float low, float high);      // [low, high)
-  uint64_t below(uint64_t n);                // [0, n), unbiased
+  double uniform();                             // [0, 1)
+  float uniform(float low, float high);         // [low, high)
+  uint64_t below(uint64_t n);                   // [0, n), unbiased
   std::vector<int64_t> permutation(int64_t n);  // Fisher-Yates
 
  private:

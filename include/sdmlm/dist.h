@@ -42,7 +42,7 @@ int64_t all_reduce_sum(int64_t value);
 std::vector<std::string> all_gather(const std::string& value);  // every rank's value, by rank
 // Every rank's list of byte strings (any bytes, not only UTF-8), by rank.
 std::vector<std::vector<std::string>> all_gather_lists(const std::vector<std::string>& values);
-torch::Tensor all_gather_rows(const torch::Tensor& rows);         // ranks' rows concatenated in rank order
+torch::Tensor all_gather_rows(const torch::Tensor& rows);  // ranks' rows concatenated in rank order
 void broadcast(std::vector<torch::Tensor>& tensors, int root = 0);
 void barrier();
 

@@ -27,11 +27,11 @@ struct RopeConfig {
   std::string type = "default";  // "default", "linear", "llama3", "longrope"
   double theta = 10000.0;
   double partial_rotary_factor = 1.0;
-  double factor = 1.0;                             // linear / llama3 / longrope (derived if absent)
+  double factor = 1.0;                                   // linear / llama3 / longrope (derived if absent)
   double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
-  int64_t original_max_position_embeddings = 0;     // llama3 / longrope
-  std::vector<double> short_factor, long_factor;    // longrope
-  std::optional<double> attention_factor;           // longrope (derived when absent)
+  int64_t original_max_position_embeddings = 0;          // llama3 / longrope
+  std::vector<double> short_factor, long_factor;         // longrope
+  std::optional<double> attention_factor;                // longrope (derived when absent)
 };
 
 struct ModelConfig {
@@ -109,9 +109,8 @@ class CausalLM {
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   // all_states (a pruned prefill): the last block also runs for every position, and `states`
   // holds their final states, while `hidden` and `logits` stay exactly the pruned ones.
-  ForwardOutput forward(const torch::Tensor& ids, const torch::Tensor& attention_mask = {},
-                        KVCache* cache = nullptr, bool last_logits_only = false,
-                        bool compute_logits = true, bool all_states = false) const;
+  ForwardOutput forward(const torch::Tensor& ids, const torch::Tensor& attention_mask = {}, KVCache* cache = nullptr,
+                        bool last_logits_only = false, bool compute_logits = true, bool all_states = false) const;
   torch::Tensor logits_from_hidden(const torch::Tensor& hidden) const;  // [.., H] → [.., V]
 
   // Batched generation with a KV cache; prompts are left-padded into one batch. Returns the new
@@ -135,22 +134,22 @@ class CausalLM {
   struct Layer {
     torch::Tensor input_norm, post_norm;
     torch::Tensor q, k, v, o, q_bias, k_bias, v_bias;  // q/k/v are views of qkv when fused
-    torch::Tensor qkv;                                   // Phi-3 fused [ (N_h + 2 N_kv) d, H ]
-    torch::Tensor gate, up, down, gate_up;               // gate/up are views of gate_up when fused
+    torch::Tensor qkv;                                 // Phi-3 fused [ (N_h + 2 N_kv) d, H ]
+    torch::Tensor gate, up, down, gate_up;             // gate/up are views of gate_up when fused
   };
   CausalLM() = default;
   torch::Tensor attention(const Layer& layer, const torch::Tensor& x, const torch::Tensor& cos,
-                          const torch::Tensor& sin, const torch::Tensor& mask, KVCache* cache,
-                          int64_t layer_index, bool last_query_only = false) const;
+                          const torch::Tensor& sin, const torch::Tensor& mask, KVCache* cache, int64_t layer_index,
+                          bool last_query_only = false) const;
   torch::Tensor mlp(const Layer& layer, const torch::Tensor& x) const;
   torch::Tensor block(int64_t layer, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                       const torch::Tensor& mask, KVCache* cache, bool last_query_only = false) const;
   std::vector<torch::Tensor> layer_parameters(int64_t layer) const;
   void layer_named_tensors(int64_t layer, std::vector<std::pair<std::string, torch::Tensor>>& out) const;
   struct BlockCheckpoint : torch::autograd::Function<BlockCheckpoint> {
-    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x,
-                                 at::TensorList params, const CausalLM* model, int64_t layer,
-                                 torch::Tensor cos, torch::Tensor sin, torch::Tensor mask);
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, at::TensorList params,
+                                 const CausalLM* model, int64_t layer, torch::Tensor cos, torch::Tensor sin,
+                                 torch::Tensor mask);
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grad_out);
   };

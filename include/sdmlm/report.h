@@ -46,8 +46,7 @@ struct SurfaceMetrics {
 
 // responses: generated text R (special tokens removed); references: original_document;
 // genai_documents: the exact positive response. All three of one length (else kBadInput).
-SurfaceMetrics surface_metrics(const std::vector<std::string>& responses,
-                               const std::vector<std::string>& references,
+SurfaceMetrics surface_metrics(const std::vector<std::string>& responses, const std::vector<std::string>& references,
                                const std::vector<std::string>& genai_documents);
 Json surface_to_json(const SurfaceMetrics& metrics);
 SurfaceMetrics surface_from_json(const Json& value);  // inverse of surface_to_json (counts, means)
@@ -103,13 +102,11 @@ std::string tables_latex(const std::vector<ModelResult>& results, double alpha);
 // ------------------------------------------------------------------ One self-contained page: the
 // tables, then per result accuracy vs admitted proportion over the region ladder and histograms of
 // q' and d by class, as inline SVG.
-std::string report_html(const std::vector<ModelResult>& results, double alpha,
-                        const std::string& title);
+std::string report_html(const std::vector<ModelResult>& results, double alpha, const std::string& title);
 
 // Creates `dir` if needed and writes tables.json, tables.md, tables.tex and report.html there,
 // each through a temporary name and a rename (write_file_atomic).
-void write_report(const std::vector<ModelResult>& results, double alpha, const fs::path& dir,
-                  const std::string& title);
+void write_report(const std::vector<ModelResult>& results, double alpha, const fs::path& dir, const std::string& title);
 
 // ---- seeds (src/report/seeds.cpp)
 // ---------------------------------------------------------------- One fine-tuning seed's result of

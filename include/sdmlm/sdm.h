@@ -34,10 +34,10 @@ struct Region {
 };
 
 // ---- pure math (src/sdm/math.cpp) ---------------------------------------------------------------
-double round10(double value);                        // Python round(value, 10)
+double round10(double value);                          // Python round(value, 10)
 std::vector<double> ladder_alphas(double resolution);  // round(1 - k·res, 10) while > 0.5
 void validate_alpha_resolution(double resolution);     // [0.00005, 0.5), finite
-int argmax(const float* values, int count);             // lowest index on ties
+int argmax(const float* values, int count);            // lowest index on ties
 // d = min_c (1 - |{v ∈ cdf_c : v < d0}| / n_c); an empty class list gives 0. d0 is clamped to ≥ 0.
 float distance_quantile(float d0, const Cdfs& cdfs);
 // softmax(z'·d·ln(q_offset + q)) in float32, as the contract computes it. `out` has C values.
@@ -47,25 +47,22 @@ float rescaled_similarity(float q, float predicted_probability, float q_offset);
 std::vector<int64_t> effective_sample_sizes(float q_prime, const Cdfs& q_prime_cdfs);
 std::vector<float> dkw_errors(const std::vector<int64_t>& sizes, double alpha);  // 1 where n = 0
 void distance_band(float d, const std::vector<float>& errors, float* lower, float* upper);
-bool region_accepts(float q_prime, const float* probabilities, int classes, int prediction,
-                    const Region& region, int ood_limit);
+bool region_accepts(float q_prime, const float* probabilities, int classes, int prediction, const Region& region,
+                    int ood_limit);
 double assigned_region_alpha(float q_prime, const float* probabilities, int classes, int prediction,
                              const std::vector<Region>& regions, int ood_limit);
 // Class-wise ascending d0 lists of rows whose true label is c and q > ood_limit.
-Cdfs distance_cdfs(const std::vector<int64_t>& labels, const std::vector<float>& q,
-                   const std::vector<float>& d0, int classes, int ood_limit);
+Cdfs distance_cdfs(const std::vector<int64_t>& labels, const std::vector<float>& q, const std::vector<float>& d0,
+                   int classes, int ood_limit);
 // Nested calibration over the alpha ladder (contract "Nested calibration").
 // probabilities: [N, C] row-major; q_prime, labels, predictions: [N].
-std::vector<Region> calibrate_nested(const std::vector<float>& probabilities,
-                                     const std::vector<float>& q_prime,
-                                     const std::vector<int64_t>& labels,
-                                     const std::vector<int64_t>& predictions, int classes,
-                                     double alpha_resolution, int ood_limit);
+std::vector<Region> calibrate_nested(const std::vector<float>& probabilities, const std::vector<float>& q_prime,
+                                     const std::vector<int64_t>& labels, const std::vector<int64_t>& predictions,
+                                     int classes, double alpha_resolution, int ood_limit);
 // Mean over classes of the per-true-class mean of −log_{q_offset+q} SDM(z')_y; an empty class
 // contributes 0 and still counts in the 1/C average. logits: [N, C] row-major.
 double balanced_sdm_loss(const std::vector<float>& logits, const std::vector<int64_t>& labels,
-                         const std::vector<float>& q, const std::vector<float>& d, float q_offset,
-                         int classes);
+                         const std::vector<float>& q, const std::vector<float>& d, float q_offset, int classes);
 
 // ---- exact matching (src/sdm/knn.cpp) -----------------------------------------------------------
 // Exact squared-L2 index over support exemplars [N, M] float32 (any device). Distances use the
@@ -86,8 +83,8 @@ class ExactIndex {
   };
   // query_predictions: [B] int64. exclude: [B] int64 support index to skip, or -1 (undefined
   // tensor = none). An excluded query searches max_neighbors − 1 rows, as the contract requires.
-  Match match(const torch::Tensor& queries, const torch::Tensor& query_predictions,
-              int64_t max_neighbors, const torch::Tensor& exclude = {}) const;
+  Match match(const torch::Tensor& queries, const torch::Tensor& query_predictions, int64_t max_neighbors,
+              const torch::Tensor& exclude = {}) const;
   // The k nearest rows in contract order: distances [B, k'] float32, indices [B, k'] int64.
   std::pair<torch::Tensor, torch::Tensor> nearest(const torch::Tensor& queries, int64_t k,
                                                   const torch::Tensor& exclude = {}) const;
@@ -173,8 +170,7 @@ class Estimator {
   std::pair<torch::Tensor, torch::Tensor> transform(const torch::Tensor& features) const;
   // Scores rows of `features` [B, D]. `exclude_support` (size B, −1 = none) drops a row's own
   // support entry (identity exclusion). `nearest_exemplars` neighbours are listed per row.
-  std::vector<Score> score(const torch::Tensor& features,
-                           const std::vector<int64_t>& exclude_support = {},
+  std::vector<Score> score(const torch::Tensor& features, const std::vector<int64_t>& exclude_support = {},
                            int64_t nearest_exemplars = 0) const;
   // Score from precomputed logits and matches (the exact contract arithmetic, host side).
   Score score_from(const float* logits, int64_t q, float d0, int64_t nearest) const;
@@ -186,8 +182,7 @@ class Estimator {
   std::unique_ptr<ExactIndex> index_;
 };
 
-Json score_to_json(const Score& score, const Model& model, const std::string* id,
-                   const std::optional<int64_t>& label);
+Json score_to_json(const Score& score, const Model& model, const std::string* id, const std::optional<int64_t>& label);
 
 // ---- training (src/sdm/trainer.cpp) -------------------------------------------------------------
 struct TrainConfig {
@@ -218,10 +213,9 @@ struct TrainResult {
 };
 
 // train_x / cal_x: [N, D] float32 (any device); labels in [0, C). ids may be empty (generated).
-TrainResult fit(const TrainConfig& config, const torch::Tensor& train_x,
-                const std::vector<int64_t>& train_y, const torch::Tensor& cal_x,
-                const std::vector<int64_t>& cal_y, const std::vector<std::string>& train_ids = {},
-                const std::vector<std::string>& cal_ids = {});
+TrainResult fit(const TrainConfig& config, const torch::Tensor& train_x, const std::vector<int64_t>& train_y,
+                const torch::Tensor& cal_x, const std::vector<int64_t>& cal_y,
+                const std::vector<std::string>& train_ids = {}, const std::vector<std::string>& cal_ids = {});
 
 // Refit the regions (and q' CDFs) at a new alpha resolution from saved calibration rows.
 Model recalibrate(const Model& model, double alpha_resolution);
@@ -230,7 +224,7 @@ Model recalibrate(const Model& model, double alpha_resolution);
 struct Rows {
   std::vector<std::string> ids;
   std::vector<std::optional<int64_t>> labels;  // nullopt / −1 when unlabeled
-  torch::Tensor features;                       // [N, D] float32
+  torch::Tensor features;                      // [N, D] float32
   std::vector<std::optional<std::string>> documents;
 };
 // Reads `id`, `label`, `embedding` (+ optional `attributes`, appended; `document`). Errors name
@@ -240,8 +234,7 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
 // ---- evaluation (src/sdm/evaluate.cpp) ----------------------------------------------------------
 // JSON report: accuracy, per calibrated alpha the class-/prediction-conditional accuracy and
 // admitted proportion, and NO-REJECT / HR rows at `alpha` in the layout of the paper's Table 4.
-Json evaluate(const std::vector<Score>& scores, const std::vector<int64_t>& labels,
-              const Model& model, double alpha);
+Json evaluate(const std::vector<Score>& scores, const std::vector<int64_t>& labels, const Model& model, double alpha);
 std::string table_number(double value);  // SPEC §6.5: "0.", "1.", "<0.01", else two decimals
 
 }  // namespace sdmlm::sdm

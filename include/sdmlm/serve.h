@@ -16,21 +16,21 @@
 namespace sdmlm::serve {
 
 struct ServeOptions {
-  fs::path model, verifier;              // model or run directory; verifier directory (optional)
+  fs::path model, verifier;  // model or run directory; verifier directory (optional)
   std::string host = "127.0.0.1";
-  int port = 8080;                       // 0: any free port (the chosen one is printed)
-  std::string api_key;                   // requests to /v1/* must send "Authorization: Bearer KEY"
-  fs::path api_key_file;                 // or the key from this file's first line
-  std::string model_name;                // the name in /v1/models and responses ("" = the directory's name)
+  int port = 8080;         // 0: any free port (the chosen one is printed)
+  std::string api_key;     // requests to /v1/* must send "Authorization: Bearer KEY"
+  fs::path api_key_file;   // or the key from this file's first line
+  std::string model_name;  // the name in /v1/models and responses ("" = the directory's name)
   std::string device = "cpu", dtype = "float32";
-  int64_t parallel = 8;                  // sequences decoded together at most
-  int64_t max_queue = 64;                // choices waiting for a slot at most; beyond: 503
-  int64_t max_tokens_limit = 512;        // requests asking more: 400
-  int64_t context = 0;                   // cache columns per sequence; 0 = the model's context
-  int64_t max_body_bytes = 1 << 20;      // larger bodies: 413
-  double alpha = 0.95;                   // default alpha of the HR region
-  uint64_t seed = 0;                     // seeds of requests that give none: derived from this
-  int64_t drain_seconds = 60;            // SIGTERM: wait this long at most for in-flight requests
+  int64_t parallel = 8;              // sequences decoded together at most
+  int64_t max_queue = 64;            // choices waiting for a slot at most; beyond: 503
+  int64_t max_tokens_limit = 512;    // requests asking more: 400
+  int64_t context = 0;               // cache columns per sequence; 0 = the model's context
+  int64_t max_body_bytes = 1 << 20;  // larger bodies: 413
+  double alpha = 0.95;               // default alpha of the HR region
+  uint64_t seed = 0;                 // seeds of requests that give none: derived from this
+  int64_t drain_seconds = 60;        // SIGTERM: wait this long at most for in-flight requests
   // "reuse": verified answers' features from the generation's own final states (the default; equal
   // to `sdmlm verify`'s up to float rounding); "recompute": a feature pass over each verification
   // sequence, exactly `sdmlm verify`'s arithmetic.

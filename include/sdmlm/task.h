@@ -40,9 +40,8 @@ bool is_valid_utf8(std::string_view text);
 
 // ---- formatting helpers (SPEC §5.5) -------------------------------------------------------------
 struct Formatted {
-  std::string response;  // the assistant response used for training
-  std::string
-      verification;  // the verification text, ending exactly with the right-most "<verified>"
+  std::string response;      // the assistant response used for training
+  std::string verification;  // the verification text, ending exactly with the right-most "<verified>"
 };
 
 // `<sentence>{s}</sentence>\n<verified>Yes</verified>\n\n` (verified = false gives the "No"
@@ -82,7 +81,7 @@ struct WordOrderRecord {
   std::string prompt;             // make_prompt(prefix, multiset)
   std::string default_negative;   // the static negative (10% with corrupted sentence tags)
   std::string multiset;           // the shuffled suffix shown in the prompt
-  int corruption = 0;  // 0 none, 1 opening tag dropped, 2 closing, 3 both (not serialised)
+  int corruption = 0;             // 0 none, 1 opening tag dropped, 2 closing, 3 both (not serialised)
 };
 
 // SPEC §7.1 verbatim: {P} = prefix, {M} = shuffled suffix (the reference's hint suffix is always
@@ -157,17 +156,15 @@ struct WordOrderData {
 
 // Sizes actually used for `available` sentences: requested ones, or each scaled by
 // available / total (floor). kBadInput when a requested non-zero split would get no sentence.
-std::vector<int64_t> scaled_split_sizes(const WordOrderOptions& options, int64_t available,
-                                        bool* scaled);
+std::vector<int64_t> scaled_split_sizes(const WordOrderOptions& options, int64_t available, bool* scaled);
 
 // Length filter; a seeded shuffle then a stable sort by length (longest first) — the first
 // shifted_size are the shifted split; the rest is shuffled again and test, calibration and
 // training are taken from its end, in that order. Each extra test set keeps every sentence in
 // order. Each split's records come from their own Rng seeded from (seed, split name).
-WordOrderData build_wordorder(
-    const std::vector<std::string>& sentences,
-    const std::vector<std::pair<std::string, std::vector<std::string>>>& extra_tests,
-    const WordOrderOptions& options);
+WordOrderData build_wordorder(const std::vector<std::string>& sentences,
+                              const std::vector<std::pair<std::string, std::vector<std::string>>>& extra_tests,
+                              const WordOrderOptions& options);
 
 // ---- the data command (src/task/write.cpp) ------------------------------------------------------
 struct WordOrderJob {

@@ -25,13 +25,13 @@ namespace sdmlm::task {
 // ---- task files ---------------------------------------------------------------------------------
 // One record. The completion texts hold no <verified> tag: the encoding appends it.
 struct TaskExample {
-  std::string id;                     // given, or derived from the prompt and positive (derive_id)
-  std::string prompt;                 // the user text; empty when `messages` is given
-  std::vector<ChatMessage> messages;  // chat turns before the answer (system/user/assistant), or empty
-  std::string positive;               // the reference completion s+
-  std::vector<std::string> negatives; // static negative completions s− (may be empty)
-  Json metadata;                      // passed through as given (null when absent)
-  int64_t line = 0;                   // 1-based line of the record in its file
+  std::string id;                      // given, or derived from the prompt and positive (derive_id)
+  std::string prompt;                  // the user text; empty when `messages` is given
+  std::vector<ChatMessage> messages;   // chat turns before the answer (system/user/assistant), or empty
+  std::string positive;                // the reference completion s+
+  std::vector<std::string> negatives;  // static negative completions s− (may be empty)
+  Json metadata;                       // passed through as given (null when absent)
+  int64_t line = 0;                    // 1-based line of the record in its file
 };
 
 // The layouts read_task_file accepts, detected per record from its fields.
@@ -73,7 +73,7 @@ std::string default_negative(const std::vector<TaskExample>& examples, size_t in
 // `id` (derived from the prompt and response when absent), `prompt` (a string or chat turns) or
 // `messages`, and, where the command needs them, `response` (a string) and `label` (0 or 1).
 struct PromptRow {
-  std::string id, prompt, response;  // prompt: the user text (the last user turn of messages)
+  std::string id, prompt, response;   // prompt: the user text (the last user turn of messages)
   std::vector<ChatMessage> messages;  // chat turns before the answer when given
   int label = -1;                     // -1: none given
   Json row;                           // the whole input object (fields pass through to outputs)

@@ -26,8 +26,7 @@ class Tokenizer {
   // `dir/tokenizer_config.json` (optional) for add_bos_token/add_eos_token, bos/eos/pad tokens,
   // added tokens and the chat template. Bad files → Error(kBadInput) naming file and field.
   static std::unique_ptr<Tokenizer> load(const fs::path& dir);
-  static std::unique_ptr<Tokenizer> load_json(const fs::path& tokenizer_json,
-                                              const fs::path& tokenizer_config = {});
+  static std::unique_ptr<Tokenizer> load_json(const fs::path& tokenizer_json, const fs::path& tokenizer_config = {});
 
   // As `tokenizers.Tokenizer.encode(text, add_special_tokens=...)`: added tokens in the text are
   // matched first (special or not), the rest is normalized, pre-tokenized and BPE-merged; with

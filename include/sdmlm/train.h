@@ -68,8 +68,8 @@ std::string feature_layout_name(FeatureLayout layout);
 class Encoder {
  public:
   // `model_type` picks the chat family when the tokenizer has no template.
-  Encoder(const Tokenizer& tokenizer, const std::string& model_type,
-          std::string system = std::string(kSystemPrompt), int64_t max_length = 2048);
+  Encoder(const Tokenizer& tokenizer, const std::string& model_type, std::string system = std::string(kSystemPrompt),
+          int64_t max_length = 2048);
   // The turns before the answer: [system, user] for a user text; a record's messages as given.
   std::vector<ChatMessage> turns(const std::string& user) const;
   std::vector<ChatMessage> turns(const TaskRecord& record) const;
@@ -121,16 +121,16 @@ Batch collate(const std::vector<const Sequence*>& sequences, int64_t pad_id, tor
 torch::Tensor features_from_hidden(const torch::Tensor& hidden, const torch::Tensor& mask,
                                    const std::vector<int64_t>& verified, FeatureLayout layout);
 // Features of verification sequences with one no-grad forward per chunk of `batch` sequences.
-torch::Tensor compute_features(const lm::CausalLM& model, const std::vector<Sequence>& sequences,
-                               FeatureLayout layout, int64_t pad_id, int64_t batch = 16);
+torch::Tensor compute_features(const lm::CausalLM& model, const std::vector<Sequence>& sequences, FeatureLayout layout,
+                               int64_t pad_id, int64_t batch = 16);
 
 // ---- losses (src/train/loss.cpp) ----------------------------------------------------------------
 // Sum over loss tokens of −log_β softmax_β(z)[label] = −(1/ln β)·log_softmax(ln β · z)[label], in
 // float32, with logits computed only at loss positions. hidden: [B, T, H] from the forward pass;
 // labels: [B, T] (−100 ignored; position t predicts label t+1); beta: [B] float32 (undefined =
 // natural base: the ordinary cross-entropy). No gradient flows into beta.
-torch::Tensor next_token_loss_sum(const lm::CausalLM& model, const torch::Tensor& hidden,
-                                  const torch::Tensor& labels, const torch::Tensor& beta = {});
+torch::Tensor next_token_loss_sum(const lm::CausalLM& model, const torch::Tensor& hidden, const torch::Tensor& labels,
+                                  const torch::Tensor& beta = {});
 // β_n = 2 + SDM(z')_{y_n} for features [B, D] under `estimator` (exclude: support index or −1).
 torch::Tensor sdm_log_base(const sdm::Estimator& estimator, const torch::Tensor& features,
                            const std::vector<int64_t>& labels, const std::vector<int64_t>& exclude);
@@ -206,8 +206,7 @@ LayerDocument layer_document(const TaskRecord& record, const NegativeCache& cach
 // decoded with special tokens removed.
 std::vector<std::string> generate_responses(const lm::CausalLM& model, const Encoder& encoder,
                                             const std::vector<std::vector<ChatMessage>>& prompts,
-                                            int64_t max_new_tokens, int64_t batch = 32,
-                                            bool progress = false);
+                                            int64_t max_new_tokens, int64_t batch = 32, bool progress = false);
 
 // ---- SDM layers over task documents (src/train/sdm_layer.cpp) ----------------------------------
 struct SdmLayerOptions {
@@ -221,7 +220,7 @@ struct SdmLayerOptions {
 struct SdmLayer {
   std::unique_ptr<sdm::Estimator> estimator;
   std::map<std::string, int64_t> support_index;  // document id → its row in the support
-  std::map<std::string, int64_t> labels;          // document id → label it had in the layer
+  std::map<std::string, int64_t> labels;         // document id → label it had in the layer
   double seconds_features = 0, seconds_fit = 0;
 };
 // One labeled verification document: the turns before the answer and the text ending "<verified>".
@@ -238,10 +237,9 @@ SdmLayer fit_sdm_documents(const lm::CausalLM& model, const Encoder& encoder, co
                            const Json& representation, bool progress);
 // Builds documents for `records`, splits them at random in halves (flag 1 → training support),
 // computes features with `model` and fits + calibrates an estimator.
-SdmLayer fit_sdm_layer(const lm::CausalLM& model, const Encoder& encoder,
-                       const std::vector<TaskRecord>& records, const NegativeCache& cache,
-                       const SdmLayerOptions& options, double positive_probability, double diversity,
-                       const std::string& purpose, uint64_t round, const Json& representation,
+SdmLayer fit_sdm_layer(const lm::CausalLM& model, const Encoder& encoder, const std::vector<TaskRecord>& records,
+                       const NegativeCache& cache, const SdmLayerOptions& options, double positive_probability,
+                       double diversity, const std::string& purpose, uint64_t round, const Json& representation,
                        bool progress);
 
 // ---- the fine-tuning loop (src/train/finetune.cpp) ----------------------------------------------

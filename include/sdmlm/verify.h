@@ -118,12 +118,12 @@ Json embed_rows(const EmbedOptions& options);
 
 // ---- evaluation (SPEC §6.3–6.5) ------------------------------------------------------------------
 struct EvalOptions {
-  fs::path model;                      // model or run directory
-  std::optional<fs::path> verifier;    // none: surface metrics only
+  fs::path model;                                        // model or run directory
+  std::optional<fs::path> verifier;                      // none: surface metrics only
   std::vector<std::pair<std::string, fs::path>> inputs;  // dataset name → task JSONL
   fs::path output;
-  std::string reward;                  // --reward spec; "" = the verifier's, else the data's default
-  std::string label = "model";         // the model's name in the tables
+  std::string reward;           // --reward spec; "" = the verifier's, else the data's default
+  std::string label = "model";  // the model's name in the tables
   double alpha = 0.95;
   int64_t max_new_tokens = 128, generation_batch_size = 32, limit = -1;
   torch::Device device = torch::kCPU;

@@ -36,8 +36,7 @@ Json json_parse_strict(std::string_view text, const std::string& where) {
         break;
       case Json::parse_event_t::key: {
         const std::string key = parsed.get<std::string>();
-        if (!open_objects.empty() && !open_objects.back().insert(key).second && duplicate.empty())
-          duplicate = key;
+        if (!open_objects.empty() && !open_objects.back().insert(key).second && duplicate.empty()) duplicate = key;
         break;
       }
       case Json::parse_event_t::value:
@@ -56,8 +55,7 @@ Json json_parse_strict(std::string_view text, const std::string& where) {
   } catch (const Json::exception& e) {
     std::string msg = e.what();
     auto pos = msg.find("syntax error");
-    fail_input(where + ": malformed JSON (" + (pos == std::string::npos ? msg : msg.substr(pos)) +
-               ")");
+    fail_input(where + ": malformed JSON (" + (pos == std::string::npos ? msg : msg.substr(pos)) + ")");
   }
   if (duplicate == "\x01") fail_input(where + ": a number is out of range (non-finite)");
   if (!duplicate.empty()) fail_input(where + ": duplicate JSON key \"" + duplicate + "\"");
@@ -119,14 +117,12 @@ std::vector<float> JsonRow::get_floats(const std::string& name, int64_t expected
   const Json& v = field(name);
   if (!v.is_array()) fail_field(name, "must be an array of numbers, got " + json_type_name(v));
   if (expected_size >= 0 && (int64_t)v.size() != expected_size)
-    fail_field(name, "must have " + std::to_string(expected_size) + " values, got " +
-                         std::to_string(v.size()));
+    fail_field(name, "must have " + std::to_string(expected_size) + " values, got " + std::to_string(v.size()));
   std::vector<float> out;
   out.reserve(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
     const Json& x = v[i];
-    if (!x.is_number())
-      fail_field(name + "[" + std::to_string(i) + "]", "must be a number, got " + json_type_name(x));
+    if (!x.is_number()) fail_field(name + "[" + std::to_string(i) + "]", "must be a number, got " + json_type_name(x));
     double d = x.get<double>();
     float f = (float)d;
     if (!std::isfinite(d) || !std::isfinite(f))
@@ -138,8 +134,7 @@ std::vector<float> JsonRow::get_floats(const std::string& name, int64_t expected
 
 // ---- JsonlReader -------------------------------------------------------------------------------
 
-JsonlReader::JsonlReader(const fs::path& path, bool allow_blank_lines)
-    : path_(path), allow_blank_(allow_blank_lines) {
+JsonlReader::JsonlReader(const fs::path& path, bool allow_blank_lines) : path_(path), allow_blank_(allow_blank_lines) {
   if (!fs::exists(path)) fail_input(path.string() + ": file not found");
   if (fs::is_directory(path)) fail_input(path.string() + ": is a directory, expected a JSONL file");
   in_.open(path, std::ios::binary);
@@ -157,8 +152,7 @@ std::optional<JsonRow> JsonlReader::next() {
     }
     std::string where = path_.string() + ":" + std::to_string(line_);
     JsonRow row{json_parse_strict(line, where), where};
-    if (!row.value.is_object())
-      fail_input(where + ": expected a JSON object, got " + json_type_name(row.value));
+    if (!row.value.is_object()) fail_input(where + ": expected a JSON object, got " + json_type_name(row.value));
     return row;
   }
   if (in_.bad()) fail_io(path_.string() + ": read error");

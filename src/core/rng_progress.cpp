@@ -26,7 +26,8 @@ uint64_t Rng::below(uint64_t n) {
   if (n <= 1) return 0;
   uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   uint64_t x;
-  do x = engine_(); while (x >= limit);
+  do x = engine_();
+  while (x >= limit);
   return x % n;
 }
 
@@ -40,9 +41,12 @@ std::vector<int64_t> Rng::permutation(int64_t n) {
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   char buf[32];
-  if (seconds < 60) std::snprintf(buf, sizeof buf, "%.1fs", seconds);
-  else if (seconds < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", (int)seconds / 60, (int)seconds % 60);
-  else std::snprintf(buf, sizeof buf, "%dh%02dm", (int)seconds / 3600, ((int)seconds % 3600) / 60);
+  if (seconds < 60)
+    std::snprintf(buf, sizeof buf, "%.1fs", seconds);
+  else if (seconds < 3600)
+    std::snprintf(buf, sizeof buf, "%dm%02ds", (int)seconds / 60, (int)seconds % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%dh%02dm", (int)seconds / 3600, ((int)seconds % 3600) / 60);
   return buf;
 }
 
@@ -76,12 +80,14 @@ void Progress::draw(bool final_line, const std::string& extra) {
   std::string bar(filled, '#');
   bar.resize(width, '.');
   char line[256];
-  std::snprintf(line, sizeof line, "%s [%s] %lld/%lld %3.0f%% elapsed %s eta %s", label_.c_str(),
-                bar.c_str(), (long long)done_, (long long)total_, 100 * fraction,
-                format_duration(elapsed).c_str(), final_line ? "0s" : format_duration(eta).c_str());
+  std::snprintf(line, sizeof line, "%s [%s] %lld/%lld %3.0f%% elapsed %s eta %s", label_.c_str(), bar.c_str(),
+                (long long)done_, (long long)total_, 100 * fraction, format_duration(elapsed).c_str(),
+                final_line ? "0s" : format_duration(eta).c_str());
   std::string text = std::string(line) + (extra.empty() ? "" : " " + extra);
-  if (tty_) std::cerr << "\r\033[K" << text << (final_line ? "\n" : "") << std::flush;
-  else std::cerr << text << "\n" << std::flush;
+  if (tty_)
+    std::cerr << "\r\033[K" << text << (final_line ? "\n" : "") << std::flush;
+  else
+    std::cerr << text << "\n" << std::flush;
 }
 
 }  // namespace sdmlm

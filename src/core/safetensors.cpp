@@ -128,8 +128,7 @@ void metadata_parse(const Json& value, const std::string& where, std::map<std::s
   }
 }
 
-SafetensorsEntry entry_parse(const std::string& name, const Json& value, uint64_t data_size,
-                             const std::string& where) {
+SafetensorsEntry entry_parse(const std::string& name, const Json& value, uint64_t data_size, const std::string& where) {
   const std::string at = where + ": tensor " + json_quoted(name);
   if (!value.is_object())
     fail_input(at + ": expected an object {dtype, shape, data_offsets}, got " + json_type_name(value));
@@ -183,7 +182,9 @@ void coverage_check(std::vector<SafetensorsEntry>& entries, uint64_t data_size, 
   uint64_t cursor = 0;
   const SafetensorsEntry* previous = nullptr;  // the last non-empty entry, which ends at `cursor`
   for (const SafetensorsEntry& e : entries) {
-    auto at = [&] { return where + ": tensor " + json_quoted(e.name) + ": data_offsets " + range_string(e.begin, e.end); };
+    auto at = [&] {
+      return where + ": tensor " + json_quoted(e.name) + ": data_offsets " + range_string(e.begin, e.end);
+    };
     if (e.begin < cursor)
       fail_input(at() + " overlap tensor " + json_quoted(previous->name) + " at " +
                  range_string(previous->begin, previous->end));
@@ -240,9 +241,10 @@ const SafetensorsEntry& SafetensorsFile::entry(const std::string& name) const {
   auto it = index_.find(name);
   if (it == index_.end()) {
     std::string examples;
-    for (size_t i = 0; i < entries_.size() && i < 3; ++i) examples += (i ? ", " : "; e.g. ") + json_quoted(entries_[i].name);
-    fail_input(path_.string() + ": no tensor " + json_quoted(name) + " (the file holds " + std::to_string(entries_.size()) +
-               " tensors" + examples + ")");
+    for (size_t i = 0; i < entries_.size() && i < 3; ++i)
+      examples += (i ? ", " : "; e.g. ") + json_quoted(entries_[i].name);
+    fail_input(path_.string() + ": no tensor " + json_quoted(name) + " (the file holds " +
+               std::to_string(entries_.size()) + " tensors" + examples + ")");
   }
   return entries_[it->second];
 }
@@ -261,7 +263,8 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   }
   std::shared_ptr<void> keep = mapping_;
   // The mapping is read-only: clone() before modifying the tensor in place.
-  return torch::from_blob(const_cast<uint8_t*>(ptr), e.shape, [keep](void*) {}, options);
+  return torch::from_blob(
+      const_cast<uint8_t*>(ptr), e.shape, [keep](void*) {}, options);
 }
 
 // ---- writing -----------------------------------------------------------------------------------
@@ -298,8 +301,8 @@ void safetensors_write(const fs::path& path, const std::vector<std::pair<std::st
     header += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [key, value] : metadata) {
-      header += (first ? "" : ",") + json_string(key, where + ": metadata") + ":" +
-                json_string(value, where + ": metadata");
+      header +=
+          (first ? "" : ",") + json_string(key, where + ": metadata") + ":" + json_string(value, where + ": metadata");
       first = false;
     }
     header += "}";
@@ -310,9 +313,8 @@ void safetensors_write(const fs::path& path, const std::vector<std::pair<std::st
     const uint64_t nbytes = item.data.nbytes();
     std::string dims;
     for (int64_t d : item.data.sizes()) dims += (dims.empty() ? "" : ",") + std::to_string(d);
-    header += json_string(item.name, where + ": tensor name") + ":{\"dtype\":\"" + item.info->name +
-              "\",\"shape\":[" + dims + "],\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + nbytes) + "]}";
+    header += json_string(item.name, where + ": tensor name") + ":{\"dtype\":\"" + item.info->name + "\",\"shape\":[" +
+              dims + "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + nbytes) + "]}";
     offset += nbytes;
   }
   header += "}";
@@ -342,8 +344,8 @@ torch::ScalarType safetensors_dtype(const std::string& dtype) {
 std::string safetensors_dtype_name(torch::ScalarType type) {
   const DtypeInfo* info = dtype_find(type);
   if (!info)
-    fail_input("dtype " + std::string(c10::toString(type)) + " has no safetensors name here (supported: " +
-               dtype_list() + ")");
+    fail_input("dtype " + std::string(c10::toString(type)) +
+               " has no safetensors name here (supported: " + dtype_list() + ")");
   return info->name;
 }
 
@@ -361,8 +363,9 @@ Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
     return;
   }
   if (!fs::exists(index_path))
-    fail_input(where + ": no model.safetensors or model.safetensors.index.json. HINT: download the model's "
-                       "safetensors weights (PyTorch .bin checkpoints are not read)");
+    fail_input(where +
+               ": no model.safetensors or model.safetensors.index.json. HINT: download the model's "
+               "safetensors weights (PyTorch .bin checkpoints are not read)");
 
   const Json index = json_read_file(index_path);
   const std::string at = index_path.string();
@@ -404,8 +407,9 @@ torch::Tensor Checkpoint::tensor(const std::string& name) const {
     for (auto candidate : {after, after == owner_.begin() ? owner_.end() : std::prev(after)}) {
       if (candidate == owner_.end()) continue;
       const std::string& other = candidate->first;
-      size_t common = std::mismatch(name.begin(), name.begin() + std::min(name.size(), other.size()), other.begin())
-                          .first - name.begin();
+      size_t common =
+          std::mismatch(name.begin(), name.begin() + std::min(name.size(), other.size()), other.begin()).first -
+          name.begin();
       if (common > best) {
         best = common;
         suggestion = other;

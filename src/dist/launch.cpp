@@ -78,8 +78,9 @@ World detect() {
     w.size = env_int("SLURM_NTASKS", "srun");
     w.local_rank = env("SLURM_LOCALID") ? env_int("SLURM_LOCALID", "srun") : 0;
     w.local_size = 1;
-    if (const char* per_node = env("SLURM_TASKS_PER_NODE")) w.local_size = std::max(1, std::atoi(per_node));  // "4(x2)" → 4
-  } else if (env("PMI_RANK") && env("PMI_SIZE")) {  // MPICH / Intel MPI
+    if (const char* per_node = env("SLURM_TASKS_PER_NODE"))
+      w.local_size = std::max(1, std::atoi(per_node));  // "4(x2)" → 4
+  } else if (env("PMI_RANK") && env("PMI_SIZE")) {      // MPICH / Intel MPI
     w.launcher = "mpi";
     w.rank = env_int("PMI_RANK", "mpirun");
     w.size = env_int("PMI_SIZE", "mpirun");
@@ -88,7 +89,8 @@ World detect() {
   }
   if (w.size < 1) fail_usage("the world size (" + w.launcher + ") must be at least 1, got " + std::to_string(w.size));
   if (w.rank >= w.size)
-    fail_usage("rank " + std::to_string(w.rank) + " (" + w.launcher + ") must be below the world size " + std::to_string(w.size));
+    fail_usage("rank " + std::to_string(w.rank) + " (" + w.launcher + ") must be below the world size " +
+               std::to_string(w.size));
   return w;
 }
 

@@ -37,7 +37,8 @@ State& state() {
 
 [[noreturn]] void fail_comm(const std::string& what, const std::exception& e) {
   throw Error(ExitCode::kIo, "distributed " + what + " failed on rank " + std::to_string(state().world.rank) + " of " +
-                                 std::to_string(state().world.size) + " (another rank died or timed out?): " + e.what());
+                                 std::to_string(state().world.size) +
+                                 " (another rank died or timed out?): " + e.what());
 }
 
 void wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) {
@@ -87,13 +88,15 @@ void init(const torch::Device& device, std::chrono::seconds timeout) {
   const std::string port_text = getenv_or("MASTER_PORT", "");
   if (host.empty() || port_text.empty())
     fail_usage("rank " + std::to_string(s.world.rank) + " of " + std::to_string(s.world.size) + " (launched by " +
-               s.world.launcher + "): MASTER_ADDR and MASTER_PORT must name the rendezvous (rank 0's host and a free port)");
+               s.world.launcher +
+               "): MASTER_ADDR and MASTER_PORT must name the rendezvous (rank 0's host and a free port)");
   int port = 0;
   try {
     port = std::stoi(port_text);
   } catch (...) {
   }
-  if (port < 1 || port > 65535) fail_usage("MASTER_PORT must be a port number in [1, 65535], got \"" + port_text + "\"");
+  if (port < 1 || port > 65535)
+    fail_usage("MASTER_PORT must be a port number in [1, 65535], got \"" + port_text + "\"");
   c10d::TCPStoreOptions opts;
   opts.port = (uint16_t)port;
   // torchrun's agent hosts the store when TORCHELASTIC_USE_AGENT_STORE=True; otherwise rank 0 does.
@@ -127,8 +130,8 @@ void init(const torch::Device& device, std::chrono::seconds timeout) {
   }
   // A collective may wait for rank 0 writing a large checkpoint: at least 30 minutes (a dead rank
   // is noticed at once, through its closed connections, not by this timeout).
-  const auto collective_timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::max<std::chrono::seconds>(timeout, std::chrono::seconds(1800)));
+  const auto collective_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::max<std::chrono::seconds>(timeout, std::chrono::seconds(1800)));
   try {
     if (device.is_cuda()) {
 #ifdef USE_C10D_NCCL
@@ -153,7 +156,8 @@ void init(const torch::Device& device, std::chrono::seconds timeout) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(ExitCode::kIo, "rank " + std::to_string(s.world.rank) + ": creating the process group failed: " + e.what());
+    throw Error(ExitCode::kIo,
+                "rank " + std::to_string(s.world.rank) + ": creating the process group failed: " + e.what());
   }
   barrier();
 }

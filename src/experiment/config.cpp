@@ -64,15 +64,21 @@ Json merge(const Json& base, const Json& value, const std::string& where) {
     if (!base.contains(key)) fail_input(where + ": unknown field \"" + key + "\"");
     const Json& d = base[key];
     const std::string field = where + "." + key;
-    if (d.is_object() && key != "extra_tests") out[key] = merge(d, v, field);
+    if (d.is_object() && key != "extra_tests")
+      out[key] = merge(d, v, field);
     else if (key == "extra_tests") {
       if (!v.is_object()) fail_input(field + " must be an object of NAME: FILE");
       out[key] = v;
-    } else if (d.is_number() && !v.is_number()) fail_input(field + " must be a number, got " + v.dump());
-    else if (d.is_string() && !v.is_string()) fail_input(field + " must be a string, got " + v.dump());
-    else if (d.is_boolean() && !v.is_boolean()) fail_input(field + " must be true or false, got " + v.dump());
-    else if (d.is_array() && !v.is_array()) fail_input(field + " must be an array, got " + v.dump());
-    else out[key] = v;
+    } else if (d.is_number() && !v.is_number())
+      fail_input(field + " must be a number, got " + v.dump());
+    else if (d.is_string() && !v.is_string())
+      fail_input(field + " must be a string, got " + v.dump());
+    else if (d.is_boolean() && !v.is_boolean())
+      fail_input(field + " must be true or false, got " + v.dump());
+    else if (d.is_array() && !v.is_array())
+      fail_input(field + " must be an array, got " + v.dump());
+    else
+      out[key] = v;
   }
   return out;
 }
@@ -80,16 +86,20 @@ Json merge(const Json& base, const Json& value, const std::string& where) {
 }  // namespace
 
 Json builtin_config(const std::string& name) {
-  if (name == "cpu") return {{"name", "cpu"}, {"seeds", {0, 1, 2}}};  // three fine-tuning seeds
-  if (name == "demo")
-    return {{"name", "demo"}, {"variants", {"FT(CM)", "SDM+FT(CM+HN)"}}};  // the cpu settings
+  if (name == "cpu") return {{"name", "cpu"}, {"seeds", {0, 1, 2}}};                         // three fine-tuning seeds
+  if (name == "demo") return {{"name", "demo"}, {"variants", {"FT(CM)", "SDM+FT(CM+HN)"}}};  // the cpu settings
   if (name == "tiny")  // the e2e test: every stage in seconds (numbers mean nothing at this scale)
     return {{"name", "tiny"},
             {"variants", {"base", "FT(CM)", "SDM+FT(CM+HN)"}},
             {"data", {{"training_size", 48}, {"calibration_size", 40}, {"test_size", 16}, {"shifted_size", 8}}},
             {"base", {{"vocab_size", 400}, {"pretrain_steps", 20}, {"pretrain_batch_size", 8}}},
-            {"finetune", {{"epochs", 2}, {"batch_size", 8}, {"eval_limit", 16}, {"sdm_epochs", 3},
-                          {"max_generation_new_tokens", 24}, {"sdm_exemplar_dimension", 64}}},
+            {"finetune",
+             {{"epochs", 2},
+              {"batch_size", 8},
+              {"eval_limit", 16},
+              {"sdm_epochs", 3},
+              {"max_generation_new_tokens", 24},
+              {"sdm_exemplar_dimension", 64}}},
             {"verifier", {{"sdm_epochs", 5}, {"sdm_exemplar_dimension", 64}}},
             {"eval", {{"max_new_tokens", 24}}}};
   fail_usage("unknown built-in config \"" + name + "\" (cpu, demo, tiny)");
@@ -117,9 +127,11 @@ Json resolve_config(const Json& config, const std::string& where) {
   if (task) {
     c["data"]["task"] = *task;
     if (c["base"]["model"].get<std::string>().empty())
-      fail_input(where + ".data.task needs base.model (a model directory): sdmlm pretrains a base only for the "
+      fail_input(where +
+                 ".data.task needs base.model (a model directory): sdmlm pretrains a base only for the "
                  "word-ordering data");
-    const bool datasets_given = config.contains("eval") && config["eval"].is_object() && config["eval"].contains("datasets");
+    const bool datasets_given =
+        config.contains("eval") && config["eval"].is_object() && config["eval"].contains("datasets");
     if (!datasets_given) c["eval"]["datasets"] = {"test"};  // a task split has no shifted set
   }
   auto positive = [&](const Json& v, const std::string& field) {

@@ -52,9 +52,15 @@ class StageTimes {
 };
 
 Json result_to_json(const report::ModelResult& r) {
-  return {{"dataset", r.dataset}, {"model", r.model}, {"surface", report::surface_to_json(r.surface)},
-          {"selective", r.selective}, {"verifier_summary", r.verifier_summary}, {"labels", r.labels},
-          {"q_prime", r.q_prime}, {"d", r.d}, {"high_reliability", r.high_reliability}};
+  return {{"dataset", r.dataset},
+          {"model", r.model},
+          {"surface", report::surface_to_json(r.surface)},
+          {"selective", r.selective},
+          {"verifier_summary", r.verifier_summary},
+          {"labels", r.labels},
+          {"q_prime", r.q_prime},
+          {"d", r.d},
+          {"high_reliability", r.high_reliability}};
 }
 
 report::ModelResult result_from_json(const Json& j) {
@@ -82,17 +88,17 @@ Json base_commands(const Json& c) {
   for (const auto& s : d.at("sentences")) sentences += " " + s.get<std::string>();
   auto n = [](const Json& v) { return std::to_string(v.get<int64_t>()); };
   return Json::array(
-      {"sdmlm data wordorder --sentences" + sentences + " --seed " + seed + " --training_size " + n(d.at("training_size")) +
-           " --calibration_size " + n(d.at("calibration_size")) + " --test_size " + n(d.at("test_size")) +
-           " --shifted_size " + n(d.at("shifted_size")) + " --output data",
+      {"sdmlm data wordorder --sentences" + sentences + " --seed " + seed + " --training_size " +
+           n(d.at("training_size")) + " --calibration_size " + n(d.at("calibration_size")) + " --test_size " +
+           n(d.at("test_size")) + " --shifted_size " + n(d.at("shifted_size")) + " --output data",
        "sdmlm tokenizer train --input data/remaining.txt --vocab_size " + n(b.at("vocab_size")) + " --seed " + seed +
            " --output tokenizer",
        "sdmlm model init --arch " + b.at("arch").get<std::string>() + " --preset " + b.at("preset").get<std::string>() +
            " --seed " + seed + " --tokenizer tokenizer --output init",
-       "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.at("pretrain_steps")) + " --batch_size " +
-           n(b.at("pretrain_batch_size")) + " --learning_rate " + b.at("pretrain_learning_rate").dump() +
-           " --copy_fraction " + b.at("copy_fraction").dump() + " --task_fraction " + b.at("task_fraction").dump() +
-           " --seed " + seed + " --output base"});
+       "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.at("pretrain_steps")) +
+           " --batch_size " + n(b.at("pretrain_batch_size")) + " --learning_rate " +
+           b.at("pretrain_learning_rate").dump() + " --copy_fraction " + b.at("copy_fraction").dump() +
+           " --task_fraction " + b.at("task_fraction").dump() + " --seed " + seed + " --output base"});
 }
 
 // A shipped base model (models/NAME/ with manifest.json) made for exactly this cache key, with
@@ -115,8 +121,9 @@ fs::path shipped_base(const std::string& key) {
       if (!fs::exists(file)) fail_input(file.string() + ": listed in " + manifest_file.string() + " but missing");
       const std::string actual = sha256_file_hex(file);
       if (!digest.is_string() || actual != digest.get<std::string>())
-        fail_input(file.string() + ": SHA-256 " + actual + " does not match " + manifest_file.string() + " (files." + name +
-                   " = " + digest.dump() + "); the shipped base model is damaged (HINT: git checkout it again, or "
+        fail_input(file.string() + ": SHA-256 " + actual + " does not match " + manifest_file.string() + " (files." +
+                   name + " = " + digest.dump() +
+                   "); the shipped base model is damaged (HINT: git checkout it again, or "
                    "pass --rebuild_base to pretrain it from scratch)");
     }
     return dir;
@@ -153,7 +160,8 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool
       return target;
     }
     if (fs::path shipped = shipped_base(key); !shipped.empty()) {
-      std::cerr << "== base model: shipped at " << shipped.string() << " (SHA-256 checked; --rebuild_base pretrains it)\n";
+      std::cerr << "== base model: shipped at " << shipped.string()
+                << " (SHA-256 checked; --rebuild_base pretrains it)\n";
       return shipped;
     }
   }
@@ -196,12 +204,13 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool
   pre.overwrite = true;
   train::pretrain(pre);
   // What it was made from, so that it can be shipped (models/NAME/manifest.json) and rebuilt.
-  const Json recipe = {{"cache_key", key}, {"pretrain_recipe", kPretrainRecipe}, {"base", b}, {"seed", c.at("seed")},
-                       {"data", section(c, "data")}, {"remaining_sha256", corpus_sha256},
-                       {"sdmlm_version", version()}, {"commands", base_commands(c)}};
+  const Json recipe = {
+      {"cache_key", key},           {"pretrain_recipe", kPretrainRecipe}, {"base", b},
+      {"seed", c.at("seed")},       {"data", section(c, "data")},         {"remaining_sha256", corpus_sha256},
+      {"sdmlm_version", version()}, {"commands", base_commands(c)}};
   write_file_atomic(work / "base" / "recipe.json", recipe.dump(2) + "\n");
-  fs::remove_all(target);                 // --rebuild_base over a cached one
-  fs::rename(work / "base", target);      // same directory: the finished model appears at once
+  fs::remove_all(target);             // --rebuild_base over a cached one
+  fs::rename(work / "base", target);  // same directory: the finished model appears at once
   fs::remove_all(work);
   times.add("base_model", std::chrono::duration<double>(Clock::now() - t0).count());
   return target;
@@ -267,7 +276,8 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
   };
   const Json saved = fs::exists(output / "config.json") ? json_read_file(output / "config.json") : Json();
   if (!saved.is_null() && settings(saved) != settings(c))
-    fail_usage((output / "config.json").string() + " holds other settings (data, base, finetune, verifier or eval); use a new --output");
+    fail_usage((output / "config.json").string() +
+               " holds other settings (data, base, finetune, verifier or eval); use a new --output");
   write_file_atomic(output / "config.json", c.dump(2) + "\n");
   StageTimes times(output / "stage_seconds.json");
 
@@ -288,7 +298,8 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
     } else {
       task::WordOrderJob job;
       job.sentences = d.at("sentences").get<std::vector<std::string>>();
-      for (const auto& [name, path] : d.at("extra_tests").items()) job.extra_tests.push_back(name + "=" + path.get<std::string>());
+      for (const auto& [name, path] : d.at("extra_tests").items())
+        job.extra_tests.push_back(name + "=" + path.get<std::string>());
       job.output = data.string();
       job.options.seed = c.at("seed").get<uint64_t>();
       job.options.training_size = d.at("training_size").get<int64_t>();
@@ -358,7 +369,8 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
         o.verifier = verifier;
         o.reward = reward;
         for (const auto& dataset : e.at("datasets").get<std::vector<std::string>>()) {
-          if (!fs::exists(data / (dataset + ".jsonl"))) fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
+          if (!fs::exists(data / (dataset + ".jsonl")))
+            fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
           o.inputs.emplace_back(dataset, data / (dataset + ".jsonl"));
         }
         o.output = eval_dir;
@@ -389,7 +401,9 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
   // 4. Combined tables and the cost ratios the issue asks for.
   const double alpha = c.at("alpha").get<double>();
   report::write_report(results, alpha, output / "report", "sdmlm " + c.at("name").get<std::string>());
-  auto ft = [&](const std::string& label) { return cost.contains(label) ? cost[label].value("finetune_seconds", 0.0) : 0.0; };
+  auto ft = [&](const std::string& label) {
+    return cost.contains(label) ? cost[label].value("finetune_seconds", 0.0) : 0.0;
+  };
   Json ratios = Json::object();
   if (ft("FT(CM)") > 0) {
     if (ft("SDM+FT(CM)") > 0) ratios["SDM+FT(CM) / FT(CM)"] = ft("SDM+FT(CM)") / ft("FT(CM)");
@@ -399,16 +413,24 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
   Json seed_table = nullptr;
   if (seeds.size() > 1) {  // mean ± s.d. over seeds and the paired HR-proportion differences
     std::vector<report::SeedResult> runs;
-    for (size_t i = 0; i < results.size(); ++i) runs.push_back({result_runs[i].first, result_runs[i].second, &results[i]});
-    seed_table = report::seed_summary(runs, {{"SDM+FT(CM+HN)", "FT(CM)"}, {"SDM+FT(CM)", "FT(CM)"},
-                                             {"FT(CM+HN)", "FT(CM)"}, {"SDM+FT(CM+HN)", "FT(CM+HN)"}},
+    for (size_t i = 0; i < results.size(); ++i)
+      runs.push_back({result_runs[i].first, result_runs[i].second, &results[i]});
+    seed_table = report::seed_summary(runs,
+                                      {{"SDM+FT(CM+HN)", "FT(CM)"},
+                                       {"SDM+FT(CM)", "FT(CM)"},
+                                       {"FT(CM+HN)", "FT(CM)"},
+                                       {"SDM+FT(CM+HN)", "FT(CM+HN)"}},
                                       c.at("seed").get<uint64_t>());
     write_file_atomic(output / "report" / "seeds.json", seed_table.dump(2) + "\n");
     write_file_atomic(output / "report" / "seeds.md", report::seed_summary_markdown(seed_table));
   }
-  Json summary = {{"name", c.at("name")}, {"output", output.string()}, {"seeds", seed_table},
+  Json summary = {{"name", c.at("name")},
+                  {"output", output.string()},
+                  {"seeds", seed_table},
                   {"report", (output / "report" / "report.html").string()},
-                  {"tables", report::tables_json(results, alpha)}, {"cost", cost}, {"wall_time_ratios", ratios},
+                  {"tables", report::tables_json(results, alpha)},
+                  {"cost", cost},
+                  {"wall_time_ratios", ratios},
                   {"stage_seconds", times.json()},
                   {"seconds_this_process", std::chrono::duration<double>(Clock::now() - started).count()},
                   {"machine", {{"gemm_gflops_fp32", gemm_gflops()}, {"threads", torch::get_num_threads()}}}};

@@ -26,8 +26,7 @@ void AddedMatcher::add(const AddedToken* token, const std::string& pattern) {
   ++count_;
 }
 
-std::vector<std::pair<const AddedToken*, std::pair<size_t, size_t>>> AddedMatcher::split(
-    std::string_view text) const {
+std::vector<std::pair<const AddedToken*, std::pair<size_t, size_t>>> AddedMatcher::split(std::string_view text) const {
   std::vector<std::pair<const AddedToken*, std::pair<size_t, size_t>>> out;
   if (text.empty()) {
     out.push_back({nullptr, {0, 0}});

@@ -17,18 +17,15 @@ uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
-std::optional<std::string> optional_string(const Json& model, const char* key,
-                                           const std::string& where) {
+std::optional<std::string> optional_string(const Json& model, const char* key, const std::string& where) {
   if (!model.contains(key) || model[key].is_null()) return std::nullopt;
   if (!model[key].is_string())
-    fail_input(where + ": field \"model." + key + "\" must be a string or null, got " +
-               json_type_name(model[key]));
+    fail_input(where + ": field \"model." + key + "\" must be a string or null, got " + json_type_name(model[key]));
   return model[key].get<std::string>();
 }
 
 // One merge rule as (left, right): "a b" strings or ["a", "b"] pairs.
-std::pair<std::string, std::string> merge_parse(const Json& merge, const std::string& where,
-                                                size_t index) {
+std::pair<std::string, std::string> merge_parse(const Json& merge, const std::string& where, size_t index) {
   std::string at = where + ": model.merges[" + std::to_string(index) + "]";
   if (merge.is_string()) {
     const std::string text = merge.get<std::string>();
@@ -39,8 +36,7 @@ std::pair<std::string, std::string> merge_parse(const Json& merge, const std::st
   }
   if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string())
     return {merge[0].get<std::string>(), merge[1].get<std::string>()};
-  fail_input(at + ": expected a \"left right\" string or a [left, right] pair, got " +
-             json_type_name(merge));
+  fail_input(at + ": expected a \"left right\" string or a [left, right] pair, got " + json_type_name(merge));
 }
 
 }  // namespace
@@ -73,8 +69,7 @@ BpeModel::BpeModel(const Json& model, const std::string& where) {
   ignore_merges_ = model.value("ignore_merges", false);
   if (auto unk = optional_string(model, "unk_token", where)) {
     auto it = vocab_.find(*unk);
-    if (it == vocab_.end())
-      fail_input(where + ": model.unk_token \"" + *unk + "\" is not in model.vocab");
+    if (it == vocab_.end()) fail_input(where + ": model.unk_token \"" + *unk + "\" is not in model.vocab");
     unk_id_ = it->second;
   }
   for (int b = 0; b < 256; ++b) {
@@ -84,8 +79,7 @@ BpeModel::BpeModel(const Json& model, const std::string& where) {
     byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
   }
 
-  const Json merges =
-      model.contains("merges") && !model["merges"].is_null() ? model["merges"] : Json::array();
+  const Json merges = model.contains("merges") && !model["merges"].is_null() ? model["merges"] : Json::array();
   if (!merges.is_array()) fail_input(where + ": field \"model.merges\" must be an array");
   merges_.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {

@@ -11,9 +11,8 @@ namespace {
 
 // Python's str.isspace (what Jinja's `trim`, i.e. str.strip(), removes).
 bool py_space(char32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
-         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-         cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 // The code point of the well-formed UTF-8 sequence at text[pos] and its length; length 0 when
@@ -59,9 +58,12 @@ std::optional<std::string> chatml_default_system(const std::string& chat_templat
   const std::string open = "<|im_start|>system", close = "<|im_end|>";
   for (size_t at = chat_template.find(open); at != std::string::npos; at = chat_template.find(open, at + 1)) {
     size_t begin = at + open.size();
-    if (chat_template.compare(begin, 1, "\n") == 0) begin += 1;
-    else if (chat_template.compare(begin, 2, "\\n") == 0) begin += 2;
-    else continue;
+    if (chat_template.compare(begin, 1, "\n") == 0)
+      begin += 1;
+    else if (chat_template.compare(begin, 2, "\\n") == 0)
+      begin += 2;
+    else
+      continue;
     const size_t end = chat_template.find(close, begin);
     if (end == std::string::npos) continue;
     const std::string text = chat_template.substr(begin, end - begin);
@@ -121,7 +123,7 @@ std::string render_qwen3(const std::vector<ChatMessage>& messages, bool add_gene
       const size_t close = m.content.find("</think>");
       if (close != std::string::npos) {
         content = lstrip_newlines(m.content.substr(m.content.rfind("</think>") + 8));  // split(...)[-1]
-        std::string before = rstrip_newlines(m.content.substr(0, close));               // split(...)[0]
+        std::string before = rstrip_newlines(m.content.substr(0, close));              // split(...)[0]
         const size_t open = before.rfind("<think>");
         reasoning = lstrip_newlines(open == std::string::npos ? before : before.substr(open + 7));
       }
@@ -147,7 +149,7 @@ ChatFormat chat_format_of(const std::string& chat_template, const std::string& m
     f.family = has("</think>") ? ChatFamily::kQwen3 : ChatFamily::kChatML;
     f.default_system = chatml_default_system(chat_template).value_or("");
   } else if (has("<|start_header_id|>")) {
-    f.family = has("Cutting Knowledge Date") ? ChatFamily::kLlama31
+    f.family = has("Cutting Knowledge Date")  ? ChatFamily::kLlama31
                : has("add_generation_prompt") ? ChatFamily::kLlama3
                                               : ChatFamily::kLlama3AlwaysPrompt;
     if (f.family == ChatFamily::kLlama31) f.date = llama31_date(chat_template);
@@ -173,7 +175,8 @@ std::string chat_render(ChatFamily family, const std::vector<ChatMessage>& messa
   return chat_render(format, messages, add_generation_prompt);
 }
 
-std::string chat_render(const ChatFormat& format, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+std::string chat_render(const ChatFormat& format, const std::vector<ChatMessage>& messages,
+                        bool add_generation_prompt) {
   const ChatFamily family = format.family;
   if (messages.empty()) fail_input("chat conversation has no messages");  // as transformers
   for (const ChatMessage& m : messages)
@@ -183,8 +186,10 @@ std::string chat_render(const ChatFormat& format, const std::vector<ChatMessage>
   std::string out;
   size_t first = 0;
   if (family == ChatFamily::kLlama31) {  // the system header, always; a leading system message fills it
-    out += "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
-           "Today Date: " + format.date + "\n\n";
+    out +=
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+        "Today Date: " +
+        format.date + "\n\n";
     if (messages[0].role == "system") {
       out += trim(messages[0].content);
       first = 1;
@@ -194,7 +199,8 @@ std::string chat_render(const ChatFormat& format, const std::vector<ChatMessage>
   for (size_t i = first; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     switch (family) {
-      case ChatFamily::kQwen3: break;  // rendered above
+      case ChatFamily::kQwen3:
+        break;  // rendered above
       case ChatFamily::kLlama31:
         out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
         break;
@@ -216,12 +222,18 @@ std::string chat_render(const ChatFormat& format, const std::vector<ChatMessage>
   if (!add_generation_prompt && family == ChatFamily::kPhi3) out += "<|endoftext|>";  // Phi-3.5 appends EOS
   if (add_generation_prompt || family == ChatFamily::kLlama3AlwaysPrompt) {
     switch (family) {
-      case ChatFamily::kPhi3: out += "<|assistant|>\n"; break;
+      case ChatFamily::kPhi3:
+        out += "<|assistant|>\n";
+        break;
       case ChatFamily::kLlama3:
       case ChatFamily::kLlama31:
-      case ChatFamily::kLlama3AlwaysPrompt: out += "<|start_header_id|>assistant<|end_header_id|>\n\n"; break;
+      case ChatFamily::kLlama3AlwaysPrompt:
+        out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+        break;
       case ChatFamily::kChatML:
-      case ChatFamily::kQwen3: out += "<|im_start|>assistant\n"; break;
+      case ChatFamily::kQwen3:
+        out += "<|im_start|>assistant\n";
+        break;
     }
   }
   return out;

@@ -17,7 +17,8 @@ struct ConfigReader {
       if (fallback) return *fallback;
       fail(key, "is missing");
     }
-    if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0) fail(key, "must be a non-negative integer, got " + json_type_name(j[key]));
+    if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0)
+      fail(key, "must be a non-negative integer, got " + json_type_name(j[key]));
     return j[key].get<int64_t>();
   }
   double number(const Json& object, const std::string& key, double fallback) const {
@@ -87,14 +88,18 @@ ModelConfig ModelConfig::load(const fs::path& path) {
   c.attention_bias = c.architecture == "Qwen2ForCausalLM" || j.value("attention_bias", false);
   if (j.value("mlp_bias", false)) r.fail("mlp_bias", "true is not supported");
   if (j.contains("eos_token_id")) c.eos_token_ids = token_ids(j["eos_token_id"]);
-  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int64_t>();
-  if (j.contains("pad_token_id") && j["pad_token_id"].is_number_integer()) c.pad_token_id = j["pad_token_id"].get<int64_t>();
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer())
+    c.bos_token_id = j["bos_token_id"].get<int64_t>();
+  if (j.contains("pad_token_id") && j["pad_token_id"].is_number_integer())
+    c.pad_token_id = j["pad_token_id"].get<int64_t>();
 
   // RoPE: transformers 5 keeps everything in `rope_parameters`; 4.x used top-level rope_theta,
   // partial_rotary_factor and an optional `rope_scaling` object.
   Json rope = Json::object();
-  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) rope = j["rope_parameters"];
-  else if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) rope = j["rope_scaling"];
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object())
+    rope = j["rope_parameters"];
+  else if (j.contains("rope_scaling") && j["rope_scaling"].is_object())
+    rope = j["rope_scaling"];
   RopeConfig& p = c.rope;
   p.type = rope.value("rope_type", rope.value("type", std::string("default")));
   if (p.type == "su") p.type = "longrope";  // early Phi-3 spelling
@@ -105,16 +110,19 @@ ModelConfig ModelConfig::load(const fs::path& path) {
   p.factor = r.number(rope, "factor", 1.0);
   p.low_freq_factor = r.number(rope, "low_freq_factor", 1.0);
   p.high_freq_factor = r.number(rope, "high_freq_factor", 4.0);
-  p.original_max_position_embeddings = (int64_t)r.number(
-      rope, "original_max_position_embeddings", r.number(j, "original_max_position_embeddings", (double)c.max_position_embeddings));
+  p.original_max_position_embeddings =
+      (int64_t)r.number(rope, "original_max_position_embeddings",
+                        r.number(j, "original_max_position_embeddings", (double)c.max_position_embeddings));
   p.short_factor = r.numbers(rope, "short_factor");
   p.long_factor = r.numbers(rope, "long_factor");
-  if (rope.contains("attention_factor") && rope["attention_factor"].is_number()) p.attention_factor = rope["attention_factor"].get<double>();
+  if (rope.contains("attention_factor") && rope["attention_factor"].is_number())
+    p.attention_factor = rope["attention_factor"].get<double>();
   const int64_t rotary = (int64_t)(c.head_dim * p.partial_rotary_factor);
   if (p.type == "longrope") {
     if ((int64_t)p.short_factor.size() != rotary / 2 || (int64_t)p.long_factor.size() != rotary / 2)
       r.fail("rope_scaling", "longrope short_factor and long_factor need " + std::to_string(rotary / 2) + " values");
-    if (!rope.contains("factor")) p.factor = (double)c.max_position_embeddings / (double)p.original_max_position_embeddings;
+    if (!rope.contains("factor"))
+      p.factor = (double)c.max_position_embeddings / (double)p.original_max_position_embeddings;
   }
   return c;
 }

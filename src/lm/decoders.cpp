@@ -22,8 +22,7 @@ const std::unordered_map<char32_t, unsigned char>& byte_level_table() {
     int extra = 0;
     for (int b = 0; b < 256; ++b) {
       bool visible = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-      t[visible ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++)] =
-          static_cast<unsigned char>(b);
+      t[visible ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++)] = static_cast<unsigned char>(b);
     }
     return t;
   }();
@@ -36,8 +35,7 @@ std::vector<std::string> byte_level_decode(const std::vector<std::string>& token
   for (const std::string& token : tokens) {
     std::string mapped;
     bool all = true;
-    for (size_t i = 0; i < token.size() && all;
-         i += utf8_len(static_cast<unsigned char>(token[i]))) {
+    for (size_t i = 0; i < token.size() && all; i += utf8_len(static_cast<unsigned char>(token[i]))) {
       auto it = table.find(utf8_at(token, i));
       all = it != table.end();
       if (all) mapped += static_cast<char>(it->second);
@@ -65,8 +63,8 @@ std::vector<std::string> byte_fallback_decode(const std::vector<std::string>& to
     return -1;
   };
   for (const std::string& token : tokens) {
-    bool is_byte = token.size() == 6 && token.compare(0, 3, "<0x") == 0 && token[5] == '>' &&
-                   hex(token[3]) >= 0 && hex(token[4]) >= 0;
+    bool is_byte = token.size() == 6 && token.compare(0, 3, "<0x") == 0 && token[5] == '>' && hex(token[3]) >= 0 &&
+                   hex(token[4]) >= 0;
     if (is_byte) {
       pending += static_cast<char>(hex(token[3]) * 16 + hex(token[4]));
     } else {
@@ -84,8 +82,7 @@ std::string strip_chars(const std::string& token, const std::string& content, in
   for (size_t i = 0; i < token.size(); i += utf8_len(static_cast<unsigned char>(token[i])))
     chars.push_back(token.substr(i, utf8_len(static_cast<unsigned char>(token[i]))));
   size_t begin = 0, end = chars.size();
-  for (int i = 0; i < start && static_cast<size_t>(i) < chars.size() && chars[i] == content; ++i)
-    begin = i + 1;
+  for (int i = 0; i < start && static_cast<size_t>(i) < chars.size() && chars[i] == content; ++i) begin = i + 1;
   for (int i = 0; i < stop && static_cast<size_t>(i) < chars.size(); ++i) {
     size_t index = chars.size() - i - 1;
     if (chars[index] != content) break;
@@ -123,14 +120,12 @@ std::vector<std::string> step_decode(const DecoderStep& step, std::vector<std::s
 }
 
 std::string get_string(const Json& j, const char* key, const std::string& where) {
-  if (!j.contains(key) || !j[key].is_string())
-    fail_input(where + ": field \"" + key + "\" must be a string");
+  if (!j.contains(key) || !j[key].is_string()) fail_input(where + ": field \"" + key + "\" must be a string");
   return j[key].get<std::string>();
 }
 
 int get_int(const Json& j, const char* key, const std::string& where) {
-  if (!j.contains(key) || !j[key].is_number_integer())
-    fail_input(where + ": field \"" + key + "\" must be an integer");
+  if (!j.contains(key) || !j[key].is_number_integer()) fail_input(where + ": field \"" + key + "\" must be an integer");
   return j[key].get<int>();
 }
 
@@ -150,16 +145,14 @@ void decoder_parse_into(const Json& j, const std::string& where, std::vector<Dec
   } else if (type == "Replace") {
     const Json& pattern = j.value("pattern", Json());
     if (!pattern.is_object() || !pattern.contains("String") || !pattern["String"].is_string())
-      fail_input(here + ": only {\"String\": ...} patterns are supported, got " +
-                 json_type_name(pattern));
+      fail_input(here + ": only {\"String\": ...} patterns are supported, got " + json_type_name(pattern));
     step = {K::kReplace, pattern["String"].get<std::string>(), get_string(j, "content", here)};
   } else if (type == "ByteFallback") {
     step.kind = K::kByteFallback;
   } else if (type == "Fuse") {
     step.kind = K::kFuse;
   } else if (type == "Strip") {
-    step = {K::kStrip, get_string(j, "content", here), "", get_int(j, "start", here),
-            get_int(j, "stop", here)};
+    step = {K::kStrip, get_string(j, "content", here), "", get_int(j, "start", here), get_int(j, "stop", here)};
   } else if (type == "Metaspace") {
     step.kind = K::kMetaspace;
     step.a = get_string(j, "replacement", here);

@@ -17,9 +17,9 @@ inline void axpy(float alpha, const float* __restrict x, float* __restrict y, in
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void rms_rows(const float* __restrict x,
-                                                                         const float* __restrict w,
-                                                                         float* __restrict y, int64_t begin,
-                                                                         int64_t end, int64_t h, float eps) {
+                                                                           const float* __restrict w,
+                                                                           float* __restrict y, int64_t begin,
+                                                                           int64_t end, int64_t h, float eps) {
   for (int64_t r = begin; r < end; ++r) {
     const float* xr = x + r * h;
     float* yr = y + r * h;
@@ -106,7 +106,8 @@ torch::Tensor decode_attention(const torch::Tensor& q_in, const torch::Tensor& k
                                const torch::Tensor& mask) {
   auto q = q_in.contiguous();
   const int64_t B = q.size(0), Nh = q.size(1), d = q.size(3), Nkv = k.size(1), L = k.size(2), rep = Nh / Nkv;
-  TORCH_CHECK(k.stride(3) == 1 && v.stride(3) == 1, "decode_attention: keys and values need a contiguous last dimension");
+  TORCH_CHECK(k.stride(3) == 1 && v.stride(3) == 1,
+              "decode_attention: keys and values need a contiguous last dimension");
   TORCH_CHECK(!mask.defined() || (mask.size(-1) == L && mask.stride(-1) == 1), "decode_attention: mask [B, 1, 1, L]");
   auto out = torch::zeros({B, Nh, 1, d}, q.options());
   const float scale = (float)(1.0 / std::sqrt((double)d));  // scaled_dot_product_attention's default

@@ -41,7 +41,7 @@ torch::Tensor choose(const torch::Tensor& logits, const GenerateOptions& o, at::
   auto probs = torch::softmax(logits.to(torch::kCPU, torch::kFloat32) / o.temperature, -1);
   if (o.top_p < 1.0) {
     auto [sorted, order] = probs.sort(-1, /*descending=*/true);
-    auto before = sorted.cumsum(-1) - sorted;  // mass strictly before each token
+    auto before = sorted.cumsum(-1) - sorted;      // mass strictly before each token
     sorted.masked_fill_(before.gt(o.top_p), 0.0);  // keeps at least the most likely token
     probs = torch::zeros_like(probs).scatter_(-1, order, sorted);
   }
@@ -61,9 +61,11 @@ std::vector<std::vector<int64_t>> CausalLM::generate(const std::vector<std::vect
     longest = std::max<int64_t>(longest, (int64_t)p.size());
   }
   if (longest + o.max_new_tokens > config_.max_position_embeddings)
-    fail_input("prompt (" + std::to_string(longest) + " tokens) plus max_new_tokens (" + std::to_string(o.max_new_tokens) +
-               ") exceeds the model's context of " + std::to_string(config_.max_position_embeddings) + " tokens");
-  const int64_t pad = o.pad_token_id.value_or(config_.pad_token_id.value_or(config_.eos_token_ids.empty() ? 0 : config_.eos_token_ids[0]));
+    fail_input("prompt (" + std::to_string(longest) + " tokens) plus max_new_tokens (" +
+               std::to_string(o.max_new_tokens) + ") exceeds the model's context of " +
+               std::to_string(config_.max_position_embeddings) + " tokens");
+  const int64_t pad = o.pad_token_id.value_or(
+      config_.pad_token_id.value_or(config_.eos_token_ids.empty() ? 0 : config_.eos_token_ids[0]));
   const auto stops = o.stop_token_ids.empty() ? config_.eos_token_ids : o.stop_token_ids;
   auto ids = torch::full({B, longest}, pad, torch::kInt64);
   auto mask = torch::zeros({B, longest}, torch::kInt64);

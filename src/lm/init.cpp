@@ -31,11 +31,14 @@ void init_model(const InitOptions& o) {
   if (p.hidden < 1 || p.layers < 1 || p.heads < 1 || p.kv_heads < 1 || p.intermediate < 1)
     fail_usage("--hidden_size, --layers, --heads, --kv_heads and --intermediate_size must be positive");
   if (p.hidden % p.heads != 0)
-    fail_usage("--hidden_size (" + std::to_string(p.hidden) + ") must be a multiple of --heads (" + std::to_string(p.heads) + ")");
+    fail_usage("--hidden_size (" + std::to_string(p.hidden) + ") must be a multiple of --heads (" +
+               std::to_string(p.heads) + ")");
   if ((p.hidden / p.heads) % 2 != 0)
-    fail_usage("the head size hidden_size / heads (" + std::to_string(p.hidden / p.heads) + ") must be even (rotary embeddings)");
+    fail_usage("the head size hidden_size / heads (" + std::to_string(p.hidden / p.heads) +
+               ") must be even (rotary embeddings)");
   if (p.heads % p.kv_heads != 0)
-    fail_usage("--heads (" + std::to_string(p.heads) + ") must be a multiple of --kv_heads (" + std::to_string(p.kv_heads) + ")");
+    fail_usage("--heads (" + std::to_string(p.heads) + ") must be a multiple of --kv_heads (" +
+               std::to_string(p.kv_heads) + ")");
   const int64_t d = p.hidden / p.heads;
   const bool phi3 = o.arch == "phi3";
   Json config = {{"architectures", {phi3 ? "Phi3ForCausalLM" : "LlamaForCausalLM"}},

@@ -44,9 +44,9 @@ bool forced_torch() {
 // One output row of y = W·x per call (batch of one token): W is streamed from memory once, which
 // MKL's single-row sgemm does on one thread at about 40% of the machine's read bandwidth.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gemv_rows(const float* __restrict w,
-                                                                          const float* __restrict x,
-                                                                          float* __restrict y, int64_t begin,
-                                                                          int64_t end, int64_t k) {
+                                                                            const float* __restrict x,
+                                                                            float* __restrict y, int64_t begin,
+                                                                            int64_t end, int64_t k) {
   for (int64_t o = begin; o < end; ++o) y[o] = lane_dot(w + o * k, x, k);
 }
 
@@ -88,8 +88,8 @@ __attribute__((target("avx512f"))) inline void few_rows_block(const float* __res
 }
 
 template <int MV>
-__attribute__((target("avx512f"))) void few_rows_range(const float* w, const float* xt, float* y, int64_t M,
-                                                       int64_t N, int64_t K, int64_t n_begin, int64_t n_end) {
+__attribute__((target("avx512f"))) void few_rows_range(const float* w, const float* xt, float* y, int64_t M, int64_t N,
+                                                       int64_t K, int64_t n_begin, int64_t n_end) {
   constexpr int NB = 16 / MV;  // 16 accumulators in all
   int64_t n = n_begin;
   for (; n + NB <= n_end; n += NB) few_rows_block<MV, NB>(w, xt, y, M, N, K, n);
@@ -118,8 +118,10 @@ torch::Tensor few_rows(const torch::Tensor& x, const torch::Tensor& w) {  // x [
   const int64_t grain = std::max<int64_t>(1, (1 << 17) / std::max<int64_t>(1, NB * K * MV * 16));
   at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
     const int64_t n0 = b0 * NB, n1 = std::min(N, b1 * NB);
-    if (MV == 1) few_rows_range<1>(pw, pxt, py, M, N, K, n0, n1);
-    else few_rows_range<2>(pw, pxt, py, M, N, K, n0, n1);
+    if (MV == 1)
+      few_rows_range<1>(pw, pxt, py, M, N, K, n0, n1);
+    else
+      few_rows_range<2>(pw, pxt, py, M, N, K, n0, n1);
   });
   return y;
 }
@@ -163,7 +165,8 @@ bool cpu_f32(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_ty
 
 // x·wᵀ with autograd, all three products through oneDNN: dx = dy·w, dw = dyᵀ·x.
 struct OneDnnLinear : torch::autograd::Function<OneDnnLinear> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& w) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& w) {
     auto x = x_in.contiguous();
     ctx->save_for_backward({x, w});
     return onednn_mm(x, w.t());
@@ -194,10 +197,14 @@ Route route_of(const torch::Tensor& x, const torch::Tensor& w) {
 
 std::string project_route(const torch::Tensor& x, const torch::Tensor& w) {
   switch (route_of(x, w)) {
-    case Route::kGemv: return "gemv";
-    case Route::kFewRows: return "few_rows";
-    case Route::kOneDnn: return "onednn";
-    case Route::kTorch: break;
+    case Route::kGemv:
+      return "gemv";
+    case Route::kFewRows:
+      return "few_rows";
+    case Route::kOneDnn:
+      return "onednn";
+    case Route::kTorch:
+      break;
   }
   return "torch";
 }
@@ -219,8 +226,10 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torc
   } else if (route == Route::kOneDnn) {
     // Row-major x (a strided view, such as Phi-3's gate half of gate_up, is copied first); w.t() and
     // the backward's dyᵀ are transposed views, which oneDNN reads as column-major.
-    if (torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) y = OneDnnLinear::apply(x, w);
-    else y = onednn_mm(x.contiguous(), w.t());
+    if (torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad()))
+      y = OneDnnLinear::apply(x, w);
+    else
+      y = onednn_mm(x.contiguous(), w.t());
   } else {
     return bias.defined() ? torch::addmm(bias, x, w.t()) : torch::mm(x, w.t());
   }

@@ -78,7 +78,8 @@ std::unique_ptr<CausalLM> CausalLM::load(const fs::path& dir, torch::Device devi
   const int64_t I = c.intermediate_size;
   m->embed_ = get("model.embed_tokens.weight", {c.vocab_size, H});
   m->final_norm_ = get("model.norm.weight", {H});
-  m->lm_head_ = c.tie_word_embeddings && !ckpt.contains("lm_head.weight") ? m->embed_ : get("lm_head.weight", {c.vocab_size, H});
+  m->lm_head_ =
+      c.tie_word_embeddings && !ckpt.contains("lm_head.weight") ? m->embed_ : get("lm_head.weight", {c.vocab_size, H});
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     Layer L;
@@ -114,10 +115,13 @@ std::unique_ptr<CausalLM> CausalLM::load(const fs::path& dir, torch::Device devi
   const int64_t rotary = (int64_t)(d * c.rope.partial_rotary_factor);
   const bool longrope = c.rope.type == "longrope";
   m->inv_freq_short_ = inverse_frequencies(c.rope, rotary, longrope ? &c.rope.short_factor : nullptr).to(device);
-  m->inv_freq_long_ = longrope ? inverse_frequencies(c.rope, rotary, &c.rope.long_factor).to(device) : m->inv_freq_short_;
+  m->inv_freq_long_ =
+      longrope ? inverse_frequencies(c.rope, rotary, &c.rope.long_factor).to(device) : m->inv_freq_short_;
   if (longrope) {
     m->attention_scaling_ = c.rope.attention_factor.value_or(
-        c.rope.factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(c.rope.factor) / std::log((double)c.rope.original_max_position_embeddings)));
+        c.rope.factor <= 1.0
+            ? 1.0
+            : std::sqrt(1 + std::log(c.rope.factor) / std::log((double)c.rope.original_max_position_embeddings)));
   }
   return m;
 }
@@ -171,7 +175,8 @@ torch::Tensor CausalLM::attention(const Layer& L, const torch::Tensor& x, const 
     out = at::scaled_dot_product_attention(q, k, v, optional(mask), 0.0, causal);  // [B, Nh, Tq, d]
   } else if (causal) {
     const int64_t rep = Nh / Nkv;
-    out = at::scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), std::nullopt, 0.0, true);
+    out = at::scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), std::nullopt,
+                                           0.0, true);
   } else {
     // GQA without copying the cache per query head: the n_rep query heads that share a key/value
     // head become n_rep·Tq queries of that head, and the mask rows (if any) are tiled to match.
@@ -253,26 +258,32 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
     // (prefill): no mask tensor. Otherwise an additive mask [B, 1, T, past + T], causal and padding;
     // its finite minimum keeps rows that are entirely padding finite (their outputs are never used).
     const bool padded = full_mask.eq(0).any().item<bool>();
-    const double lowest = dtype_ == torch::kHalf ? -65504.0 : dtype_ == torch::kBFloat16 ? -3.38953139e38 : std::numeric_limits<float>::lowest();
+    const double lowest = dtype_ == torch::kHalf       ? -65504.0
+                          : dtype_ == torch::kBFloat16 ? -3.38953139e38
+                                                       : std::numeric_limits<float>::lowest();
     if (padded || (past > 0 && T > 1)) {
       auto key_pos = torch::arange(past + T, torch::dtype(torch::kInt64).device(device_));
       auto query_pos = torch::arange(past, past + T, torch::dtype(torch::kInt64).device(device_));
       auto allowed = key_pos.view({1, 1, -1}).le(query_pos.view({1, -1, 1})) & full_mask.view({B, 1, -1}).eq(1);
-      mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_)).masked_fill(~allowed.unsqueeze(1), lowest);
+      mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_))
+                 .masked_fill(~allowed.unsqueeze(1), lowest);
     }
     std::tie(cos, sin) = rope_tables(positions);
     if (cache) {
       // For the decode steps that follow: padding positions stay masked, new tokens are real.
-      cache->additive = padded ? torch::zeros(cache->mask.sizes(), torch::dtype(dtype_).device(device_))
-                                     .masked_fill_(cache->mask.eq(0).logical_and_(
-                                                       torch::arange(cache->mask.size(1), cache->mask.options()).lt(past + T)),
-                                                   lowest)
-                               : torch::Tensor();
+      cache->additive =
+          padded ? torch::zeros(cache->mask.sizes(), torch::dtype(dtype_).device(device_))
+                       .masked_fill_(cache->mask.eq(0).logical_and_(
+                                         torch::arange(cache->mask.size(1), cache->mask.options()).lt(past + T)),
+                                     lowest)
+                 : torch::Tensor();
       if (!cache->rope_cos.defined() && !cache->keys.empty()) {
         const int64_t capacity = cache->keys[0].size(2);
-        const bool may_switch = config_.rope.type == "longrope" && capacity > config_.rope.original_max_position_embeddings;
+        const bool may_switch =
+            config_.rope.type == "longrope" && capacity > config_.rope.original_max_position_embeddings;
         if (!may_switch) {
-          auto [table_cos, table_sin] = rope_tables(torch::arange(capacity, torch::dtype(torch::kInt64).device(device_)).view({1, -1}));
+          auto [table_cos, table_sin] =
+              rope_tables(torch::arange(capacity, torch::dtype(torch::kInt64).device(device_)).view({1, -1}));
           cache->rope_cos = table_cos.view({capacity, -1});
           cache->rope_sin = table_sin.view({capacity, -1});
         }
@@ -295,8 +306,10 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
   }
   if (cache) {
     cache->length += T;
-    if (decode) cache->next_position.add_(1);
-    else cache->next_position = positions.select(1, T - 1) + 1;
+    if (decode)
+      cache->next_position.add_(1);
+    else
+      cache->next_position = positions.select(1, T - 1) + 1;
   }
   ForwardOutput out;
   out.hidden = rms_norm(x, final_norm_, config_.rms_norm_eps);
@@ -309,7 +322,8 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
 torch::Tensor CausalLM::block(int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                               const torch::Tensor& mask, KVCache* cache, bool last_query_only) const {
   const Layer& L = layers_[(size_t)i];
-  auto attended = attention(L, rms_norm(x, L.input_norm, config_.rms_norm_eps), cos, sin, mask, cache, i, last_query_only);
+  auto attended =
+      attention(L, rms_norm(x, L.input_norm, config_.rms_norm_eps), cos, sin, mask, cache, i, last_query_only);
   auto residual = last_query_only ? x.narrow(1, x.size(1) - 1, 1) : x;
   if (fused_ok({residual, attended})) {  // inference: the residual sums go into the fresh outputs
     auto h = attended.add_(residual);
@@ -331,8 +345,8 @@ std::vector<torch::Tensor> CausalLM::layer_parameters(int64_t i) const {
 // the block with autograd on and differentiates it. `params` are the block's leaf weights, passed
 // so that their gradients flow through this node.
 torch::Tensor CausalLM::BlockCheckpoint::forward(torch::autograd::AutogradContext* ctx, torch::Tensor x,
-                                                 at::TensorList params, const CausalLM* model,
-                                                 int64_t layer, torch::Tensor cos, torch::Tensor sin, torch::Tensor mask) {
+                                                 at::TensorList params, const CausalLM* model, int64_t layer,
+                                                 torch::Tensor cos, torch::Tensor sin, torch::Tensor mask) {
   if (mask.numel() == 0) mask = torch::Tensor();
   ctx->save_for_backward({x, cos, sin, mask.defined() ? mask : torch::empty({0}, x.options())});
   ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
@@ -377,8 +391,10 @@ void CausalLM::make_trainable() {
   const bool tied = lm_head_.is_same(embed_);
   own(embed_);
   own(final_norm_);
-  if (tied) lm_head_ = embed_;
-  else own(lm_head_);
+  if (tied)
+    lm_head_ = embed_;
+  else
+    own(lm_head_);
   const int64_t d = config_.head_dim, Nh = config_.num_attention_heads, Nkv = config_.num_key_value_heads;
   const int64_t I = config_.intermediate_size;
   for (auto& L : layers_) {
@@ -455,7 +471,8 @@ void CausalLM::save(const fs::path& dir) const {
   write_file(stage.path() / "config.json", config.dump(2) + "\n");
   for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
                            "generation_config.json", "added_tokens.json"})
-    if (!source_dir_.empty() && fs::exists(source_dir_ / name)) write_file(stage.path() / name, read_file(source_dir_ / name));
+    if (!source_dir_.empty() && fs::exists(source_dir_ / name))
+      write_file(stage.path() / name, read_file(source_dir_ / name));
   stage.publish();
 }
 

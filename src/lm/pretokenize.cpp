@@ -8,8 +8,7 @@
 namespace sdmlm::tok {
 namespace {
 
-const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 std::string regex_escape(const std::string& literal) {
   std::string out;
@@ -41,8 +40,7 @@ std::string pattern_source(const Json& j, const std::string& where, bool* is_reg
     *is_regex = true;
     return j["Regex"].get<std::string>();
   }
-  fail_input(where + ": field \"pattern\" must be {\"String\": ...} or {\"Regex\": ...}, got " +
-             json_type_name(j));
+  fail_input(where + ": field \"pattern\" must be {\"String\": ...} or {\"Regex\": ...}, got " + json_type_name(j));
 }
 
 std::string replace_all(const std::string& text, const std::string& from, const std::string& to) {
@@ -54,8 +52,7 @@ std::string replace_all(const std::string& text, const std::string& from, const 
   return out.append(text, pos);
 }
 
-void normalizer_parse_into(const Json& j, const std::string& where,
-                           std::vector<NormalizerStep>& steps) {
+void normalizer_parse_into(const Json& j, const std::string& where, std::vector<NormalizerStep>& steps) {
   if (j.is_null()) return;
   std::string type = get_string(j, "type", where + ": normalizer");
   std::string here = where + ": normalizer " + type;
@@ -79,8 +76,8 @@ void normalizer_parse_into(const Json& j, const std::string& where,
   } else if (type == "Lowercase") {
     steps.push_back({K::kLowercase, "", "", nullptr});
   } else if (type == "Strip") {
-    std::string sides = std::string(get_bool(j, "strip_left", true) ? "l" : "") +
-                        (get_bool(j, "strip_right", true) ? "r" : "");
+    std::string sides =
+        std::string(get_bool(j, "strip_left", true) ? "l" : "") + (get_bool(j, "strip_right", true) ? "r" : "");
     steps.push_back({K::kStrip, sides, "", nullptr});
   } else {
     fail_input(here +
@@ -145,8 +142,7 @@ std::string normalizer_apply(const std::vector<NormalizerStep>& steps, std::stri
         text = lowercase(text);
         break;
       case K::kStrip:
-        text = strip_whitespace(text, step.a.find('l') != std::string::npos,
-                                step.a.find('r') != std::string::npos);
+        text = strip_whitespace(text, step.a.find('l') != std::string::npos, step.a.find('r') != std::string::npos);
         break;
     }
   }
@@ -165,8 +161,7 @@ SplitBehavior behavior_parse(const std::string& name, const std::string& where) 
   fail_input(where + ": unknown split behavior \"" + name + "\"");
 }
 
-void pretokenizer_parse_into(const Json& j, const std::string& where,
-                             std::vector<PreTokenizerStep>& steps) {
+void pretokenizer_parse_into(const Json& j, const std::string& where, std::vector<PreTokenizerStep>& steps) {
   if (j.is_null()) return;
   std::string type = get_string(j, "type", where + ": pre_tokenizer");
   std::string here = where + ": pre_tokenizer " + type;
@@ -248,8 +243,7 @@ void split_apply(const Regex& regex, SplitBehavior behavior, bool invert, const 
     if (e > s) out.push_back(text.substr(s, e - s));
 }
 
-void step_apply(const PreTokenizerStep& step, std::string text, bool first,
-                std::vector<std::string>& out) {
+void step_apply(const PreTokenizerStep& step, std::string text, bool first, std::vector<std::string>& out) {
   using K = PreTokenizerStep::Kind;
   switch (step.kind) {
     case K::kSplit:
@@ -299,13 +293,12 @@ std::vector<PreTokenizerStep> pretokenizer_parse(const Json& j, const std::strin
   return steps;
 }
 
-std::vector<std::string> pretokenizer_apply(const std::vector<PreTokenizerStep>& steps,
-                                            const std::string& text, bool first_piece) {
+std::vector<std::string> pretokenizer_apply(const std::vector<PreTokenizerStep>& steps, const std::string& text,
+                                            bool first_piece) {
   std::vector<std::string> pieces{text};
   for (const PreTokenizerStep& step : steps) {
     std::vector<std::string> next;
-    for (size_t i = 0; i < pieces.size(); ++i)
-      step_apply(step, std::move(pieces[i]), first_piece && i == 0, next);
+    for (size_t i = 0; i < pieces.size(); ++i) step_apply(step, std::move(pieces[i]), first_piece && i == 0, next);
     pieces = std::move(next);
   }
   return pieces;

@@ -33,12 +33,10 @@ class SentencePieceTokenizer final : public Tokenizer {
   bool add_bos_ = true, add_eos_ = false;
 };
 
-SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& model_path,
-                                               const fs::path& config_path) {
+SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& model_path, const fs::path& config_path) {
   if (!fs::exists(model_path)) fail_input(model_path.string() + ": file not found");
   auto status = sp_.Load(model_path.string());
-  if (!status.ok())
-    fail_input(model_path.string() + ": not a SentencePiece model (" + status.ToString() + ")");
+  if (!status.ok()) fail_input(model_path.string() + ": not a SentencePiece model (" + status.ToString() + ")");
   if (sp_.bos_id() >= 0) bos_id = sp_.bos_id();
   if (sp_.eos_id() >= 0) eos_id = sp_.eos_id();
   if (sp_.pad_id() >= 0) pad_id = sp_.pad_id();
@@ -84,16 +82,14 @@ void SentencePieceTokenizer::config_apply(const Json& config, const std::string&
     chat_template = config["chat_template"].get<std::string>();
 }
 
-void SentencePieceTokenizer::encode_plain(const std::string& text,
-                                          std::vector<int64_t>& out) const {
+void SentencePieceTokenizer::encode_plain(const std::string& text, std::vector<int64_t>& out) const {
   std::vector<int> ids;
   auto status = sp_.Encode(text, &ids);
   if (!status.ok()) fail_input("SentencePiece encode failed: " + status.ToString());
   out.insert(out.end(), ids.begin(), ids.end());
 }
 
-std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& raw,
-                                                    bool add_special_tokens) const {
+std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& raw, bool add_special_tokens) const {
   const std::string text = utf8_valid(raw) ? raw : utf8_lossy(raw);
   std::vector<int64_t> ids;
   if (add_special_tokens && add_bos_ && bos_id) ids.push_back(*bos_id);
@@ -107,8 +103,7 @@ std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& raw,
   return ids;
 }
 
-std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids,
-                                           bool skip_special_tokens) const {
+std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
   std::string out;
   std::vector<int> run;
   auto flush = [&] {
@@ -118,8 +113,8 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids,
   };
   for (int64_t id : ids) {
     auto it = added_by_id_.find(id);
-    bool control = it == added_by_id_.end() && id >= 0 && id < sp_.GetPieceSize() &&
-                   sp_.IsControl(static_cast<int>(id));
+    bool control =
+        it == added_by_id_.end() && id >= 0 && id < sp_.GetPieceSize() && sp_.IsControl(static_cast<int>(id));
     if (control && skip_special_tokens) {
       run.push_back(static_cast<int>(id));  // SentencePiece itself drops control pieces
     } else if (it != added_by_id_.end() || control) {
@@ -152,8 +147,8 @@ std::string SentencePieceTokenizer::id_to_token(int64_t id) const {
   auto it = added_by_id_.find(id);
   if (it != added_by_id_.end()) return it->second->content;
   if (id < 0 || id >= sp_.GetPieceSize())
-    fail_input("token id " + std::to_string(id) + " is not in the vocabulary (size " +
-               std::to_string(vocab_size()) + ")");
+    fail_input("token id " + std::to_string(id) + " is not in the vocabulary (size " + std::to_string(vocab_size()) +
+               ")");
   return sp_.IdToPiece(static_cast<int>(id));
 }
 

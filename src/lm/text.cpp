@@ -102,9 +102,7 @@ bool utf8_valid(std::string_view bytes) {
   return true;
 }
 
-bool is_whitespace(char32_t cp) {
-  return u_hasBinaryProperty(static_cast<UChar32>(cp), UCHAR_WHITE_SPACE);
-}
+bool is_whitespace(char32_t cp) { return u_hasBinaryProperty(static_cast<UChar32>(cp), UCHAR_WHITE_SPACE); }
 
 bool is_alphanumeric(char32_t cp) {
   if (u_hasBinaryProperty(static_cast<UChar32>(cp), UCHAR_ALPHABETIC)) return true;
@@ -121,12 +119,11 @@ std::string icu_normalize(std::string_view text, const UNormalizer2* norm, UErro
   u_strFromUTF8(wide.data(), static_cast<int32_t>(wide.size()), &wide_len, text.data(),
                 static_cast<int32_t>(text.size()), &status);
   std::u16string normal(wide_len * 4 + 16, u'\0');  // NFKC and case folding may expand ×3+
-  int32_t normal_len = unorm2_normalize(norm, wide.data(), wide_len, normal.data(),
-                                        static_cast<int32_t>(normal.size()), &status);
+  int32_t normal_len =
+      unorm2_normalize(norm, wide.data(), wide_len, normal.data(), static_cast<int32_t>(normal.size()), &status);
   std::string out(normal_len * 3 + 4, '\0');
   int32_t out_len = 0;
-  u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &out_len, normal.data(), normal_len,
-              &status);
+  u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &out_len, normal.data(), normal_len, &status);
   if (U_FAILURE(status)) throw Error(ExitCode::kInternal, std::string(form) + " normalization failed (ICU)");
   out.resize(out_len);
   return out;
@@ -192,13 +189,13 @@ Regex::Regex(const std::string& source) {
   const std::string pattern = onig_compatible(source);
   int error = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                                   &error, &offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof(message));
-    fail_input("regex /" + pattern + "/ does not compile at offset " + std::to_string(offset) +
-               ": " + reinterpret_cast<const char*>(message));
+    fail_input("regex /" + pattern + "/ does not compile at offset " + std::to_string(offset) + ": " +
+               reinterpret_cast<const char*>(message));
   }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // optional speed-up; falls back when unavailable
   code_ = code;

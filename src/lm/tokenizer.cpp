@@ -10,8 +10,8 @@ namespace {
 using tok::AddedToken;
 
 bool is_llama_class(const std::string& name) {
-  for (const char* known : {"LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer",
-                            "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast"})
+  for (const char* known : {"LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast",
+                            "GemmaTokenizer", "GemmaTokenizerFast"})
     if (name == known) return true;
   return false;
 }
@@ -101,8 +101,7 @@ void JsonTokenizer::post_processor_parse(const Json& j, const std::string& where
     fail_input(here +
                ": post-processor type is not supported (supported: TemplateProcessing, "
                "ByteLevel, BertProcessing, RobertaProcessing, Sequence)");
-  if (!j.contains("single") || !j["single"].is_array())
-    fail_input(here + ": field \"single\" must be an array");
+  if (!j.contains("single") || !j["single"].is_array()) fail_input(here + ": field \"single\" must be an array");
   const Json specials = j.value("special_tokens", Json::object());
   bool seen_sequence = false;
   for (const Json& piece : j["single"]) {
@@ -148,8 +147,7 @@ void JsonTokenizer::config_apply(const Json& config, const std::string& where) {
   if (config.contains("chat_template") && config["chat_template"].is_string())
     chat_template = config["chat_template"].get<std::string>();
   if (is_llama_class(config.value("tokenizer_class", std::string()))) {
-    bool add_bos = config.value("add_bos_token", true),
-         add_eos = config.value("add_eos_token", false);
+    bool add_bos = config.value("add_bos_token", true), add_eos = config.value("add_eos_token", false);
     if ((add_bos && !bos_id) || (add_eos && !eos_id))
       fail_input(where + ": add_bos_token/add_eos_token is set but the token is missing");
     prefix_ids_.clear();
@@ -191,12 +189,10 @@ std::string JsonTokenizer::id_to_token(int64_t id) const {
   auto it = added_by_id_.find(id);
   if (it != added_by_id_.end()) return it->second->content;
   if (const std::string* token = model_->id_to_token(id)) return *token;
-  fail_input("token id " + std::to_string(id) + " is not in the vocabulary (size " +
-             std::to_string(vocab_size_) + ")");
+  fail_input("token id " + std::to_string(id) + " is not in the vocabulary (size " + std::to_string(vocab_size_) + ")");
 }
 
-void JsonTokenizer::encode_piece(const std::string& piece, bool first,
-                                 std::vector<int64_t>& out) const {
+void JsonTokenizer::encode_piece(const std::string& piece, bool first, std::vector<int64_t>& out) const {
   std::string normalized = tok::normalizer_apply(normalizer_, piece);
   for (const auto& [token, span] : normalized_matcher_.split(normalized)) {
     if (token) {
@@ -204,8 +200,7 @@ void JsonTokenizer::encode_piece(const std::string& piece, bool first,
       continue;
     }
     std::string sub = normalized.substr(span.first, span.second - span.first);
-    for (const std::string& word :
-         tok::pretokenizer_apply(pre_tokenizer_, sub, first && span.first == 0))
+    for (const std::string& word : tok::pretokenizer_apply(pre_tokenizer_, sub, first && span.first == 0))
       model_->tokenize(word, out);
   }
 }
@@ -240,8 +235,7 @@ std::string JsonTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::load_json(const fs::path& tokenizer_json,
-                                                const fs::path& tokenizer_config) {
+std::unique_ptr<Tokenizer> Tokenizer::load_json(const fs::path& tokenizer_json, const fs::path& tokenizer_config) {
   try {
     return std::make_unique<JsonTokenizer>(tokenizer_json, tokenizer_config);
   } catch (const Json::exception& e) {
@@ -253,8 +247,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& dir) {
   fs::path config = dir / "tokenizer_config.json";
   if (!fs::exists(config)) config.clear();
   if (fs::exists(dir / "tokenizer.json")) return load_json(dir / "tokenizer.json", config);
-  if (fs::exists(dir / "tokenizer.model"))
-    return tok::sentencepiece_load(dir / "tokenizer.model", config);
+  if (fs::exists(dir / "tokenizer.model")) return tok::sentencepiece_load(dir / "tokenizer.model", config);
   fail_input(dir.string() +
              ": no tokenizer.json or tokenizer.model found. HINT: pass a Hugging "
              "Face model directory");

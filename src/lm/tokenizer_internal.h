@@ -71,8 +71,8 @@ struct PreTokenizerStep {
 std::vector<PreTokenizerStep> pretokenizer_parse(const Json& j, const std::string& where);
 // Splits one normalized piece into words. `first_piece`: the piece starts the input (Metaspace
 // prepend_scheme "first").
-std::vector<std::string> pretokenizer_apply(const std::vector<PreTokenizerStep>& steps,
-                                            const std::string& text, bool first_piece);
+std::vector<std::string> pretokenizer_apply(const std::vector<PreTokenizerStep>& steps, const std::string& text,
+                                            bool first_piece);
 std::string byte_level_encode(std::string_view bytes);  // GPT-2 bytes → visible characters
 
 // ---- decoders ----------------------------------------------------------------------------------
@@ -125,8 +125,7 @@ class AddedMatcher {
   bool empty() const { return count_ == 0; }
   // Splits `text` into (token or null, [start, end)) spans covering the text (one empty span for
   // an empty text).
-  std::vector<std::pair<const AddedToken*, std::pair<size_t, size_t>>> split(
-      std::string_view text) const;
+  std::vector<std::pair<const AddedToken*, std::pair<size_t, size_t>>> split(std::string_view text) const;
 
  private:
   // Per first byte: (pattern, token), longest pattern first.

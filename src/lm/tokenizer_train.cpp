@@ -81,7 +81,8 @@ void tokenizer_train(const TokenizerTrainOptions& o) {
                            // No dummy "▁" prefix: encoding the segments between added tokens one by one
                            // (as transformers does) then equals encoding the whole text.
                            " --add_dummy_prefix=false"
-                           " --user_defined_symbols=" + symbols + " --minloglevel=2";
+                           " --user_defined_symbols=" +
+                           symbols + " --minloglevel=2";
   LineIterator lines(o.inputs);
   std::string proto;
   auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &proto);
@@ -92,12 +93,19 @@ void tokenizer_train(const TokenizerTrainOptions& o) {
   if (!sp.Load((stage.path() / "tokenizer.model").string()).ok()) fail_input("SentencePiece wrote an unreadable model");
   Json added = Json::object();
   for (const char* t : kChatTokens)
-    added[std::to_string(sp.PieceToId(t))] = {{"content", t}, {"special", true}, {"lstrip", false}, {"rstrip", false},
-                                               {"normalized", false}, {"single_word", false}};
-  Json config = {{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true}, {"add_eos_token", false},
-                 {"bos_token", "<s>"}, {"eos_token", "<|endoftext|>"}, {"unk_token", "<unk>"},
-                 {"pad_token", "<|endoftext|>"}, {"chat_template", kPhi3Template},
-                 {"model_max_length", 4096}, {"legacy", false}, {"added_tokens_decoder", added}};
+    added[std::to_string(sp.PieceToId(t))] = {{"content", t},    {"special", true},     {"lstrip", false},
+                                              {"rstrip", false}, {"normalized", false}, {"single_word", false}};
+  Json config = {{"tokenizer_class", "LlamaTokenizer"},
+                 {"add_bos_token", true},
+                 {"add_eos_token", false},
+                 {"bos_token", "<s>"},
+                 {"eos_token", "<|endoftext|>"},
+                 {"unk_token", "<unk>"},
+                 {"pad_token", "<|endoftext|>"},
+                 {"chat_template", kPhi3Template},
+                 {"model_max_length", 4096},
+                 {"legacy", false},
+                 {"added_tokens_decoder", added}};
   write_file(stage.path() / "tokenizer_config.json", config.dump(2) + "\n");
   stage.publish();
 }

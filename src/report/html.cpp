@@ -32,25 +32,20 @@ std::string compact(double value) {
 struct Frame {
   double x0, x1, y0, y1;
   double px(double x) const { return kLeft + (x - x0) / (x1 - x0) * (kWidth - kLeft - kRight); }
-  double py(double y) const {
-    return kHeight - kBottom - (y - y0) / (y1 - y0) * (kHeight - kTop - kBottom);
-  }
+  double py(double y) const { return kHeight - kBottom - (y - y0) / (y1 - y0) * (kHeight - kTop - kBottom); }
 };
 
-std::string svg_text(double x, double y, const std::string& text, const char* anchor,
-                     const char* extra = "") {
-  return "<text x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y, 1) + "\" text-anchor=\"" + anchor +
-         "\"" + extra + ">" + escape_html(text) + "</text>\n";
+std::string svg_text(double x, double y, const std::string& text, const char* anchor, const char* extra = "") {
+  return "<text x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y, 1) + "\" text-anchor=\"" + anchor + "\"" + extra + ">" +
+         escape_html(text) + "</text>\n";
 }
 
 // The canvas, its title, the plot box, five ticks per axis and the axis labels.
-std::string svg_open(const Frame& f, const std::string& title, const std::string& x_label,
-                     const std::string& y_label) {
-  std::string out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fixed(kWidth, 0) +
-                    "\" height=\"" + fixed(kHeight, 0) + "\" viewBox=\"0 0 " + fixed(kWidth, 0) +
-                    " " + fixed(kHeight, 0) +
-                    "\" role=\"img\" font-size=\"10\" font-family=\"sans-serif\">\n<title>" +
-                    escape_html(title) + "</title>\n";
+std::string svg_open(const Frame& f, const std::string& title, const std::string& x_label, const std::string& y_label) {
+  std::string out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fixed(kWidth, 0) + "\" height=\"" +
+                    fixed(kHeight, 0) + "\" viewBox=\"0 0 " + fixed(kWidth, 0) + " " + fixed(kHeight, 0) +
+                    "\" role=\"img\" font-size=\"10\" font-family=\"sans-serif\">\n<title>" + escape_html(title) +
+                    "</title>\n";
   out += svg_text(kWidth / 2, 16, title, "middle", " font-size=\"12\"");
   out += "<rect x=\"" + fixed(kLeft, 1) + "\" y=\"" + fixed(kTop, 1) + "\" width=\"" +
          fixed(kWidth - kLeft - kRight, 1) + "\" height=\"" + fixed(kHeight - kTop - kBottom, 1) +
@@ -61,15 +56,12 @@ std::string svg_open(const Frame& f, const std::string& title, const std::string
     out += svg_text(kLeft - 4, f.py(y) + 3, compact(y), "end");
   }
   out += svg_text(kWidth / 2, kHeight - 8, x_label, "middle");
-  out += "<text x=\"12\" y=\"" + fixed(kHeight / 2, 1) +
-         "\" text-anchor=\"middle\" transform=\"rotate(-90 12 " + fixed(kHeight / 2, 1) + ")\">" +
-         escape_html(y_label) + "</text>\n";
+  out += "<text x=\"12\" y=\"" + fixed(kHeight / 2, 1) + "\" text-anchor=\"middle\" transform=\"rotate(-90 12 " +
+         fixed(kHeight / 2, 1) + ")\">" + escape_html(y_label) + "</text>\n";
   return out;
 }
 
-std::string note(const std::string& text) {
-  return "<p class=\"note\">" + escape_html(text) + "</p>\n";
-}
+std::string note(const std::string& text) { return "<p class=\"note\">" + escape_html(text) + "</p>\n"; }
 
 struct LadderPoint {
   double alpha, proportion, accuracy;
@@ -87,8 +79,7 @@ std::vector<LadderPoint> ladder_points(const Json& selective, int64_t* empty_reg
       ++*empty_regions;
       continue;
     }
-    points.push_back(
-        {entry["alpha"].get<double>(), m["proportion"].get<double>(), m["accuracy"].get<double>()});
+    points.push_back({entry["alpha"].get<double>(), m["proportion"].get<double>(), m["accuracy"].get<double>()});
   }
   return points;
 }
@@ -102,22 +93,20 @@ std::string ladder_svg(const ModelResult& r, double alpha) {
   double low = 1;
   for (const auto& p : points) low = std::min(low, p.accuracy);
   Frame f{0, 1, std::min(std::floor(low * 10) / 10, 0.9), 1};
-  std::string out = svg_open(f, "Accuracy vs admitted proportion", "admitted proportion (n/|D_te|)",
-                             "marginal accuracy");
+  std::string out =
+      svg_open(f, "Accuracy vs admitted proportion", "admitted proportion (n/|D_te|)", "marginal accuracy");
   std::string path;
   for (const auto& p : points)
-    path +=
-        (path.empty() ? "" : " ") + fixed(f.px(p.proportion), 1) + "," + fixed(f.py(p.accuracy), 1);
+    path += (path.empty() ? "" : " ") + fixed(f.px(p.proportion), 1) + "," + fixed(f.py(p.accuracy), 1);
   out += "<polyline points=\"" + path + "\" fill=\"none\" stroke=\"#7570b3\"/>\n";
   const size_t stride = (points.size() + kMaxPointLabels - 1) / kMaxPointLabels;
   for (size_t i = 0; i < points.size(); ++i) {
     const auto& p = points[i];
     const bool is_hr = std::fabs(p.alpha - alpha) < 1e-12;
-    out += "<circle cx=\"" + fixed(f.px(p.proportion), 1) + "\" cy=\"" +
-           fixed(f.py(p.accuracy), 1) + "\" r=\"" + (is_hr ? "4" : "2.5") + "\" fill=\"" +
-           (is_hr ? "#e7298a" : "#7570b3") + "\"><title>" +
-           escape_html("alpha " + compact(p.alpha) + ": accuracy " + fixed(p.accuracy, 4) +
-                       ", proportion " + fixed(p.proportion, 4)) +
+    out += "<circle cx=\"" + fixed(f.px(p.proportion), 1) + "\" cy=\"" + fixed(f.py(p.accuracy), 1) + "\" r=\"" +
+           (is_hr ? "4" : "2.5") + "\" fill=\"" + (is_hr ? "#e7298a" : "#7570b3") + "\"><title>" +
+           escape_html("alpha " + compact(p.alpha) + ": accuracy " + fixed(p.accuracy, 4) + ", proportion " +
+                       fixed(p.proportion, 4)) +
            "</title></circle>\n";
     if (is_hr || i % stride == 0)
       out += svg_text(f.px(p.proportion) + 5, f.py(p.accuracy) - 5, compact(p.alpha), "start");
@@ -128,8 +117,8 @@ std::string ladder_svg(const ModelResult& r, double alpha) {
 }
 
 // Plot (2)/(3): overlaid histograms of `values` for true labels 0 and 1 (finite values only).
-std::string histogram_svg(const std::vector<int>& labels, const std::vector<double>& values,
-                          const std::string& title, const std::string& x_label) {
+std::string histogram_svg(const std::vector<int>& labels, const std::vector<double>& values, const std::string& title,
+                          const std::string& x_label) {
   double lo = INFINITY, hi = -INFINITY;
   int64_t skipped = 0;
   for (size_t i = 0; i < values.size(); ++i) {
@@ -161,26 +150,24 @@ std::string histogram_svg(const std::vector<int>& labels, const std::vector<doub
       const double x0 = lo + (hi - lo) * b / kBins, x1 = lo + (hi - lo) * (b + 1) / kBins;
       const double y = (double)counts[(size_t)c][(size_t)b];
       out += "<rect x=\"" + fixed(f.px(x0), 1) + "\" y=\"" + fixed(f.py(y), 1) + "\" width=\"" +
-             fixed(f.px(x1) - f.px(x0), 1) + "\" height=\"" + fixed(f.py(0) - f.py(y), 1) +
-             "\" fill=\"" + kClassColors[c] + "\" fill-opacity=\"0.5\"/>\n";
+             fixed(f.px(x1) - f.px(x0), 1) + "\" height=\"" + fixed(f.py(0) - f.py(y), 1) + "\" fill=\"" +
+             kClassColors[c] + "\" fill-opacity=\"0.5\"/>\n";
     }
     const std::string legend = "y=" + std::to_string(c) + " (n=" + std::to_string(n[c]) + ")";
     out += "<rect x=\"" + fixed(kWidth - kRight - 92, 1) + "\" y=\"" + fixed(kTop + 6 + 14 * c, 1) +
-           "\" width=\"10\" height=\"10\" fill=\"" + kClassColors[c] +
-           "\" fill-opacity=\"0.5\"/>\n";
+           "\" width=\"10\" height=\"10\" fill=\"" + kClassColors[c] + "\" fill-opacity=\"0.5\"/>\n";
     out += svg_text(kWidth - kRight - 78, kTop + 15 + 14 * c, legend, "start");
   }
   out += "</svg>\n";
   if (skipped > 0)
-    out += note(std::to_string(skipped) +
-                " row(s) without label 0/1 or with a non-finite value left out.");
+    out += note(std::to_string(skipped) + " row(s) without label 0/1 or with a non-finite value left out.");
   return out;
 }
 
 void check_plot_inputs(const ModelResult& r) {
   auto bad = [&](const char* name, size_t size) {
-    fail_input("result (" + r.dataset + ", " + r.model + "): " + name + " has " +
-               std::to_string(size) + " entries but labels has " + std::to_string(r.labels.size()) +
+    fail_input("result (" + r.dataset + ", " + r.model + "): " + name + " has " + std::to_string(size) +
+               " entries but labels has " + std::to_string(r.labels.size()) +
                " (HINT: one entry per test row, or leave it empty)");
   };
   if (!r.q_prime.empty() && r.q_prime.size() != r.labels.size()) bad("q_prime", r.q_prime.size());
@@ -188,8 +175,8 @@ void check_plot_inputs(const ModelResult& r) {
 }
 
 std::string html_table(const Table& t) {
-  std::string out = "<table id=\"" + escape_html(t.id) + "\">\n<caption>" + escape_html(t.title) +
-                    "</caption>\n<thead><tr>";
+  std::string out =
+      "<table id=\"" + escape_html(t.id) + "\">\n<caption>" + escape_html(t.title) + "</caption>\n<thead><tr>";
   for (const auto& h : t.header) out += "<th>" + escape_html(h) + "</th>";
   out += "</tr></thead>\n<tbody>\n";
   for (size_t i = 0; i < t.rows.size(); ++i) {
@@ -198,18 +185,15 @@ std::string html_table(const Table& t) {
     for (const auto& cell : t.rows[i]) out += "<td>" + escape_html(cell) + "</td>";
     out += "</tr>\n";
   }
-  if (t.rows.empty())
-    out += "<tr><td colspan=\"" + std::to_string(t.header.size()) + "\">no rows</td></tr>\n";
+  if (t.rows.empty()) out += "<tr><td colspan=\"" + std::to_string(t.header.size()) + "\">no rows</td></tr>\n";
   return out + "</tbody>\n</table>\n";
 }
 
 std::string result_section(const ModelResult& r, double alpha) {
   std::string out = "<section class=\"result\">\n<h3>" + escape_html(r.dataset + " / " + r.model) +
                     "</h3>\n<div class=\"plots\">\n" + ladder_svg(r, alpha);
-  if (r.labels.empty())
-    return out + note("No per-row verifier outputs: no histograms.") + "</div>\n</section>\n";
-  if (!r.q_prime.empty())
-    out += histogram_svg(r.labels, r.q_prime, "q' by class", "q' (rescaled similarity)");
+  if (r.labels.empty()) return out + note("No per-row verifier outputs: no histograms.") + "</div>\n</section>\n";
+  if (!r.q_prime.empty()) out += histogram_svg(r.labels, r.q_prime, "q' by class", "q' (rescaled similarity)");
   if (!r.d.empty()) out += histogram_svg(r.labels, r.d, "d by class", "d (distance quantile)");
   return out + "</div>\n</section>\n";
 }
@@ -252,14 +236,12 @@ std::string escape_html(std::string_view text) {
   return out;
 }
 
-std::string report_html(const std::vector<ModelResult>& results, double alpha,
-                        const std::string& title) {
+std::string report_html(const std::vector<ModelResult>& results, double alpha, const std::string& title) {
   for (const auto& r : results) check_plot_inputs(r);
-  std::string out =
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
-      escape_html(title) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<h1>" +
-      escape_html(title) + "</h1>\n<p>&alpha; = " + escape_html(compact(alpha)) + "; " +
-      std::to_string(results.size()) + " result(s).</p>\n<h2>What this run shows</h2>\n<ul>\n";
+  std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
+                    escape_html(title) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<h1>" +
+                    escape_html(title) + "</h1>\n<p>&alpha; = " + escape_html(compact(alpha)) + "; " +
+                    std::to_string(results.size()) + " result(s).</p>\n<h2>What this run shows</h2>\n<ul>\n";
   {
     const std::string words = results_in_words(results, alpha);
     for (size_t start = 0, end; (end = words.find('\n', start)) != std::string::npos; start = end + 1)
@@ -275,8 +257,7 @@ std::string report_html(const std::vector<ModelResult>& results, double alpha,
 void write_report(const std::vector<ModelResult>& results, double alpha, const fs::path& dir,
                   const std::string& title) {
   // Render everything first: a validation error leaves no partial report behind.
-  const std::string json =
-      tables_json(results, alpha).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  const std::string json = tables_json(results, alpha).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   const std::string markdown = tables_markdown(results, alpha);
   const std::string latex = tables_latex(results, alpha);
   const std::string html = report_html(results, alpha, title);

@@ -81,9 +81,13 @@ Json seed_summary(const std::vector<SeedResult>& runs, const std::vector<std::pa
       sentence.push_back(run->result->surface.sentence_accuracy());
       exact.push_back(run->result->surface.exact_match_accuracy());
     }
-    rows.push_back({{"dataset", key.first}, {"variant", key.second}, {"seeds", seeds},
-                    {"hr_proportion", moments_json(hr_prop)}, {"hr_accuracy", moments_json(hr_acc)},
-                    {"sentence_accuracy", moments_json(sentence)}, {"exact_match_accuracy", moments_json(exact)}});
+    rows.push_back({{"dataset", key.first},
+                    {"variant", key.second},
+                    {"seeds", seeds},
+                    {"hr_proportion", moments_json(hr_prop)},
+                    {"hr_accuracy", moments_json(hr_acc)},
+                    {"sentence_accuracy", moments_json(sentence)},
+                    {"exact_match_accuracy", moments_json(exact)}});
   }
   Json differences = Json::array();
   std::vector<std::string> datasets;
@@ -103,8 +107,8 @@ Json seed_summary(const std::vector<SeedResult>& runs, const std::vector<std::pa
       bool usable = n > 0;
       for (const auto& [x, y] : matched)
         usable = usable && x->result->high_reliability.size() == n && y->result->high_reliability.size() == n;
-      Json entry = {{"dataset", dataset}, {"treated", treated}, {"control", control}, {"seeds", Json::array()},
-                    {"prompts", n}};
+      Json entry = {
+          {"dataset", dataset}, {"treated", treated}, {"control", control}, {"seeds", Json::array()}, {"prompts", n}};
       for (const auto& m : matched) entry["seeds"].push_back(m.first->seed);
       if (!usable) {
         entry["note"] = "per-prompt HR flags missing or of different lengths; no bootstrap";
@@ -150,12 +154,14 @@ Json seed_summary(const std::vector<SeedResult>& runs, const std::vector<std::pa
 }
 
 std::string seed_summary_markdown(const Json& summary) {
-  std::string out = "## Over fine-tuning seeds (mean \xC2\xB1 sample s.d.)\n\n"
-                    "| Dataset | Model | seeds | SDM_HR acc. | n/\\|D_te\\| | Sentence acc. | Exact-match acc. |\n"
-                    "|---|---|---:|---:|---:|---:|---:|\n";
+  std::string out =
+      "## Over fine-tuning seeds (mean \xC2\xB1 sample s.d.)\n\n"
+      "| Dataset | Model | seeds | SDM_HR acc. | n/\\|D_te\\| | Sentence acc. | Exact-match acc. |\n"
+      "|---|---|---:|---:|---:|---:|---:|\n";
   for (const Json& r : summary.at("rows")) {
-    out += "| " + escape_markdown(r["dataset"].get<std::string>()) + " | " + escape_markdown(r["variant"].get<std::string>()) +
-           " | " + std::to_string(r["seeds"].size()) + " | " + mean_sd_cell(r["hr_accuracy"]) +
+    out += "| " + escape_markdown(r["dataset"].get<std::string>()) + " | " +
+           escape_markdown(r["variant"].get<std::string>()) + " | " + std::to_string(r["seeds"].size()) + " | " +
+           mean_sd_cell(r["hr_accuracy"]) +
            (r["hr_accuracy"]["n"].get<int64_t>() < (int64_t)r["seeds"].size()
                 ? " (" + std::to_string(r["hr_accuracy"]["n"].get<int64_t>()) + " non-empty)"
                 : "") +
@@ -164,13 +170,14 @@ std::string seed_summary_markdown(const Json& summary) {
   }
   const Json& diffs = summary.at("hr_proportion_differences");
   if (!diffs.empty()) {
-    out += "\n## Paired difference in HR proportion (bootstrap 95% interval over test prompts)\n\n"
-           "| Dataset | Difference | seeds | prompts | mean difference | per seed | 95% interval |\n"
-           "|---|---|---:|---:|---:|---|---|\n";
+    out +=
+        "\n## Paired difference in HR proportion (bootstrap 95% interval over test prompts)\n\n"
+        "| Dataset | Difference | seeds | prompts | mean difference | per seed | 95% interval |\n"
+        "|---|---|---:|---:|---:|---|---|\n";
     for (const Json& d : diffs) {
       out += "| " + escape_markdown(d["dataset"].get<std::string>()) + " | " +
-             escape_markdown(d["treated"].get<std::string>() + " \xE2\x88\x92 " + d["control"].get<std::string>()) + " | " +
-             std::to_string(d["seeds"].size()) + " | " + std::to_string(d["prompts"].get<int64_t>()) + " | ";
+             escape_markdown(d["treated"].get<std::string>() + " \xE2\x88\x92 " + d["control"].get<std::string>()) +
+             " | " + std::to_string(d["seeds"].size()) + " | " + std::to_string(d["prompts"].get<int64_t>()) + " | ";
       if (!d.contains("difference")) {
         out += "n/a | n/a | " + d.value("note", std::string()) + " |\n";
         continue;

@@ -26,9 +26,7 @@ std::optional<std::string_view> first_tag_content(std::string_view text, std::st
 
 int64_t count_occurrences(std::string_view text, std::string_view part) {
   int64_t count = 0;
-  for (size_t pos = text.find(part); pos != std::string_view::npos;
-       pos = text.find(part, pos + part.size()))
-    ++count;
+  for (size_t pos = text.find(part); pos != std::string_view::npos; pos = text.find(part, pos + part.size())) ++count;
   return count;
 }
 
@@ -64,8 +62,7 @@ MeanStd population_mean_std(const std::vector<double>& values) {
 
 int64_t json_count(const Json& value, const char* key) {
   if (!value.contains(key) || !value[key].is_number_integer() || value[key].get<int64_t>() < 0)
-    fail_input(std::string("surface metrics: field \"") + key +
-               "\" must be a non-negative integer, got " +
+    fail_input(std::string("surface metrics: field \"") + key + "\" must be a non-negative integer, got " +
                (value.contains(key) ? json_type_name(value[key]) : std::string("nothing")));
   return value[key].get<int64_t>();
 }
@@ -79,21 +76,15 @@ double json_number(const Json& value, const char* key) {
 
 }  // namespace
 
-double SurfaceMetrics::sentence_accuracy() const {
-  return n > 0 ? (double)sentence_exact / (double)n : 0.0;
-}
+double SurfaceMetrics::sentence_accuracy() const { return n > 0 ? (double)sentence_exact / (double)n : 0.0; }
 
-double SurfaceMetrics::exact_match_accuracy() const {
-  return n > 0 ? (double)verbatim_exact / (double)n : 0.0;
-}
+double SurfaceMetrics::exact_match_accuracy() const { return n > 0 ? (double)verbatim_exact / (double)n : 0.0; }
 
-SurfaceMetrics surface_metrics(const std::vector<std::string>& responses,
-                               const std::vector<std::string>& references,
+SurfaceMetrics surface_metrics(const std::vector<std::string>& responses, const std::vector<std::string>& references,
                                const std::vector<std::string>& genai_documents) {
   if (references.size() != responses.size() || genai_documents.size() != responses.size())
     fail_input("surface metrics: " + std::to_string(responses.size()) + " responses, " +
-               std::to_string(references.size()) + " references and " +
-               std::to_string(genai_documents.size()) +
+               std::to_string(references.size()) + " references and " + std::to_string(genai_documents.size()) +
                " genai documents; expected one of each per line (HINT: pass the decode output "
                "lines in input order)");
   SurfaceMetrics m;
@@ -101,8 +92,7 @@ SurfaceMetrics surface_metrics(const std::vector<std::string>& responses,
   std::vector<double> word_accuracies, attempts;
   for (size_t i = 0; i < responses.size(); ++i) {
     const std::string& r = responses[i];
-    m.verbatim_exact +=
-        task::normalize_whitespace(r) == task::normalize_whitespace(genai_documents[i]);
+    m.verbatim_exact += task::normalize_whitespace(r) == task::normalize_whitespace(genai_documents[i]);
     auto sentence = first_tag_content(r, kSentenceOpen, kSentenceClose);
     const std::string s = sentence ? task::strip(*sentence) : std::string();
     if (s.empty()) {
@@ -144,8 +134,7 @@ Json surface_to_json(const SurfaceMetrics& m) {
 }
 
 SurfaceMetrics surface_from_json(const Json& value) {
-  if (!value.is_object())
-    fail_input("surface metrics must be a JSON object, got " + json_type_name(value));
+  if (!value.is_object()) fail_input("surface metrics must be a JSON object, got " + json_type_name(value));
   SurfaceMetrics m;
   m.n = json_count(value, "n");
   m.verbatim_exact = json_count(value, "verbatim_exact");

@@ -31,8 +31,7 @@ const Json& member(const Json& object, const std::string& key, const std::string
 const Json& checked_cell(const Json& cell, const std::string& where) {
   const Json& proportion = member(cell, "proportion", where);
   if (!proportion.is_number() || proportion.get<double>() < 0 || proportion.get<double>() > 1)
-    fail_input(where + ": \"proportion\" must be a number in [0, 1], got " +
-               json_type_name(proportion));
+    fail_input(where + ": \"proportion\" must be a number in [0, 1], got " + json_type_name(proportion));
   const Json& accuracy = member(cell, "accuracy", where);
   if (!accuracy.is_null() && !accuracy.is_number())
     fail_input(where + ": \"accuracy\" must be a number or null, got " + json_type_name(accuracy));
@@ -41,8 +40,7 @@ const Json& checked_cell(const Json& cell, const std::string& where) {
 
 const Json& checked_array(const Json& object, const std::string& key, const std::string& where) {
   const Json& array = member(object, key, where);
-  if (!array.is_array())
-    fail_input(where + ": \"" + key + "\" must be an array, got " + json_type_name(array));
+  if (!array.is_array()) fail_input(where + ": \"" + key + "\" must be an array, got " + json_type_name(array));
   return array;
 }
 
@@ -50,10 +48,9 @@ const Json& checked_array(const Json& object, const std::string& key, const std:
 std::vector<std::string> cell_pair(const Json& cell, const std::string& where) {
   checked_cell(cell, where);
   const double proportion = cell["proportion"].get<double>();
-  std::string accuracy = proportion == 0.0 ? std::string(kRejected)
-                         : cell["accuracy"].is_null()
-                             ? std::string(kDash)
-                             : format_number(cell["accuracy"].get<double>());
+  std::string accuracy = proportion == 0.0            ? std::string(kRejected)
+                         : cell["accuracy"].is_null() ? std::string(kDash)
+                                                      : format_number(cell["accuracy"].get<double>());
   return {accuracy, format_number(proportion)};
 }
 
@@ -69,9 +66,8 @@ std::vector<size_t> grouped_order(const std::vector<ModelResult>& results) {
   for (size_t i = 0; i < results.size(); ++i) first.emplace(results[i].dataset, first.size());
   std::vector<size_t> order(results.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return first[results[a].dataset] < first[results[b].dataset];
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return first[results[a].dataset] < first[results[b].dataset]; });
   return order;
 }
 
@@ -79,24 +75,22 @@ std::vector<size_t> grouped_order(const std::vector<ModelResult>& results) {
 std::string table2_cell(const ModelResult& r) {
   if (r.selective.is_null()) return std::string(kNotAvailable);
   const std::string where = where_of(r) + ": highReliability.marginal";
-  const Json& cell = checked_cell(
-      member(member(r.selective, "highReliability", where_of(r)), "marginal", where), where);
+  const Json& cell =
+      checked_cell(member(member(r.selective, "highReliability", where_of(r)), "marginal", where), where);
   const Json& accuracy = cell["accuracy"];
   return (accuracy.is_null() ? std::string(kDash) : format_number(accuracy.get<double>())) + ", " +
          format_number(cell["proportion"].get<double>());
 }
 
 std::string table3_cell(const ModelResult& r) {
-  return format_number(r.surface.sentence_accuracy()) + ", " +
-         format_number(r.surface.exact_match_accuracy());
+  return format_number(r.surface.sentence_accuracy()) + ", " + format_number(r.surface.exact_match_accuracy());
 }
 
 size_t class_count(const std::vector<ModelResult>& results) {
   size_t classes = 2;
   for (const auto& r : results)
     if (r.selective.is_object() && r.selective.contains("noReject") &&
-        r.selective["noReject"].contains("classConditional") &&
-        r.selective["noReject"]["classConditional"].is_array())
+        r.selective["noReject"].contains("classConditional") && r.selective["noReject"]["classConditional"].is_array())
       classes = std::max(classes, r.selective["noReject"]["classConditional"].size());
   return classes;
 }
@@ -105,14 +99,12 @@ void pad_row(std::vector<std::string>& row, size_t width) {
   while (row.size() < width) row.push_back(std::string(kNotAvailable));
 }
 
-Table table2(const std::vector<ModelResult>& results, const std::vector<size_t>& order,
-             double alpha) {
+Table table2(const std::vector<ModelResult>& results, const std::vector<size_t>& order, double alpha) {
   Table t{"table2",
           "Table 2: SDM_HR accuracy and n/|D_te| (" + kAlpha + " = " + format_alpha(alpha) + ")",
           {"Dataset", "Model", "SDM_HR acc., n/|D_te|"},
           {}};
-  for (size_t i : order)
-    t.rows.push_back({results[i].dataset, results[i].model, table2_cell(results[i])});
+  for (size_t i : order) t.rows.push_back({results[i].dataset, results[i].model, table2_cell(results[i])});
   return t;
 }
 
@@ -128,8 +120,7 @@ Table table3(const std::vector<ModelResult>& results, const std::vector<size_t>&
   return t;
 }
 
-Table table4(const std::vector<ModelResult>& results, const std::vector<size_t>& order,
-             double alpha) {
+Table table4(const std::vector<ModelResult>& results, const std::vector<size_t>& order, double alpha) {
   const size_t classes = class_count(results);
   Table t{"table4",
           "Table 4: class-, prediction-conditional and marginal accuracy and admitted "
@@ -139,14 +130,13 @@ Table table4(const std::vector<ModelResult>& results, const std::vector<size_t>&
           {}};
   for (const std::string& kind : {std::string("y"), kYHat})
     for (size_t c = 0; c < classes; ++c)
-      for (const char* what : {" acc.", " prop."})
-        t.header.push_back(kind + "=" + std::to_string(c) + what);
+      for (const char* what : {" acc.", " prop."}) t.header.push_back(kind + "=" + std::to_string(c) + what);
   t.header.push_back("marginal acc.");
   t.header.push_back("marginal prop.");
   for (size_t i : order) {
     const ModelResult& r = results[i];
-    for (const auto& [label, key] : {std::pair<const char*, const char*>{"NO-REJECT", "noReject"},
-                                     {"SDM_HR", "highReliability"}}) {
+    for (const auto& [label, key] :
+         {std::pair<const char*, const char*>{"NO-REJECT", "noReject"}, {"SDM_HR", "highReliability"}}) {
       std::vector<std::string> row = {r.dataset, r.model, label};
       if (!r.selective.is_null()) {
         auto cells = table4_cells(member(r.selective, key, where_of(r)));
@@ -154,8 +144,7 @@ Table table4(const std::vector<ModelResult>& results, const std::vector<size_t>&
         std::vector<std::string> marginal(cells.end() - 2, cells.end());
         const size_t per_kind = (cells.size() - 2) / 2;
         for (size_t k = 0; k < 2; ++k) {
-          row.insert(row.end(), cells.begin() + (long)(k * per_kind),
-                     cells.begin() + (long)((k + 1) * per_kind));
+          row.insert(row.end(), cells.begin() + (long)(k * per_kind), cells.begin() + (long)((k + 1) * per_kind));
           pad_row(row, 3 + (k + 1) * 2 * classes);
         }
         row.insert(row.end(), marginal.begin(), marginal.end());
@@ -168,13 +157,12 @@ Table table4(const std::vector<ModelResult>& results, const std::vector<size_t>&
 }
 
 // Entry k of array `key` of a Table 5 summary: format_number, or "–" for null / missing.
-std::string summary_entry(const Json& summary, const char* key, size_t k,
-                          const std::string& where) {
+std::string summary_entry(const Json& summary, const char* key, size_t k, const std::string& where) {
   const Json& values = checked_array(summary, key, where);
   if (k >= values.size() || values[k].is_null()) return std::string(kDash);
   if (!values[k].is_number())
-    fail_input(where + ": \"" + key + "\"[" + std::to_string(k) +
-               "] must be a number or null, got " + json_type_name(values[k]));
+    fail_input(where + ": \"" + key + "\"[" + std::to_string(k) + "] must be a number or null, got " +
+               json_type_name(values[k]));
   return format_number(values[k].get<double>());
 }
 
@@ -182,8 +170,7 @@ Table table5(const std::vector<ModelResult>& results, const std::vector<size_t>&
   size_t classes = 2;
   for (const auto& r : results)
     if (!r.verifier_summary.is_null())
-      classes =
-          std::max(classes, checked_array(r.verifier_summary, "sdm_loss", where_of(r)).size());
+      classes = std::max(classes, checked_array(r.verifier_summary, "sdm_loss", where_of(r)).size());
   Table t{"table5",
           "Table 5: the verification layer over its calibration split S_ca: SDM loss, "
           "accuracy, mean q and " +
@@ -200,8 +187,7 @@ Table table5(const std::vector<ModelResult>& results, const std::vector<size_t>&
     const std::string where = where_of(r) + ": verifier_summary";
     std::vector<std::string> row = {r.dataset, r.model};
     for (const auto& field : fields)
-      for (size_t c = 0; c < classes; ++c)
-        row.push_back(summary_entry(r.verifier_summary, field.first, c, where));
+      for (size_t c = 0; c < classes; ++c) row.push_back(summary_entry(r.verifier_summary, field.first, c, where));
     t.rows.push_back(row);
   }
   return t;
@@ -211,9 +197,8 @@ Table table5(const std::vector<ModelResult>& results, const std::vector<size_t>&
 Json table4_json(const Json& stratified, const std::string& where) {
   auto raw = [&](const Json& cell) {
     checked_cell(cell, where);
-    return Json{{"n", cell.value("n", Json(nullptr))},
-                {"proportion", cell["proportion"]},
-                {"accuracy", cell["accuracy"]}};
+    return Json{
+        {"n", cell.value("n", Json(nullptr))}, {"proportion", cell["proportion"]}, {"accuracy", cell["accuracy"]}};
   };
   Json out = {{"cells", table4_cells(stratified)},
               {"class_conditional", Json::array()},
@@ -242,9 +227,8 @@ Json result_json(const ModelResult& r) {
     const Json& marginal = r.selective["highReliability"]["marginal"];  // checked by table2_cell
     out["hr_accuracy"] = marginal["accuracy"];
     out["hr_proportion"] = marginal["proportion"];
-    out["table4"] = {
-        {"NO-REJECT", table4_json(member(r.selective, "noReject", where_of(r)), where_of(r))},
-        {"SDM_HR", table4_json(r.selective["highReliability"], where_of(r))}};
+    out["table4"] = {{"NO-REJECT", table4_json(member(r.selective, "noReject", where_of(r)), where_of(r))},
+                     {"SDM_HR", table4_json(r.selective["highReliability"], where_of(r))}};
   }
   return out;
 }
@@ -260,17 +244,21 @@ std::string percent(int64_t part, int64_t whole) {
 std::string summary_sentence(const ModelResult& r, double alpha) {
   const int64_t n = r.surface.n;
   std::string out = "On " + r.dataset + ", " + r.model + " answers " + std::to_string(r.surface.verbatim_exact) +
-                    " of " + std::to_string(n) + " prompts exactly right (" + percent(r.surface.verbatim_exact, n) + ")";
+                    " of " + std::to_string(n) + " prompts exactly right (" + percent(r.surface.verbatim_exact, n) +
+                    ")";
   if (!r.selective.is_object()) return out + "; there is no verifier, so nothing is marked trustworthy.";
   const std::string where = where_of(r) + ": highReliability";
   const Json& hr = member(r.selective, "highReliability", where_of(r));
   const Json& by_pred = checked_array(hr, "predictionConditional", where);
-  auto count = [](const Json& cell) { return cell.contains("n") && cell["n"].is_number() ? cell["n"].get<int64_t>() : 0; };
+  auto count = [](const Json& cell) {
+    return cell.contains("n") && cell["n"].is_number() ? cell["n"].get<int64_t>() : 0;
+  };
   auto correct = [&count](const Json& cell) {
     const Json& a = cell["accuracy"];
     return a.is_number() ? (int64_t)std::llround(a.get<double>() * (double)count(cell)) : (int64_t)0;
   };
-  const int64_t yes = by_pred.size() > 1 ? count(by_pred[1]) : 0, yes_right = by_pred.size() > 1 ? correct(by_pred[1]) : 0;
+  const int64_t yes = by_pred.size() > 1 ? count(by_pred[1]) : 0,
+                yes_right = by_pred.size() > 1 ? correct(by_pred[1]) : 0;
   const int64_t no = by_pred.empty() ? 0 : count(by_pred[0]), no_right = by_pred.empty() ? 0 : correct(by_pred[0]);
   out += ". At " + kAlpha + " = " + format_alpha(alpha) + " its verifier marks " + std::to_string(yes) + " (" +
          percent(yes, n) + ") trustworthy";
@@ -280,7 +268,7 @@ std::string summary_sentence(const ModelResult& r, double alpha) {
                 : "";
   const int64_t rest = n - yes - no;
   out += "; the other " + std::to_string(rest) + " (" + percent(rest, n) + ") fall outside the high-reliability region";
-  out += yes + no == 0 ? " (the region is empty: nothing is automated).": " and would go to a person.";
+  out += yes + no == 0 ? " (the region is empty: nothing is automated)." : " and would go to a person.";
   return out;
 }
 
@@ -321,16 +309,14 @@ std::vector<std::string> table4_cells(const Json& stratified) {
 
 std::vector<Table> paper_tables(const std::vector<ModelResult>& results, double alpha) {
   const auto order = grouped_order(results);
-  return {table2(results, order, alpha), table3(results, order), table4(results, order, alpha),
-          table5(results, order)};
+  return {table2(results, order, alpha), table3(results, order), table4(results, order, alpha), table5(results, order)};
 }
 
 Json tables_json(const std::vector<ModelResult>& results, double alpha) {
   Json out = {{"alpha", alpha}, {"results", Json::array()}, {"tables", Json::array()}};
   for (const auto& r : results) out["results"].push_back(result_json(r));
   for (const auto& t : paper_tables(results, alpha))
-    out["tables"].push_back(
-        {{"id", t.id}, {"title", t.title}, {"header", t.header}, {"rows", t.rows}});
+    out["tables"].push_back({{"id", t.id}, {"title", t.title}, {"header", t.header}, {"rows", t.rows}});
   return out;
 }
 
@@ -339,8 +325,8 @@ std::string escape_markdown(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     const char ch = text[i];
     const char next = i + 1 < text.size() ? text[i + 1] : '\0';
-    const bool starts_tag = ch == '<' && (std::isalpha((unsigned char)next) || next == '/' ||
-                                          next == '!' || next == '?');
+    const bool starts_tag =
+        ch == '<' && (std::isalpha((unsigned char)next) || next == '/' || next == '!' || next == '?');
     if (ch == '\n' || ch == '\r') {
       out += ' ';
     } else if (ch == '|' || ch == '\\' || ch == '*' || ch == '`' || starts_tag) {
@@ -354,25 +340,24 @@ std::string escape_markdown(std::string_view text) {
 }
 
 std::string escape_latex(std::string_view text) {
-  static const std::vector<std::pair<std::string_view, std::string_view>> kReplacements = {
-      {"\\", "\\textbackslash{}"},
-      {"&", "\\&"},
-      {"%", "\\%"},
-      {"$", "\\$"},
-      {"#", "\\#"},
-      {"_", "\\_"},
-      {"{", "\\{"},
-      {"}", "\\}"},
-      {"~", "\\textasciitilde{}"},
-      {"^", "\\textasciicircum{}"},
-      {"<", "\\textless{}"},
-      {">", "\\textgreater{}"},
-      {"|", "\\textbar{}"},
-      {"\xE2\x80\x93", "--"},
-      {"\xC5\xB7", "$\\hat{y}$"},
-      {"\xCF\x88", "$\\psi$"},
-      {"\xCE\xB1", "$\\alpha$"},
-      {"\n", " "}};
+  static const std::vector<std::pair<std::string_view, std::string_view>> kReplacements = {{"\\", "\\textbackslash{}"},
+                                                                                           {"&", "\\&"},
+                                                                                           {"%", "\\%"},
+                                                                                           {"$", "\\$"},
+                                                                                           {"#", "\\#"},
+                                                                                           {"_", "\\_"},
+                                                                                           {"{", "\\{"},
+                                                                                           {"}", "\\}"},
+                                                                                           {"~", "\\textasciitilde{}"},
+                                                                                           {"^", "\\textasciicircum{}"},
+                                                                                           {"<", "\\textless{}"},
+                                                                                           {">", "\\textgreater{}"},
+                                                                                           {"|", "\\textbar{}"},
+                                                                                           {"\xE2\x80\x93", "--"},
+                                                                                           {"\xC5\xB7", "$\\hat{y}$"},
+                                                                                           {"\xCF\x88", "$\\psi$"},
+                                                                                           {"\xCE\xB1", "$\\alpha$"},
+                                                                                           {"\n", " "}};
   std::string out;
   for (size_t i = 0; i < text.size();) {
     bool replaced = false;
@@ -398,8 +383,7 @@ std::string tables_markdown(const std::vector<ModelResult>& results, double alph
     out += "\n## " + escape_markdown(t.title) + "\n\n|";
     for (const auto& h : t.header) out += " " + escape_markdown(h) + " |";
     out += "\n|";
-    for (size_t c = 0; c < t.header.size(); ++c)
-      out += c < 2 || t.header[c] == "Row" ? "---|" : "---:|";
+    for (size_t c = 0; c < t.header.size(); ++c) out += c < 2 || t.header[c] == "Row" ? "---|" : "---:|";
     out += "\n";
     for (const auto& row : t.rows) {
       out += "|";
@@ -412,13 +396,11 @@ std::string tables_markdown(const std::vector<ModelResult>& results, double alph
 }
 
 std::string tables_latex(const std::vector<ModelResult>& results, double alpha) {
-  std::string out =
-      "% SDM-LM tables (alpha = " + format_alpha(alpha) + "); needs \\usepackage{booktabs}\n";
+  std::string out = "% SDM-LM tables (alpha = " + format_alpha(alpha) + "); needs \\usepackage{booktabs}\n";
   for (const Table& t : paper_tables(results, alpha)) {
-    out += "\n% " + escape_latex(t.title) + "\n\\begin{tabular}{ll" +
-           std::string(t.header.size() - 2, 'c') + "}\n\\toprule\n";
-    for (size_t c = 0; c < t.header.size(); ++c)
-      out += (c ? " & " : "") + escape_latex(t.header[c]);
+    out += "\n% " + escape_latex(t.title) + "\n\\begin{tabular}{ll" + std::string(t.header.size() - 2, 'c') +
+           "}\n\\toprule\n";
+    for (size_t c = 0; c < t.header.size(); ++c) out += (c ? " & " : "") + escape_latex(t.header[c]);
     out += " \\\\\n\\midrule\n";
     for (size_t i = 0; i < t.rows.size(); ++i) {
       const bool new_group = i == 0 || t.rows[i][0] != t.rows[i - 1][0];

@@ -16,7 +16,7 @@ namespace sdmlm::sdm::detail {
 // The adaptor's parameters with their Adam state (torch.optim.Adam's: β 0.9 / 0.999, ε 1e-8, no
 // weight decay).
 struct AdaptorState {
-  torch::Tensor w1, b1, w2, b2;                  // [M, D], [M], [C, M], [C]
+  torch::Tensor w1, b1, w2, b2;                                  // [M, D], [M], [C, M], [C]
   std::vector<torch::Tensor> grads, exp_avg, exp_avg_sq, steps;  // per parameter, in that order
   int64_t adam_step = 0;
 

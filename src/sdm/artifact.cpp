@@ -55,7 +55,8 @@ struct ManifestReader {
         fail(path.empty() ? it.key() : path + "." + it.key(), "is not a supported field");
   }
   Cdfs cdfs(const Json& v, int classes, const std::string& path) const {
-    if (!v.is_array() || (int)v.size() != classes) fail(path, "must hold exactly " + std::to_string(classes) + " class arrays");
+    if (!v.is_array() || (int)v.size() != classes)
+      fail(path, "must hold exactly " + std::to_string(classes) + " class arrays");
     Cdfs out;
     for (int c = 0; c < classes; ++c) {
       const std::string p = path + "[" + std::to_string(c) + "]";
@@ -82,8 +83,8 @@ torch::Tensor read_f32(const fs::path& path, int64_t count, const std::string& w
   if (!is_regular_file_no_link(path)) fail_input(path.string() + ": missing " + what + " file");
   const auto size = (int64_t)fs::file_size(path);
   if (size != count * 4)
-    fail_input(path.string() + ": has " + std::to_string(size) + " bytes, expected " +
-               std::to_string(count * 4) + " (" + std::to_string(count) + " float32 values; truncated or wrong dimensions?)");
+    fail_input(path.string() + ": has " + std::to_string(size) + " bytes, expected " + std::to_string(count * 4) +
+               " (" + std::to_string(count) + " float32 values; truncated or wrong dimensions?)");
   auto tensor = torch::empty({count}, torch::kFloat32);
   std::ifstream in(path, std::ios::binary);
   in.read(reinterpret_cast<char*>(tensor.data_ptr<float>()), (std::streamsize)(count * 4));
@@ -120,8 +121,10 @@ CalibrationRow parse_calibration_row(const JsonRow& row, int classes, int64_t ne
   out.id = row.get_string("id");
   out.label = row.get_int("label");
   out.prediction = row.get_int("prediction");
-  if (out.label < 0 || out.label >= classes) row.fail_field("label", "must be in [0, " + std::to_string(classes - 1) + "]");
-  if (out.prediction < 0 || out.prediction >= classes) row.fail_field("prediction", "must be in [0, " + std::to_string(classes - 1) + "]");
+  if (out.label < 0 || out.label >= classes)
+    row.fail_field("label", "must be in [0, " + std::to_string(classes - 1) + "]");
+  if (out.prediction < 0 || out.prediction >= classes)
+    row.fail_field("prediction", "must be in [0, " + std::to_string(classes - 1) + "]");
   out.sdm = row.get_floats("sdm", classes);
   float sum = 0;
   for (float p : out.sdm) {
@@ -130,10 +133,12 @@ CalibrationRow parse_calibration_row(const JsonRow& row, int classes, int64_t ne
   }
   if (std::fabs(sum - 1.0f) > 1e-5f) row.fail_field("sdm", "must sum to 1 within 1e-5");
   out.q_prime = (float)row.get_number("qPrime");
-  if (out.q_prime < 0 || out.q_prime > (float)neighbor_limit) row.fail_field("qPrime", "is outside [0, available neighbours]");
+  if (out.q_prime < 0 || out.q_prime > (float)neighbor_limit)
+    row.fail_field("qPrime", "is outside [0, available neighbours]");
   if (row.has("q")) {
     out.q = (float)row.get_number("q");
-    if (*out.q < 0 || *out.q != std::floor(*out.q) || *out.q > (float)neighbor_limit) row.fail_field("q", "must be a count within the available neighbours");
+    if (*out.q < 0 || *out.q != std::floor(*out.q) || *out.q > (float)neighbor_limit)
+      row.fail_field("q", "must be a count within the available neighbours");
     if (out.q_prime > *out.q) row.fail_field("qPrime", "exceeds q");
   }
   if (row.has("d0")) {
@@ -180,10 +185,12 @@ Model load_model(const fs::path& root, bool verify_checksums) {
   if (!is_regular_file_no_link(manifest_path)) fail_input(manifest_path.string() + ": missing manifest");
   const Json m = json_read_file(manifest_path);
   ManifestReader r{manifest_path.string()};
-  r.keys(m, "", {"schemaVersion", "modelID", "createdAt", "producer", "configuration", "normalization", "representation",
-                 "weights", "support", "distanceCDFs", "rescaledSimilarityCDFs", "regions"},
+  r.keys(m, "",
+         {"schemaVersion", "modelID", "createdAt", "producer", "configuration", "normalization", "representation",
+          "weights", "support", "distanceCDFs", "rescaledSimilarityCDFs", "regions"},
          {"checksums", "metadata"});
-  if (r.integer(m["schemaVersion"], "schemaVersion", 0) != 1) r.fail("schemaVersion", "must be 1 (only v1 is supported)");
+  if (r.integer(m["schemaVersion"], "schemaVersion", 0) != 1)
+    r.fail("schemaVersion", "must be 1 (only v1 is supported)");
   Model model;
   model.model_id = r.string(m["modelID"], "modelID");
   model.created_at = r.string(m["createdAt"], "createdAt");
@@ -193,8 +200,9 @@ Model load_model(const fs::path& root, bool verify_checksums) {
   model.producer_version = r.string(m["producer"]["version"], "producer.version");
 
   const Json& cfg = m["configuration"];
-  r.keys(cfg, "configuration", {"numberOfClasses", "classNames", "embeddingDimension", "exemplarDimension", "maxNeighbors",
-                                "qOffset", "oodLimit", "alphaResolution", "distanceMetric", "neighborTieBreak"});
+  r.keys(cfg, "configuration",
+         {"numberOfClasses", "classNames", "embeddingDimension", "exemplarDimension", "maxNeighbors", "qOffset",
+          "oodLimit", "alphaResolution", "distanceMetric", "neighborTieBreak"});
   model.number_of_classes = (int)r.integer(cfg["numberOfClasses"], "configuration.numberOfClasses", 2);
   const int C = model.number_of_classes;
   model.embedding_dimension = r.integer(cfg["embeddingDimension"], "configuration.embeddingDimension", 1);
@@ -210,7 +218,8 @@ Model load_model(const fs::path& root, bool verify_checksums) {
     r.fail("configuration.alphaResolution", e.what());
   }
   if (cfg["distanceMetric"] != "squaredL2") r.fail("configuration.distanceMetric", "must be \"squaredL2\"");
-  if (cfg["neighborTieBreak"] != "supportIndexAscending") r.fail("configuration.neighborTieBreak", "must be \"supportIndexAscending\"");
+  if (cfg["neighborTieBreak"] != "supportIndexAscending")
+    r.fail("configuration.neighborTieBreak", "must be \"supportIndexAscending\"");
   const Json& names = cfg["classNames"];
   if (!names.is_array() || (int)names.size() != C) r.fail("configuration.classNames", "must hold one name per class");
   for (const auto& name : names) model.class_names.push_back(r.string(name, "configuration.classNames"));
@@ -219,7 +228,8 @@ Model load_model(const fs::path& root, bool verify_checksums) {
 
   r.keys(m["normalization"], "normalization", {"mean", "standardDeviation"});
   model.mean = (float)r.number(m["normalization"]["mean"], "normalization.mean");
-  model.standard_deviation = (float)r.number(m["normalization"]["standardDeviation"], "normalization.standardDeviation");
+  model.standard_deviation =
+      (float)r.number(m["normalization"]["standardDeviation"], "normalization.standardDeviation");
   if (model.standard_deviation <= 0) r.fail("normalization.standardDeviation", "must be positive");
 
   const Json& rep = m["representation"];
@@ -227,7 +237,8 @@ Model load_model(const fs::path& root, bool verify_checksums) {
   r.string(rep["provider"], "representation.provider");
   r.string(rep["fingerprint"], "representation.fingerprint");
   for (const char* key : {"model", "revision", "inputTemplate"})
-    if (!rep[key].is_null() && !rep[key].is_string()) r.fail(std::string("representation.") + key, "must be a string or null");
+    if (!rep[key].is_null() && !rep[key].is_string())
+      r.fail(std::string("representation.") + key, "must be a string or null");
   model.representation = rep;
 
   const int64_t D = model.embedding_dimension, M = model.exemplar_dimension;
@@ -245,7 +256,8 @@ Model load_model(const fs::path& root, bool verify_checksums) {
   model.distance_cdfs = r.cdfs(m["distanceCDFs"], C, "distanceCDFs");
   model.rescaled_similarity_cdfs = r.cdfs(m["rescaledSimilarityCDFs"], C, "rescaledSimilarityCDFs");
   for (const auto& cdf : model.rescaled_similarity_cdfs)
-    if (!cdf.empty() && cdf.back() > (float)neighbor_limit) r.fail("rescaledSimilarityCDFs", "exceeds the available neighbour count");
+    if (!cdf.empty() && cdf.back() > (float)neighbor_limit)
+      r.fail("rescaledSimilarityCDFs", "exceeds the available neighbour count");
 
   const Json& regions = m["regions"];
   if (!regions.is_array()) r.fail("regions", "must be an array");
@@ -261,11 +273,13 @@ Model load_model(const fs::path& root, bool verify_checksums) {
     if (!on_ladder) r.fail(p + ".alpha", "is not on the configured alpha ladder");
     if (region.alpha >= prior) r.fail(p + ".alpha", "regions must have unique alphas sorted descending");
     prior = region.alpha;
-    region.minimum_rescaled_similarity = (float)r.number(regions[i]["minimumRescaledSimilarity"], p + ".minimumRescaledSimilarity");
+    region.minimum_rescaled_similarity =
+        (float)r.number(regions[i]["minimumRescaledSimilarity"], p + ".minimumRescaledSimilarity");
     if (region.minimum_rescaled_similarity < 0 || region.minimum_rescaled_similarity > (float)neighbor_limit)
       r.fail(p + ".minimumRescaledSimilarity", "must be in [0, available neighbours]");
     const Json& th = regions[i]["outputThresholds"];
-    if (!th.is_array() || (int)th.size() != C) r.fail(p + ".outputThresholds", "must have " + std::to_string(C) + " values");
+    if (!th.is_array() || (int)th.size() != C)
+      r.fail(p + ".outputThresholds", "must have " + std::to_string(C) + " values");
     for (const auto& t : th) {
       float f = (float)r.number(t, p + ".outputThresholds");
       if (f < (float)region.alpha || f > 1.0f) r.fail(p + ".outputThresholds", "must be in [alpha, 1]");
@@ -299,7 +313,11 @@ Model load_model(const fs::path& root, bool verify_checksums) {
 
   auto weights = read_f32(root / kWeights, weight_count, "weights");
   int64_t offset = 0;
-  auto take = [&](int64_t n) { auto t = weights.slice(0, offset, offset + n); offset += n; return t; };
+  auto take = [&](int64_t n) {
+    auto t = weights.slice(0, offset, offset + n);
+    offset += n;
+    return t;
+  };
   model.projection_weight = take(M * D).view({M, D});
   model.projection_bias = take(M);
   model.classifier_weight = take(C * M).view({C, M});
@@ -312,15 +330,18 @@ Model load_model(const fs::path& root, bool verify_checksums) {
   std::set<std::string> ids;
   while (auto row = reader.next()) {
     for (auto it = row->value.begin(); it != row->value.end(); ++it)
-      if (it.key() != "id" && it.key() != "label" && it.key() != "predictedLabel" && it.key() != "document" && it.key() != "metadata")
+      if (it.key() != "id" && it.key() != "label" && it.key() != "predictedLabel" && it.key() != "document" &&
+          it.key() != "metadata")
         row->fail_field(it.key(), "is not a supported support-record field");
     SupportRecord rec;
     rec.id = row->get_string("id");
     if (!ids.insert(rec.id).second) row->fail_field("id", "duplicates an earlier id \"" + rec.id + "\"");
     rec.label = row->get_int("label");
     rec.predicted_label = row->get_int("predictedLabel");
-    if (rec.label != -99 && (rec.label < 0 || rec.label >= C)) row->fail_field("label", "must be in [0, " + std::to_string(C - 1) + "]");
-    if (rec.predicted_label < 0 || rec.predicted_label >= C) row->fail_field("predictedLabel", "must be in [0, " + std::to_string(C - 1) + "]");
+    if (rec.label != -99 && (rec.label < 0 || rec.label >= C))
+      row->fail_field("label", "must be in [0, " + std::to_string(C - 1) + "]");
+    if (rec.predicted_label < 0 || rec.predicted_label >= C)
+      row->fail_field("predictedLabel", "must be in [0, " + std::to_string(C - 1) + "]");
     if (row->has("document") && !row->value["document"].is_null()) {
       if (!row->value["document"].is_string()) row->fail_field("document", "must be a string");
       rec.document = row->value["document"].get<std::string>();
@@ -332,10 +353,12 @@ Model load_model(const fs::path& root, bool verify_checksums) {
     model.support.push_back(std::move(rec));
   }
   if ((int64_t)model.support.size() != N)
-    fail_input(records_path.string() + ": has " + std::to_string(model.support.size()) + " rows, expected support.count = " + std::to_string(N));
+    fail_input(records_path.string() + ": has " + std::to_string(model.support.size()) +
+               " rows, expected support.count = " + std::to_string(N));
 
   if (has_calibration) {
-    if (!is_regular_file_no_link(root / kCalibration)) fail_input((root / kCalibration).string() + ": not a regular file");
+    if (!is_regular_file_no_link(root / kCalibration))
+      fail_input((root / kCalibration).string() + ": not a regular file");
     JsonlReader cal(root / kCalibration);
     std::vector<CalibrationRow> rows;
     std::set<std::string> cal_ids;
@@ -374,7 +397,10 @@ void save_model(const Model& model, const fs::path& path, bool overwrite) {
   if (model.calibration) {
     std::string text;
     for (const auto& row : *model.calibration) {
-      Json j = {{"id", row.id}, {"label", row.label}, {"prediction", row.prediction}, {"sdm", floats_json(row.sdm)},
+      Json j = {{"id", row.id},
+                {"label", row.label},
+                {"prediction", row.prediction},
+                {"sdm", floats_json(row.sdm)},
                 {"qPrime", (double)row.q_prime}};
       if (row.q) j["q"] = (int64_t)*row.q;
       if (row.d0) j["d0"] = (double)*row.d0;
@@ -401,9 +427,15 @@ void save_model(const Model& model, const fs::path& path, bool overwrite) {
       {"createdAt", model.created_at.empty() ? utc_now_rfc3339() : model.created_at},
       {"producer", {{"name", model.producer_name}, {"version", model.producer_version}}},
       {"configuration",
-       {{"numberOfClasses", C}, {"classNames", model.class_names}, {"embeddingDimension", D}, {"exemplarDimension", M},
-        {"maxNeighbors", model.max_neighbors}, {"qOffset", (double)model.q_offset}, {"oodLimit", model.ood_limit},
-        {"alphaResolution", model.alpha_resolution}, {"distanceMetric", "squaredL2"},
+       {{"numberOfClasses", C},
+        {"classNames", model.class_names},
+        {"embeddingDimension", D},
+        {"exemplarDimension", M},
+        {"maxNeighbors", model.max_neighbors},
+        {"qOffset", (double)model.q_offset},
+        {"oodLimit", model.ood_limit},
+        {"alphaResolution", model.alpha_resolution},
+        {"distanceMetric", "squaredL2"},
         {"neighborTieBreak", "supportIndexAscending"}}},
       {"normalization", {{"mean", (double)model.mean}, {"standardDeviation", (double)model.standard_deviation}}},
       {"representation", representation},
@@ -422,7 +454,8 @@ void save_model(const Model& model, const fs::path& path, bool overwrite) {
 Json model_summary(const Model& model) {
   Json regions = Json::array();
   for (const auto& r : model.regions)
-    regions.push_back({{"alpha", r.alpha}, {"minimumRescaledSimilarity", (double)r.minimum_rescaled_similarity},
+    regions.push_back({{"alpha", r.alpha},
+                       {"minimumRescaledSimilarity", (double)r.minimum_rescaled_similarity},
                        {"outputThresholds", floats_json(r.output_thresholds)}});
   Json cdf_sizes = Json::array(), q_sizes = Json::array();
   for (const auto& c : model.distance_cdfs) cdf_sizes.push_back(c.size());

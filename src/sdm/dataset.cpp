@@ -28,7 +28,9 @@ bool extract_embedding(const std::string& line, std::vector<float>& values, std:
   values.clear();
   const char* p = line.data() + open + 1;
   const char* end = line.data() + close;
-  auto skip = [&] { while (p < end && (*p == ' ' || *p == '\t')) ++p; };
+  auto skip = [&] {
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+  };
   skip();
   while (p < end) {
     if (*p == '+' || *p == '.' || (*p == '0' && p + 1 < end && std::isdigit((unsigned char)p[1]))) return false;
@@ -36,7 +38,7 @@ bool extract_embedding(const std::string& line, std::vector<float>& values, std:
     auto [next, ec] = std::from_chars(p, end, v, std::chars_format::general);
     if (ec != std::errc() || !std::isfinite(v) || !std::isfinite((float)v)) return false;
     if ((*p < '0' || *p > '9') && *p != '-') return false;  // rejects "inf", "nan"
-    if (next[-1] < '0' || next[-1] > '9') return false;  // JSON numbers end with a digit ("1." is not one)
+    if (next[-1] < '0' || next[-1] > '9') return false;     // JSON numbers end with a digit ("1." is not one)
     values.push_back((float)v);
     p = next;
     skip();
@@ -88,7 +90,8 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
         label = std::nullopt;
       } else if (value < 0 || value >= classes) {
         row->fail_field("label", "must be an integer in [0, " + std::to_string(classes - 1) + "]" +
-                                     (require_labels ? "" : " (or -1 for unlabeled)") + ", got " + std::to_string(value));
+                                     (require_labels ? "" : " (or -1 for unlabeled)") + ", got " +
+                                     std::to_string(value));
       } else {
         label = value;
       }
@@ -97,8 +100,10 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
     }
     if (!row->has("embedding") && !row->has("attributes")) row->fail_field("embedding", "is missing");
     std::vector<float> features;
-    if (used_fast) features = fast;
-    else if (row->has("embedding")) features = row->get_floats("embedding");
+    if (used_fast)
+      features = fast;
+    else if (row->has("embedding"))
+      features = row->get_floats("embedding");
     if (row->has("attributes")) {
       auto extra = row->get_floats("attributes");
       features.insert(features.end(), extra.begin(), extra.end());

@@ -40,7 +40,8 @@ Json stratified(const std::vector<Score>& scores, const std::vector<int64_t>& la
     out["predictionConditional"].push_back(cell(by_pred[(size_t)c]));
   }
   for (int c = 0; c < classes; ++c) row += out["classConditional"][(size_t)c]["formatted"].get<std::string>() + " | ";
-  for (int c = 0; c < classes; ++c) row += out["predictionConditional"][(size_t)c]["formatted"].get<std::string>() + " | ";
+  for (int c = 0; c < classes; ++c)
+    row += out["predictionConditional"][(size_t)c]["formatted"].get<std::string>() + " | ";
   row += out["marginal"]["formatted"].get<std::string>();
   out["table4"] = row;
   return out;

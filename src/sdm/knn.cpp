@@ -44,8 +44,8 @@ torch::Tensor squared_norms(const torch::Tensor& centered) {
 }
 }  // namespace
 
-ExactIndex::ExactIndex(torch::Tensor support, torch::Tensor support_labels,
-                       torch::Tensor support_predictions, int64_t query_tile) {
+ExactIndex::ExactIndex(torch::Tensor support, torch::Tensor support_labels, torch::Tensor support_predictions,
+                       int64_t query_tile) {
   torch::NoGradGuard no_grad;
   if (support.dim() != 2 || support.size(0) == 0 || support.size(1) == 0)
     fail_input("support exemplars must have shape [N, M] with N, M > 0");
@@ -96,7 +96,7 @@ ExactIndex::Match ExactIndex::match(const torch::Tensor& queries_in, const torch
   if (device.is_cpu() && !tensor_path_) return match_cpu(queries, preds, max_neighbors, exclude);
   for (int64_t start = 0; start < b_total; start += query_tile_) {
     const int64_t stop = std::min(b_total, start + query_tile_);
-    auto dist = distances(queries.slice(0, start, stop));            // [b, N]
+    auto dist = distances(queries.slice(0, start, stop));  // [b, N]
     auto valid = torch::ones_like(dist, torch::kBool);
     auto excluded_row = torch::zeros({stop - start}, torch::dtype(torch::kBool).device(device));
     if (exclude.defined()) {
@@ -119,8 +119,7 @@ ExactIndex::Match ExactIndex::match(const torch::Tensor& queries_in, const torch
     result.q.slice(0, start, stop).copy_(torch::minimum(run, cap));
     auto d0 = torch::where(valid, dist, inf).amin(1, true);
     result.d0.slice(0, start, stop).copy_(d0.squeeze(1));
-    result.nearest.slice(0, start, stop).copy_(
-        torch::where(valid & dist.eq(d0), column, count_).amin(1));
+    result.nearest.slice(0, start, stop).copy_(torch::where(valid & dist.eq(d0), column, count_).amin(1));
   }
   return result;
 }
@@ -147,7 +146,8 @@ ExactIndex::Match ExactIndex::match_cpu(const torch::Tensor& queries, const torc
         const float* row = d + (r - start) * count_;
         const int64_t skip = ex.defined() ? ex.data_ptr<int64_t>()[r] : -1;
         const int64_t c = preds.data_ptr<int64_t>()[r];
-        const uint8_t* same = c >= 0 && c < (int64_t)match_by_class_.size() ? match_by_class_[(size_t)c].data() : none.data();
+        const uint8_t* same =
+            c >= 0 && c < (int64_t)match_by_class_.size() ? match_by_class_[(size_t)c].data() : none.data();
         float best = inf, nm = inf;
         int64_t best_i = count_, nm_i = count_;
         for (int64_t j = 0; j < count_; ++j) {  // ascending j: strict < keeps the lowest index on ties
@@ -157,8 +157,7 @@ ExactIndex::Match ExactIndex::match_cpu(const torch::Tensor& queries, const torc
           if (!same[j] && x < nm) nm = x, nm_i = j;
         }
         int64_t run = 0;
-        for (int64_t j = 0; j < count_; ++j)
-          run += j != skip && same[j] && (row[j] < nm || (row[j] == nm && j < nm_i));
+        for (int64_t j = 0; j < count_; ++j) run += j != skip && same[j] && (row[j] < nm || (row[j] == nm && j < nm_i));
         const int64_t excluded = skip >= 0;
         q_out[r] = std::min(run, std::min(count_ - excluded, max_neighbors - excluded));
         d0_out[r] = best;

@@ -67,8 +67,7 @@ float rescaled_similarity(float q, float predicted_probability, float q_offset) 
 std::vector<int64_t> effective_sample_sizes(float q_prime, const Cdfs& q_prime_cdfs) {
   std::vector<int64_t> sizes;
   sizes.reserve(q_prime_cdfs.size());
-  for (const auto& cdf : q_prime_cdfs)
-    sizes.push_back(std::upper_bound(cdf.begin(), cdf.end(), q_prime) - cdf.begin());
+  for (const auto& cdf : q_prime_cdfs) sizes.push_back(std::upper_bound(cdf.begin(), cdf.end(), q_prime) - cdf.begin());
   return sizes;
 }
 
@@ -87,8 +86,8 @@ void distance_band(float d, const std::vector<float>& errors, float* lower, floa
   *upper = std::clamp(d + maximum, 0.0f, 1.0f);
 }
 
-bool region_accepts(float q_prime, const float* probabilities, int classes, int prediction,
-                    const Region& region, int ood_limit) {
+bool region_accepts(float q_prime, const float* probabilities, int classes, int prediction, const Region& region,
+                    int ood_limit) {
   if (std::floor(q_prime) <= (float)ood_limit || q_prime < region.minimum_rescaled_similarity) return false;
   int above = 0;
   for (int c = 0; c < classes; ++c) above += probabilities[c] >= region.output_thresholds[(size_t)c];
@@ -102,8 +101,8 @@ double assigned_region_alpha(float q_prime, const float* probabilities, int clas
   return 0.0;
 }
 
-Cdfs distance_cdfs(const std::vector<int64_t>& labels, const std::vector<float>& q,
-                   const std::vector<float>& d0, int classes, int ood_limit) {
+Cdfs distance_cdfs(const std::vector<int64_t>& labels, const std::vector<float>& q, const std::vector<float>& d0,
+                   int classes, int ood_limit) {
   Cdfs cdfs((size_t)classes);
   for (size_t i = 0; i < labels.size(); ++i)
     if (labels[i] >= 0 && labels[i] < classes && q[i] > (float)ood_limit)
@@ -118,8 +117,8 @@ namespace {
 // unique values) at which every true class keeps rows and its lower order statistic
 // v[min(floor(tail·n), n−1)] of the true-class probability is ≥ alpha. One sweep with counts.
 std::optional<Region> rung_region(const std::vector<float>& probabilities, const std::vector<float>& q_prime,
-                                  const std::vector<int64_t>& labels, std::vector<int64_t> rows,
-                                  double alpha, int classes) {
+                                  const std::vector<int64_t>& labels, std::vector<int64_t> rows, double alpha,
+                                  int classes) {
   if (rows.empty()) return std::nullopt;
   std::stable_sort(rows.begin(), rows.end(), [&](int64_t a, int64_t b) { return q_prime[a] < q_prime[b]; });
   const double tail = round10(1.0 - alpha);
@@ -163,11 +162,9 @@ std::optional<Region> rung_region(const std::vector<float>& probabilities, const
 
 }  // namespace
 
-std::vector<Region> calibrate_nested(const std::vector<float>& probabilities,
-                                     const std::vector<float>& q_prime,
-                                     const std::vector<int64_t>& labels,
-                                     const std::vector<int64_t>& predictions, int classes,
-                                     double alpha_resolution, int ood_limit) {
+std::vector<Region> calibrate_nested(const std::vector<float>& probabilities, const std::vector<float>& q_prime,
+                                     const std::vector<int64_t>& labels, const std::vector<int64_t>& predictions,
+                                     int classes, double alpha_resolution, int ood_limit) {
   const size_t n = q_prime.size();
   if (labels.size() != n || predictions.size() != n || probabilities.size() != n * (size_t)classes)
     fail_input("calibration inputs must have one row per calibration example");
@@ -186,8 +183,8 @@ std::vector<Region> calibrate_nested(const std::vector<float>& probabilities,
     auto region = rung_region(probabilities, q_prime, labels, rows, alpha, classes);
     if (!region) continue;
     for (int64_t r : rows)
-      if (region_accepts(q_prime[r], &probabilities[(size_t)r * classes], classes, (int)predictions[r],
-                         *region, ood_limit))
+      if (region_accepts(q_prime[r], &probabilities[(size_t)r * classes], classes, (int)predictions[r], *region,
+                         ood_limit))
         residual[r] = 0;
     regions.push_back(std::move(*region));
   }
@@ -195,8 +192,7 @@ std::vector<Region> calibrate_nested(const std::vector<float>& probabilities,
 }
 
 double balanced_sdm_loss(const std::vector<float>& logits, const std::vector<int64_t>& labels,
-                         const std::vector<float>& q, const std::vector<float>& d, float q_offset,
-                         int classes) {
+                         const std::vector<float>& q, const std::vector<float>& d, float q_offset, int classes) {
   std::vector<double> sum((size_t)classes, 0.0);
   std::vector<int64_t> count((size_t)classes, 0);
   std::vector<float> scaled((size_t)classes);

@@ -9,7 +9,7 @@ namespace sdmlm::sdm {
 namespace {
 // 256 rows per batch, as the SDK's default query batch, so both tools run the same GEMM shapes.
 constexpr int64_t kScoreBatch = 256;
-}
+}  // namespace
 
 Estimator::Estimator(Model model, torch::Device device) : model_(std::move(model)), device_(device) {
   w1_ = model_.projection_weight.to(device_);
@@ -51,7 +51,8 @@ Score Estimator::score_from(const float* logits, int64_t q_count, float d0, int6
   sdm_probabilities(logits, C, q, s.d, q_offset, s.sdm.data());
   s.q_prime = rescaled_similarity(q, s.sdm[(size_t)s.prediction], q_offset);
   s.effective_sample_sizes = effective_sample_sizes(s.q_prime, model_.rescaled_similarity_cdfs);
-  s.centroid_region_alpha = assigned_region_alpha(s.q_prime, s.sdm.data(), C, s.prediction, model_.regions, model_.ood_limit);
+  s.centroid_region_alpha =
+      assigned_region_alpha(s.q_prime, s.sdm.data(), C, s.prediction, model_.regions, model_.ood_limit);
   // DKW-lower estimate: a row rejected by every lower rung keeps maximal uncertainty (errors of 1).
   s.effective_sample_size_errors.assign((size_t)C, 1.0f);
   distance_band(s.d, s.effective_sample_size_errors, &s.d_lower, &s.d_upper);
@@ -98,7 +99,8 @@ std::vector<Score> Estimator::score(const torch::Tensor& features, const std::ve
     auto host_logits = logits.to(torch::kCPU).contiguous();
     const int C = model_.number_of_classes;
     std::vector<int64_t> predictions((size_t)(stop - start));
-    for (int64_t i = 0; i < stop - start; ++i) predictions[(size_t)i] = argmax(host_logits.data_ptr<float>() + i * C, C);
+    for (int64_t i = 0; i < stop - start; ++i)
+      predictions[(size_t)i] = argmax(host_logits.data_ptr<float>() + i * C, C);
     torch::Tensor exclude;
     if (!exclude_support.empty())
       exclude = torch::tensor(std::vector<int64_t>(exclude_support.begin() + start, exclude_support.begin() + stop));
@@ -112,7 +114,8 @@ std::vector<Score> Estimator::score(const torch::Tensor& features, const std::ve
       for (int64_t i = 0; i < stop - start; ++i) {
         auto& matches = scores[(size_t)(start + i)].nearest_matches;
         for (int64_t j = 0; j < dist.size(1); ++j)
-          matches.push_back({idx.data_ptr<int64_t>()[i * dist.size(1) + j], dist.data_ptr<float>()[i * dist.size(1) + j]});
+          matches.push_back(
+              {idx.data_ptr<int64_t>()[i * dist.size(1) + j], dist.data_ptr<float>()[i * dist.size(1) + j]});
       }
     }
   }
@@ -155,8 +158,11 @@ Json score_to_json(const Score& s, const Model& model, const std::string* id, co
     Json matches = Json::array();
     for (const auto& m : s.nearest_matches) {
       const auto& rec = model.support[(size_t)m.support_index];
-      Json j = {{"supportIndex", m.support_index}, {"id", rec.id}, {"label", rec.label},
-                {"predictedLabel", rec.predicted_label}, {"squaredDistance", (double)m.squared_distance}};
+      Json j = {{"supportIndex", m.support_index},
+                {"id", rec.id},
+                {"label", rec.label},
+                {"predictedLabel", rec.predicted_label},
+                {"squaredDistance", (double)m.squared_distance}};
       if (rec.document) j["document"] = *rec.document;
       matches.push_back(j);
     }

@@ -36,30 +36,30 @@ constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
 // and division, which the wider units do 2-4x faster. Each element takes the same IEEE operations
 // in every build (the build sets -ffp-contract=off, so none fuses a multiply-add), hence identical
 // results on every machine.
-#define SDMLM_DEFINE_ADAM_W1_ROWS(NAME, TARGET)                                                               \
-  TARGET void NAME(float* __restrict pw, float* __restrict pm, float* __restrict pv, const float* __restrict pw2, \
-                   const float* __restrict pu, float* __restrict g, int64_t begin, int64_t end, int64_t rows,      \
+#define SDMLM_DEFINE_ADAM_W1_ROWS(NAME, TARGET)                                                                     \
+  TARGET void NAME(float* __restrict pw, float* __restrict pm, float* __restrict pv, const float* __restrict pw2,   \
+                   const float* __restrict pu, float* __restrict g, int64_t begin, int64_t end, int64_t rows,       \
                    int64_t cols, int64_t classes, float step_size, float b1, float b2, float bc2_sqrt, float eps) { \
-    for (int64_t i = begin; i < end; ++i) {                                                                     \
-      const float a0 = pw2[i];                                                                                  \
-      for (int64_t j = 0; j < cols; ++j) g[j] = a0 * pu[j];                                                     \
-      for (int64_t c = 1; c < classes; ++c) {                                                                   \
-        const float a = pw2[c * rows + i];                                                                      \
-        const float* uc = pu + c * cols;                                                                        \
-        for (int64_t j = 0; j < cols; ++j) g[j] += a * uc[j];                                                   \
-      }                                                                                                         \
-      float* wi = pw + i * cols;                                                                                \
-      float* mi = pm + i * cols;                                                                                \
-      float* vi = pv + i * cols;                                                                                \
-      for (int64_t j = 0; j < cols; ++j) {                                                                      \
-        const float gj = g[j];                                                                                  \
-        const float m = b1 * mi[j] + (1.0f - b1) * gj;                                                          \
-        const float v = b2 * vi[j] + (1.0f - b2) * gj * gj;                                                     \
-        mi[j] = m;                                                                                              \
-        vi[j] = v;                                                                                              \
-        wi[j] -= step_size * m / (std::sqrt(v) / bc2_sqrt + eps);                                               \
-      }                                                                                                         \
-    }                                                                                                           \
+    for (int64_t i = begin; i < end; ++i) {                                                                         \
+      const float a0 = pw2[i];                                                                                      \
+      for (int64_t j = 0; j < cols; ++j) g[j] = a0 * pu[j];                                                         \
+      for (int64_t c = 1; c < classes; ++c) {                                                                       \
+        const float a = pw2[c * rows + i];                                                                          \
+        const float* uc = pu + c * cols;                                                                            \
+        for (int64_t j = 0; j < cols; ++j) g[j] += a * uc[j];                                                       \
+      }                                                                                                             \
+      float* wi = pw + i * cols;                                                                                    \
+      float* mi = pm + i * cols;                                                                                    \
+      float* vi = pv + i * cols;                                                                                    \
+      for (int64_t j = 0; j < cols; ++j) {                                                                          \
+        const float gj = g[j];                                                                                      \
+        const float m = b1 * mi[j] + (1.0f - b1) * gj;                                                              \
+        const float v = b2 * vi[j] + (1.0f - b2) * gj * gj;                                                         \
+        mi[j] = m;                                                                                                  \
+        vi[j] = v;                                                                                                  \
+        wi[j] -= step_size * m / (std::sqrt(v) / bc2_sqrt + eps);                                                   \
+      }                                                                                                             \
+    }                                                                                                               \
   }
 SDMLM_DEFINE_ADAM_W1_ROWS(adam_w1_rows_avx512, __attribute__((target("avx512f"))))
 SDMLM_DEFINE_ADAM_W1_ROWS(adam_w1_rows_avx2, __attribute__((target("avx2"))))
@@ -83,9 +83,12 @@ detail::KernelIsa& isa_in_use() {
 
 AdamW1Rows adam_w1_rows() {
   switch (isa_in_use()) {
-    case detail::KernelIsa::kAvx512: return adam_w1_rows_avx512;
-    case detail::KernelIsa::kAvx2: return adam_w1_rows_avx2;
-    default: return adam_w1_rows_baseline;
+    case detail::KernelIsa::kAvx512:
+      return adam_w1_rows_avx512;
+    case detail::KernelIsa::kAvx2:
+      return adam_w1_rows_avx2;
+    default:
+      return adam_w1_rows_baseline;
   }
 }
 
@@ -103,8 +106,8 @@ void adam_w1_rank_update(torch::Tensor& w1, torch::Tensor& m, torch::Tensor& v, 
   const AdamW1Rows kernel = adam_w1_rows();
   at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
     std::vector<float> g((size_t)cols);
-    kernel(pw, pm, pv, pw2, pu, g.data(), begin, end, rows, cols, classes, step_size, (float)kBeta1,
-                 (float)kBeta2, bc2_sqrt, (float)kEps);
+    kernel(pw, pm, pv, pw2, pu, g.data(), begin, end, rows, cols, classes, step_size, (float)kBeta1, (float)kBeta2,
+           bc2_sqrt, (float)kEps);
   });
 }
 
@@ -140,7 +143,8 @@ Forward forward_all(const std::vector<torch::Tensor>& p, const torch::Tensor& x)
   torch::NoGradGuard no_grad;
   auto exemplars = torch::mm(x, p[0].t()) + p[1];  // as Estimator::transform computes it
   auto logits = torch::mm(exemplars, p[2].t()) + p[3];
-  if (!torch::isfinite(logits).all().item<bool>()) fail_input("training diverged: the adaptor produced non-finite logits");
+  if (!torch::isfinite(logits).all().item<bool>())
+    fail_input("training diverged: the adaptor produced non-finite logits");
   return {to_floats(logits), exemplars};
 }
 
@@ -199,7 +203,8 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
     out.mean = (float)flat.mean().item<double>();
     out.std = (float)flat.std(/*unbiased=*/true).item<double>();
   }
-  if (!std::isfinite(out.std) || out.std <= 0) fail_input("training features have zero (or non-finite) standard deviation");
+  if (!std::isfinite(out.std) || out.std <= 0)
+    fail_input("training features have zero (or non-finite) standard deviation");
   const auto xtr = ((train.x - out.mean) / out.std).contiguous();
   const auto xca = ((cal.x - out.mean) / out.std).contiguous();
 
@@ -237,9 +242,9 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
       for (int64_t start = 0; start < N; start += cfg.batch_size) {
         const int64_t stop = std::min(N, start + cfg.batch_size);
         auto rows = order_t.slice(0, start, stop);
-        loss_sum += detail::adaptor_step(a, xtr.index_select(0, rows), ytr.index_select(0, rows),
-                                         log_base_all.index_select(0, rows), d_all.index_select(0, rows),
-                                         cfg.learning_rate);
+        loss_sum +=
+            detail::adaptor_step(a, xtr.index_select(0, rows), ytr.index_select(0, rows),
+                                 log_base_all.index_select(0, rows), d_all.index_select(0, rows), cfg.learning_rate);
       }
     }
     const double step_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
@@ -338,7 +343,8 @@ TrainResult finalize(const TrainConfig& cfg, const OneFit& one, const Split& tra
   model.classifier_weight = one.best[2].to(torch::kCPU).contiguous();
   model.classifier_bias = one.best[3].to(torch::kCPU).contiguous();
   model.support_vectors = f_tr.exemplars.to(torch::kCPU).contiguous();
-  for (size_t i = 0; i < train.y.size(); ++i) model.support.push_back({train.ids[i], train.y[i], pred_tr[i], std::nullopt, nullptr});
+  for (size_t i = 0; i < train.y.size(); ++i)
+    model.support.push_back({train.ids[i], train.y[i], pred_tr[i], std::nullopt, nullptr});
   Rng id_rng(seed ^ 0x5d3c0ffee1234567ULL);
   model.model_id = new_uuid4(id_rng);
   model.created_at = utc_now_rfc3339();
@@ -356,11 +362,14 @@ void check_split(const torch::Tensor& x, const std::vector<int64_t>& y, int clas
   if ((int64_t)y.size() != x.size(0)) fail_input(name + " split: labels and features have different row counts");
   std::vector<int64_t> count((size_t)classes, 0);
   for (int64_t label : y) {
-    if (label < 0 || label >= classes) fail_input(name + " split: label " + std::to_string(label) + " is outside [0, " + std::to_string(classes - 1) + "]");
+    if (label < 0 || label >= classes)
+      fail_input(name + " split: label " + std::to_string(label) + " is outside [0, " + std::to_string(classes - 1) +
+                 "]");
     count[(size_t)label]++;
   }
   for (int c = 0; c < classes; ++c)
-    if (count[c] == 0) fail_input(name + " split has no row of class " + std::to_string(c) + " (every class must appear in each split)");
+    if (count[c] == 0)
+      fail_input(name + " split has no row of class " + std::to_string(c) + " (every class must appear in each split)");
   if (!torch::isfinite(x).all().item<bool>()) fail_input(name + " split contains a non-finite feature value");
 }
 
@@ -388,8 +397,8 @@ double adaptor_step(AdaptorState& a, const torch::Tensor& x, const torch::Tensor
   // z = x·(W2·W1)ᵀ + (W2·b1 + b2), and with u = dzᵀ·x the gradients are rank C:
   // ∂W1 = W2ᵀ·u, ∂W2 = u·W1ᵀ + s⊗b1, ∂b1 = W2ᵀ·s, ∂b2 = s (s = Σ_rows dz). This replaces two
   // [B, D]×[D, M] GEMMs per step by C-row ones; the step is then bound by memory traffic.
-  auto v = split_columns_mm(a.w2, a.w1);                           // [C, D]
-  auto z = torch::addmm(torch::mv(a.w2, a.b1) + a.b2, x, v.t());    // [B, C]
+  auto v = split_columns_mm(a.w2, a.w1);                          // [C, D]
+  auto z = torch::addmm(torch::mv(a.w2, a.b1) + a.b2, x, v.t());  // [B, C]
   auto s = z * (d * log_base).unsqueeze(1);
   auto log_p = torch::log_softmax(s, 1);
   auto nll = -log_p.gather(1, y.unsqueeze(1)).squeeze(1) / log_base;
@@ -398,8 +407,8 @@ double adaptor_step(AdaptorState& a, const torch::Tensor& x, const torch::Tensor
   auto dz = log_p.exp_();
   dz.scatter_add_(1, y.unsqueeze(1), torch::full({B, 1}, -1.0f, dz.options()));
   dz.mul_((d / (float)B).unsqueeze(1));
-  auto u = torch::mm(dz.t(), x);                                    // [C, D]
-  auto dz_sum = dz.sum(0);                                          // [C]
+  auto u = torch::mm(dz.t(), x);  // [C, D]
+  auto dz_sum = dz.sum(0);        // [C]
   split_columns_mm_out(grads[2], u, a.w1.t());
   grads[2].addr_(dz_sum, a.b1);
   grads[3].copy_(dz_sum);
@@ -438,16 +447,19 @@ KernelIsa kernel_isa_in_use() { return isa_in_use(); }
 }  // namespace detail
 
 TrainResult fit(const TrainConfig& cfg, const torch::Tensor& train_x, const std::vector<int64_t>& train_y,
-                const torch::Tensor& cal_x, const std::vector<int64_t>& cal_y, const std::vector<std::string>& train_ids_in,
-                const std::vector<std::string>& cal_ids_in) {
+                const torch::Tensor& cal_x, const std::vector<int64_t>& cal_y,
+                const std::vector<std::string>& train_ids_in, const std::vector<std::string>& cal_ids_in) {
   const auto started = Clock::now();
   const int C = cfg.number_of_classes;
   if (C < 2) fail_input("number_of_classes must be at least 2");
-  if (cfg.exemplar_dimension < 1 || cfg.epochs < 1 || cfg.batch_size < 1) fail_input("exemplar_dimension, epochs and batch_size must be positive");
+  if (cfg.exemplar_dimension < 1 || cfg.epochs < 1 || cfg.batch_size < 1)
+    fail_input("exemplar_dimension, epochs and batch_size must be positive");
   if (cfg.max_neighbors < 2) fail_input("max_neighbors must be at least 2 (identity exclusion)");
-  if (!(cfg.learning_rate > 0) || !std::isfinite(cfg.learning_rate)) fail_input("learning_rate must be positive and finite");
+  if (!(cfg.learning_rate > 0) || !std::isfinite(cfg.learning_rate))
+    fail_input("learning_rate must be positive and finite");
   if (cfg.number_of_random_shuffles < 1) fail_input("number_of_random_shuffles must be at least 1");
-  if (!cfg.class_names.empty() && (int)cfg.class_names.size() != C) fail_input("class_names must give one name per class");
+  if (!cfg.class_names.empty() && (int)cfg.class_names.size() != C)
+    fail_input("class_names must give one name per class");
   validate_alpha_resolution(cfg.alpha_resolution);
   check_split(train_x, train_y, C, "training");
   check_split(cal_x, cal_y, C, "calibration");
@@ -504,7 +516,9 @@ TrainResult fit(const TrainConfig& cfg, const torch::Tensor& train_x, const std:
     }
     auto one = fit_adaptor(config, seed, train, cal, progress, (int64_t)it * cfg.epochs);
     auto result = finalize(config, one, train, cal, seed);
-    iterations.push_back({{"iteration", it + 1}, {"seed", seed}, {"bestEpoch", result.best_epoch},
+    iterations.push_back({{"iteration", it + 1},
+                          {"seed", seed},
+                          {"bestEpoch", result.best_epoch},
                           {"bestBalancedCalibrationSDMLoss", result.best_balanced_loss}});
     for (auto& h : result.history) {
       h["iteration"] = it + 1;

@@ -7,7 +7,9 @@ namespace sdmlm::serve {
 
 Json error_body(const ApiError& e) {
   return {{"error",
-           {{"message", e.what()}, {"type", e.type}, {"param", e.param.empty() ? Json(nullptr) : Json(e.param)},
+           {{"message", e.what()},
+            {"type", e.type},
+            {"param", e.param.empty() ? Json(nullptr) : Json(e.param)},
             {"code", e.code.empty() ? Json(nullptr) : Json(e.code)}}}};
 }
 
@@ -25,7 +27,8 @@ int64_t get_int(const Json& body, const char* key, int64_t lo, int64_t hi, int64
   if (!v.is_number_integer()) bad(key, std::string("'") + key + "' must be an integer, got " + json_type_name(v));
   const int64_t x = v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t)INT64_MAX ? INT64_MAX : v.get<int64_t>();
   if (x < lo || x > hi)
-    bad(key, std::string("'") + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(x));
+    bad(key, std::string("'") + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                 std::to_string(x));
   return x;
 }
 
@@ -35,14 +38,15 @@ double get_number(const Json& body, const char* key, double lo, double hi, bool 
   if (!v.is_number()) bad(key, std::string("'") + key + "' must be a number, got " + json_type_name(v));
   const double x = v.get<double>();
   if (!std::isfinite(x) || (lo_open ? x <= lo : x < lo) || x > hi)
-    bad(key, std::string("'") + key + "' must be in " + (lo_open ? "(" : "[") + Json(lo).dump() + ", " + Json(hi).dump() + "], got " +
-                 Json(x).dump());
+    bad(key, std::string("'") + key + "' must be in " + (lo_open ? "(" : "[") + Json(lo).dump() + ", " +
+                 Json(hi).dump() + "], got " + Json(x).dump());
   return x;
 }
 
 bool get_bool(const Json& body, const char* key, bool fallback) {
   if (!present(body, key)) return fallback;
-  if (!body[key].is_boolean()) bad(key, std::string("'") + key + "' must be a boolean, got " + json_type_name(body[key]));
+  if (!body[key].is_boolean())
+    bad(key, std::string("'") + key + "' must be a boolean, got " + json_type_name(body[key]));
   return body[key].get<bool>();
 }
 
@@ -51,7 +55,8 @@ std::string content_text(const Json& content, const std::string& param) {
   if (content.is_array()) {  // [{"type": "text", "text": "..."}]
     std::string text;
     for (const auto& part : content) {
-      if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") || !part["text"].is_string())
+      if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
+          !part["text"].is_string())
         bad(param, "'" + param + "' parts must be {\"type\": \"text\", \"text\": string} (only text is supported)");
       text += part["text"].get<std::string>();
     }
@@ -86,15 +91,17 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
   } catch (const Error& e) {
     throw ApiError(400, "invalid_request_error", std::string("the body is not valid JSON: ") + e.what());
   }
-  if (!body.is_object()) throw ApiError(400, "invalid_request_error", "the body must be a JSON object, got " + json_type_name(body));
+  if (!body.is_object())
+    throw ApiError(400, "invalid_request_error", "the body must be a JSON object, got " + json_type_name(body));
   ApiRequest r;
   r.chat = chat;
   if (present(body, "model")) {
     if (!body["model"].is_string()) bad("model", "'model' must be a string, got " + json_type_name(body["model"]));
     const std::string name = body["model"].get<std::string>();
     if (name != limits.model_name)
-      throw ApiError(404, "invalid_request_error", "the model '" + name + "' does not exist; this server serves '" + limits.model_name + "'",
-                     "model", "model_not_found");
+      throw ApiError(404, "invalid_request_error",
+                     "the model '" + name + "' does not exist; this server serves '" + limits.model_name + "'", "model",
+                     "model_not_found");
   }
   reject_unsupported(body);
   if (chat) {
@@ -143,7 +150,8 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
         r.prompt_ids.push_back(ids_of(p[i], "prompt[" + std::to_string(i) + "]"));
       }
     } else {
-      bad("prompt", "'prompt' must be a non-empty string, array of strings or array of token ids, got " + json_type_name(p));
+      bad("prompt",
+          "'prompt' must be a non-empty string, array of strings or array of token ids, got " + json_type_name(p));
     }
     if (r.prompts.size() + r.prompt_ids.size() > 64) bad("prompt", "at most 64 prompts per request");
     r.echo = get_bool(body, "echo", false);
@@ -152,7 +160,8 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
   r.max_tokens_given = present(body, max_key);
   if (r.max_tokens_given) {
     const Json& v = body[max_key];
-    if (!v.is_number_integer()) bad(max_key, std::string("'") + max_key + "' must be an integer, got " + json_type_name(v));
+    if (!v.is_number_integer())
+      bad(max_key, std::string("'") + max_key + "' must be an integer, got " + json_type_name(v));
     const int64_t m = v.get<int64_t>();
     if (m < 1) bad(max_key, std::string("'") + max_key + "' must be at least 1");
     if (m > limits.max_tokens_limit)
@@ -168,8 +177,10 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
   r.sampling.top_p = get_number(body, "top_p", 0.0, 1.0, true, 1.0);
   r.seed_given = present(body, "seed");
   if (r.seed_given) {
-    if (!body["seed"].is_number_integer()) bad("seed", "'seed' must be an integer, got " + json_type_name(body["seed"]));
-    r.sampling.seed = body["seed"].is_number_unsigned() ? body["seed"].get<uint64_t>() : (uint64_t)body["seed"].get<int64_t>();
+    if (!body["seed"].is_number_integer())
+      bad("seed", "'seed' must be an integer, got " + json_type_name(body["seed"]));
+    r.sampling.seed =
+        body["seed"].is_number_unsigned() ? body["seed"].get<uint64_t>() : (uint64_t)body["seed"].get<int64_t>();
   }
   if (present(body, "stop")) {
     const Json& s = body["stop"];
@@ -221,7 +232,9 @@ Json sdm_object(const ChoiceResult& result, const sdm::Model& estimator, double 
   Json nearest = Json::array();
   for (const auto& m : s.nearest_matches) {
     const auto& rec = estimator.support[(size_t)m.support_index];
-    Json j = {{"id", rec.id}, {"label", rec.label}, {"support_index", m.support_index},
+    Json j = {{"id", rec.id},
+              {"label", rec.label},
+              {"support_index", m.support_index},
               {"squared_distance", (double)m.squared_distance}};
     if (rec.document) j["document"] = *rec.document;
     nearest.push_back(std::move(j));
@@ -256,13 +269,17 @@ Json chat_logprobs(const std::vector<TokenLogprob>& logprobs, const TokenText& t
       const std::string alt = tokens.text(id);
       top.push_back({{"token", alt}, {"logprob", (double)lp}, {"bytes", bytes_of(alt)}});
     }
-    content.push_back({{"token", text}, {"logprob", (double)t.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
+    content.push_back(
+        {{"token", text}, {"logprob", (double)t.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
   }
   return {{"content", content}};
 }
 
 Json completion_logprobs(const std::vector<TokenLogprob>& logprobs, const TokenText& tokens, size_t text_offset) {
-  Json out = {{"tokens", Json::array()}, {"token_logprobs", Json::array()}, {"top_logprobs", Json::array()}, {"text_offset", Json::array()}};
+  Json out = {{"tokens", Json::array()},
+              {"token_logprobs", Json::array()},
+              {"top_logprobs", Json::array()},
+              {"text_offset", Json::array()}};
   size_t offset = text_offset;
   for (const auto& t : logprobs) {
     const std::string text = tokens.text(t.token);

@@ -19,7 +19,11 @@ namespace sdmlm::serve {
 // An answer that is not 200: the HTTP status and OpenAI's error object.
 struct ApiError : std::runtime_error {
   ApiError(int status, std::string type, std::string message, std::string param = "", std::string code = "")
-      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)), code(std::move(code)) {}
+      : std::runtime_error(message),
+        status(status),
+        type(std::move(type)),
+        param(std::move(param)),
+        code(std::move(code)) {}
   int status;
   std::string type, param, code;
 };
@@ -27,18 +31,18 @@ struct ApiError : std::runtime_error {
 Json error_body(const ApiError& e);
 
 struct ApiLimits {
-  std::string model_name;        // the one model served (GET /v1/models); requests naming another get 404
+  std::string model_name;  // the one model served (GET /v1/models); requests naming another get 404
   int64_t max_tokens_limit = 512;
   int64_t max_n = 16;
-  bool verifier = false;         // sdm fields and request extensions available
+  bool verifier = false;  // sdm fields and request extensions available
   double default_alpha = 0.95;
 };
 
 struct ApiRequest {
   bool chat = true;
-  std::vector<ChatMessage> messages;                // chat
-  std::vector<std::string> prompts;                 // completions: text prompts, or
-  std::vector<std::vector<int64_t>> prompt_ids;     // token-id prompts
+  std::vector<ChatMessage> messages;             // chat
+  std::vector<std::string> prompts;              // completions: text prompts, or
+  std::vector<std::vector<int64_t>> prompt_ids;  // token-id prompts
   bool max_tokens_given = false, seed_given = false;
   SamplingParams sampling;
   VerifyParams verify;

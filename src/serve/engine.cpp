@@ -70,19 +70,19 @@ struct Engine::Sequence {
   std::vector<int64_t> out;
   std::vector<TokenLogprob> logprobs;
   size_t logprobs_sent = 0;
-  std::string text;       // the decoded answer so far, cut at a stop string
-  std::string sent;       // what was streamed of it
-  int64_t pending = -1;   // the token chosen last, not yet fed to the model
-  int64_t start = 0;      // cache columns [start, length_) are this row's
-  int64_t position = 0;   // the position of the pending token
+  std::string text;      // the decoded answer so far, cut at a stop string
+  std::string sent;      // what was streamed of it
+  int64_t pending = -1;  // the token chosen last, not yet fed to the model
+  int64_t start = 0;     // cache columns [start, length_) are this row's
+  int64_t position = 0;  // the position of the pending token
   bool done = false, first = true, delivered = false;
   bool text_current = false;  // `text` is the decode of every token in `out` (else decoded when done)
   std::string finish_reason;
   std::optional<ChoiceResult> best;  // search_depth: the best verified attempt so far
   // Verification from the generation's own states (EngineOptions::reuse_features, paper layout):
-  torch::Tensor prompt_sum;            // [H] Σ final states over the prompt's positions
-  std::vector<torch::Tensor> states;   // [H] final state of every fed token after the prompt
-  torch::Tensor feature;               // [2H] the verification feature, once the answer is done
+  torch::Tensor prompt_sum;           // [H] Σ final states over the prompt's positions
+  std::vector<torch::Tensor> states;  // [H] final state of every fed token after the prompt
+  torch::Tensor feature;              // [2H] the verification feature, once the answer is done
   bool reuse() const { return prompt_sum.defined(); }
   bool buffered() const { return !job->stream || job->verify.search_depth > 0; }
   std::vector<std::string> stops;  // the request's stop strings (+ "<verified>" when verified), set at submit
@@ -98,7 +98,12 @@ uint64_t attempt_seed(const SamplingParams& p, int64_t n, int64_t choice, int64_
 
 Engine::Engine(const lm::CausalLM& model, const Tokenizer& tokenizer, const train::Encoder& encoder,
                const verify::Verifier* verifier, EngineOptions options, Metrics* metrics)
-    : model_(model), tokenizer_(tokenizer), encoder_(encoder), verifier_(verifier), options_(options), metrics_(metrics) {
+    : model_(model),
+      tokenizer_(tokenizer),
+      encoder_(encoder),
+      verifier_(verifier),
+      options_(options),
+      metrics_(metrics) {
   if (options_.slots < 1) fail_usage("--parallel must be at least 1");
   if (options_.max_queue < 0) fail_usage("--max_queue must be >= 0");
   const auto& config = model_.config();
@@ -109,7 +114,8 @@ Engine::Engine(const lm::CausalLM& model, const Tokenizer& tokenizer, const trai
     capacity_ = std::min(capacity_, config.rope.original_max_position_embeddings);
   if (options_.context > 0) capacity_ = std::min(capacity_, options_.context);
   stop_ids_ = encoder_.stop_ids();
-  for (int64_t id = 0; id < tokenizer_.vocab_size(); ++id) pieces_.push_back(tokenizer_.decode({id}, /*skip_special_tokens=*/true));
+  for (int64_t id = 0; id < tokenizer_.vocab_size(); ++id)
+    pieces_.push_back(tokenizer_.decode({id}, /*skip_special_tokens=*/true));
   for (int64_t id : config.eos_token_ids)
     if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) stop_ids_.push_back(id);
   torch::NoGradGuard no_grad;
@@ -185,11 +191,11 @@ void Engine::loop() {
   struct Report {
     ~Report() {
       if (phases.on)
-        std::cerr << "sdmlm serve: engine profile: prefill " << phases.prefill << " s (" << phases.joins << " joins), decode "
-                  << phases.decode << " s (" << phases.steps << " steps, " << phases.rows << " rows), tokens " << phases.tokens
-                  << " s, verify " << phases.verify << " s (" << phases.reused << " features reused, " << phases.recomputed
-                  << " recomputed; encoding " << phases.encode << " s, chunks " << phases.chunk << " s over " << phases.rest
-                  << " tokens)\n";
+        std::cerr << "sdmlm serve: engine profile: prefill " << phases.prefill << " s (" << phases.joins
+                  << " joins), decode " << phases.decode << " s (" << phases.steps << " steps, " << phases.rows
+                  << " rows), tokens " << phases.tokens << " s, verify " << phases.verify << " s (" << phases.reused
+                  << " features reused, " << phases.recomputed << " recomputed; encoding " << phases.encode
+                  << " s, chunks " << phases.chunk << " s over " << phases.rest << " tokens)\n";
     }
   } report;
   while (true) {
@@ -232,7 +238,8 @@ void Engine::shift_columns(int64_t delta) {
   const int64_t n = (int64_t)rows_.size();
   if (delta == 0) return;
   if (n > 0 && length_ > 0) {
-    const int64_t from = delta > 0 ? 0 : -delta, to = delta > 0 ? delta : 0, width = delta > 0 ? length_ : length_ + delta;
+    const int64_t from = delta > 0 ? 0 : -delta, to = delta > 0 ? delta : 0,
+                  width = delta > 0 ? length_ : length_ + delta;
     for (auto* tensors : {&cache_.keys, &cache_.values})
       for (auto& t : *tensors) {
         auto rows = t.narrow(0, 0, n);
@@ -290,12 +297,14 @@ void Engine::remove_row(size_t row) {
 
 void Engine::admit(std::vector<std::unique_ptr<Sequence>>& joining) {
   for (auto& s : joining)
-    s->generator = at::make_generator<at::CPUGeneratorImpl>(attempt_seed(s->job->sampling, s->job->n, s->choice, s->attempt));
+    s->generator =
+        at::make_generator<at::CPUGeneratorImpl>(attempt_seed(s->job->sampling, s->job->n, s->choice, s->attempt));
   // Prefill the joining prompts together (left-padded, as generate() does), in a cache of their own.
   const int64_t J = (int64_t)joining.size();
   int64_t longest = 0;
   for (const auto& s : joining) longest = std::max<int64_t>(longest, (int64_t)s->job->prompt_ids.size());
-  const int64_t pad = model_.config().pad_token_id.value_or(model_.config().eos_token_ids.empty() ? 0 : model_.config().eos_token_ids[0]);
+  const int64_t pad = model_.config().pad_token_id.value_or(
+      model_.config().eos_token_ids.empty() ? 0 : model_.config().eos_token_ids[0]);
   auto ids = torch::full({J, longest}, pad, torch::kInt64);
   auto mask = torch::zeros({J, longest}, torch::kInt64);
   for (int64_t j = 0; j < J; ++j) {
@@ -407,7 +416,8 @@ void Engine::step() {
 }
 
 bool Engine::wants_reuse(const Sequence& s) const {
-  return options_.reuse_features && verifier_ && s.job->verify.enabled && verifier_->layout() == train::FeatureLayout::kPaper;
+  return options_.reuse_features && verifier_ && s.job->verify.enabled &&
+         verifier_->layout() == train::FeatureLayout::kPaper;
 }
 
 // A verified answer is done and its row still holds the keys and values of every fed token. Its
@@ -456,7 +466,8 @@ void Engine::reuse_features(const std::vector<size_t>& finishing) {
       drop_reuse(s);
       continue;
     }
-    items.push_back({row, std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), common, seq.verified});
+    items.push_back({row, std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), common,
+                     seq.verified});
   }
   if (items.empty()) return;
   // One chunk for every answer of this step: their rows' columns copied into a cache of their own
@@ -547,7 +558,8 @@ void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_
     TokenLogprob t{token, lp.data_ptr<float>()[token], {}};
     if (sp.logprobs > 0) {
       auto [values, indices] = lp.topk(std::min<int64_t>(sp.logprobs, lp.size(0)));
-      for (int64_t k = 0; k < values.size(0); ++k) t.top.push_back({indices[k].item<int64_t>(), values[k].item<float>()});
+      for (int64_t k = 0; k < values.size(0); ++k)
+        t.top.push_back({indices[k].item<int64_t>(), values[k].item<float>()});
     }
     s.logprobs.push_back(std::move(t));
   }
@@ -562,7 +574,8 @@ void Engine::take_token(Sequence& s, int64_t token, const torch::Tensor& logits_
     for (const auto& stop : sp.stop)
       if (auto at = full.find(stop); at != std::string::npos) cut = std::min(cut, at);
     if (s.job->verify.enabled)
-      if (auto at = full.find(train::kVerifiedTag); at != std::string::npos) cut = std::min(cut, at + train::kVerifiedTag.size());
+      if (auto at = full.find(train::kVerifiedTag); at != std::string::npos)
+        cut = std::min(cut, at + train::kVerifiedTag.size());
     if (cut != std::string::npos) {
       full.resize(cut);
       s.done = true;
@@ -610,7 +623,8 @@ bool Engine::stop_could_end_at(const Sequence& s) const {
     if (!maybe) return false;
   }
   const size_t window = std::min(s.out.size(), longest + 8);
-  const std::string tail = tokenizer_.decode(std::vector<int64_t>(s.out.end() - (std::ptrdiff_t)window, s.out.end()), true);
+  const std::string tail =
+      tokenizer_.decode(std::vector<int64_t>(s.out.end() - (std::ptrdiff_t)window, s.out.end()), true);
   for (const auto& stop : stops)
     if (tail.find(stop) != std::string::npos) return true;
   return false;
@@ -693,7 +707,8 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     Sequence& s = *to_verify[i];
     ChoiceResult r;
     r.score = scores[i];
-    if ((int64_t)r.score->nearest_matches.size() > s.job->verify.nearest) r.score->nearest_matches.resize((size_t)s.job->verify.nearest);
+    if ((int64_t)r.score->nearest_matches.size() > s.job->verify.nearest)
+      r.score->nearest_matches.resize((size_t)s.job->verify.nearest);
     const bool yes = r.score->prediction == 1;
     r.high_reliability = r.score->centroid_region_alpha >= s.job->verify.alpha;
     r.text = verify::verification_text(s.text) + (yes ? "Yes</verified>" : "No</verified>");
@@ -758,8 +773,10 @@ void Engine::deliver(Sequence& s, ChoiceResult result) {
   e.choice = s.choice;
   e.final = true;
   if (s.job->stream) {
-    if (result.text.compare(0, s.sent.size(), s.sent) == 0) e.delta = result.text.substr(s.sent.size());
-    else e.delta = result.text.substr(std::min(result.text.size(), s.sent.size()));  // cannot happen: sent is a prefix
+    if (result.text.compare(0, s.sent.size(), s.sent) == 0)
+      e.delta = result.text.substr(s.sent.size());
+    else
+      e.delta = result.text.substr(std::min(result.text.size(), s.sent.size()));  // cannot happen: sent is a prefix
     e.logprobs.assign(result.logprobs.begin() + (std::ptrdiff_t)std::min(s.logprobs_sent, result.logprobs.size()),
                       result.logprobs.end());
   }

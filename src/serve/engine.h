@@ -103,7 +103,7 @@ struct Job {
   std::vector<ChatMessage> turns;  // the turns before the answer (verification input)
   SamplingParams sampling;
   VerifyParams verify;
-  int64_t n = 1, index = 0;        // index: the prompt's place in its request (Event::job)
+  int64_t n = 1, index = 0;  // index: the prompt's place in its request (Event::job)
   bool stream = false;
   std::atomic<bool> cancelled{false};  // set by the handler when its client is gone
   std::chrono::steady_clock::time_point submitted;
@@ -115,9 +115,9 @@ struct Job {
 };
 
 struct EngineOptions {
-  int64_t slots = 8;        // sequences decoded together at most (--parallel)
-  int64_t max_queue = 64;   // choices waiting for a slot at most; submit() refuses beyond
-  int64_t context = 0;      // cache columns per row; 0 = the model's context
+  int64_t slots = 8;       // sequences decoded together at most (--parallel)
+  int64_t max_queue = 64;  // choices waiting for a slot at most; submit() refuses beyond
+  int64_t context = 0;     // cache columns per row; 0 = the model's context
   // Verified answers' features from the states the generation computed (the prompt's from its
   // prefill, the answer's from the decode steps; the rest of the verification text runs as one chunk
   // over the row's cache) instead of a second forward over the whole verification sequence. Equal to

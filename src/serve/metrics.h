@@ -29,10 +29,10 @@ class Metrics {
   Metrics();
   void request(const std::string& endpoint, int status, double seconds);
   void tokens(int64_t prompt, int64_t completion);
-  void batch(int64_t rows);            // one decode step of this many rows
-  void first_token(double seconds);    // time to the first generated token of a choice
+  void batch(int64_t rows);          // one decode step of this many rows
+  void first_token(double seconds);  // time to the first generated token of a choice
   void verdict(bool yes, bool high_reliability);
-  void cancelled();                    // a choice dropped because its client went away
+  void cancelled();  // a choice dropped because its client went away
   std::string render(int64_t queue_depth, int64_t active, bool ready) const;
 
  private:

@@ -91,14 +91,16 @@ std::shared_ptr<Job> make_job(State& s, const ApiRequest& r, std::vector<ChatMes
   for (int64_t id : ids)
     if (id < 0 || id >= s.model->config().vocab_size)
       throw ApiError(400, "invalid_request_error",
-                     "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(s.model->config().vocab_size) + ")",
+                     "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                         std::to_string(s.model->config().vocab_size) + ")",
                      "prompt");
   job->sampling = r.sampling;
   if (!r.max_tokens_given) job->sampling.max_tokens = std::min<int64_t>(r.sampling.max_tokens, context - P);
   if (P >= context || P + job->sampling.max_tokens > context)
     throw ApiError(413, "invalid_request_error",
-                   "the prompt has " + std::to_string(P) + " tokens; with max_tokens " + std::to_string(job->sampling.max_tokens) +
-                       " it exceeds this server's context of " + std::to_string(context) + " tokens",
+                   "the prompt has " + std::to_string(P) + " tokens; with max_tokens " +
+                       std::to_string(job->sampling.max_tokens) + " it exceeds this server's context of " +
+                       std::to_string(context) + " tokens",
                    r.chat ? "messages" : "prompt", "context_length_exceeded");
   job->sampling.seed = seed;
   job->verify = r.verify;
@@ -138,7 +140,8 @@ std::vector<std::shared_ptr<Job>> make_jobs(State& s, const ApiRequest& r) {
     }
     for (const auto& ids : r.prompt_ids) {
       if (verified)
-        throw ApiError(400, "invalid_request_error", "token-id prompts cannot be verified (the verifier needs the prompt's text)", "prompt");
+        throw ApiError(400, "invalid_request_error",
+                       "token-id prompts cannot be verified (the verifier needs the prompt's text)", "prompt");
       jobs.push_back(make_job(s, r, {}, ids, index, seed + (uint64_t)(index * r.n)));
       ++index;
     }
@@ -193,7 +196,8 @@ void handle_completion(State& s, const httplib::Request& req, httplib::Response&
     for (size_t i = 0; i < jobs.size(); ++i)
       if (!s.engine->submit(jobs[i])) {
         for (size_t k = 0; k < i; ++k) jobs[k]->cancelled = true;
-        throw ApiError(503, "server_error", "the server is busy (its queue is full); retry later", "", "server_overloaded");
+        throw ApiError(503, "server_error", "the server is busy (its queue is full); retry later", "",
+                       "server_overloaded");
       }
     const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.counter++);
     const int64_t created = (int64_t)std::time(nullptr);
@@ -208,59 +212,59 @@ void handle_completion(State& s, const httplib::Request& req, httplib::Response&
     if (!r.stream) {
       // The body is written when every choice is done; until then a space every second (JSON allows
       // leading white space) finds out whether the client is still there.
-      res.set_chunked_content_provider(
-          "application/json",
-          [&s, r, jobs, inbox, got, expected, header, object, flight](size_t, httplib::DataSink& sink) {
-            int64_t done = 0;
-            auto last = Clock::now();
-            while (done < expected) {
-              Event e;
-              if (!inbox->next(e, std::chrono::milliseconds(200))) {
-                if (Clock::now() - last > std::chrono::seconds(1)) {
-                  last = Clock::now();
-                  if (!sink.write(" ", 1)) {
-                    cancel(jobs);
-                    flight->status = 499;
-                    return false;
-                  }
-                }
-                continue;
+      res.set_chunked_content_provider("application/json", [&s, r, jobs, inbox, got, expected, header, object, flight](
+                                                               size_t, httplib::DataSink& sink) {
+        int64_t done = 0;
+        auto last = Clock::now();
+        while (done < expected) {
+          Event e;
+          if (!inbox->next(e, std::chrono::milliseconds(200))) {
+            if (Clock::now() - last > std::chrono::seconds(1)) {
+              last = Clock::now();
+              if (!sink.write(" ", 1)) {
+                cancel(jobs);
+                flight->status = 499;
+                return false;
               }
-              if (!e.final || got->results[(size_t)e.job][(size_t)e.choice]) continue;  // one final per choice
-              if (e.result.finish_reason == "error") got->error = e.delta;
-              got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
-              ++done;
             }
-            Json body = header(object);
-            if (!got->error.empty()) {
-              body = error_body(ApiError(500, "server_error", got->error));
-              flight->status = 500;
-            } else {
-              body["choices"] = Json::array();
-              for (size_t j = 0; j < jobs.size(); ++j)
-                for (int64_t c = 0; c < r.n; ++c) body["choices"].push_back(choice_json(s, r, *jobs[j], c, *got->results[j][(size_t)c]));
-              body["usage"] = usage_json(jobs, *got);
-            }
-            const std::string text = body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-            if (!sink.write(text.data(), text.size())) return false;
-            sink.done();
-            return true;
-          });
+            continue;
+          }
+          if (!e.final || got->results[(size_t)e.job][(size_t)e.choice]) continue;  // one final per choice
+          if (e.result.finish_reason == "error") got->error = e.delta;
+          got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
+          ++done;
+        }
+        Json body = header(object);
+        if (!got->error.empty()) {
+          body = error_body(ApiError(500, "server_error", got->error));
+          flight->status = 500;
+        } else {
+          body["choices"] = Json::array();
+          for (size_t j = 0; j < jobs.size(); ++j)
+            for (int64_t c = 0; c < r.n; ++c)
+              body["choices"].push_back(choice_json(s, r, *jobs[j], c, *got->results[j][(size_t)c]));
+          body["usage"] = usage_json(jobs, *got);
+        }
+        const std::string text = body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+        if (!sink.write(text.data(), text.size())) return false;
+        sink.done();
+        return true;
+      });
       return;
     }
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
-        "text/event-stream",
-        [&s, r, jobs, inbox, got, expected, header, flight](size_t, httplib::DataSink& sink) {
+        "text/event-stream", [&s, r, jobs, inbox, got, expected, header, flight](size_t, httplib::DataSink& sink) {
           const std::string object = r.chat ? "chat.completion.chunk" : "text_completion";
           const TokenText tt{[&](int64_t id) { return token_text(s, id); }};
           auto send = [&](const Json& chunk) {
             const std::string line = "data: " + chunk.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
             return sink.write(line.data(), line.size());
           };
-          auto chunk_for = [&](const Job& job, int64_t choice, const std::string& delta, const std::vector<TokenLogprob>& lps,
-                               const ChoiceResult* final) {
-            Json c = {{"index", job.index * r.n + choice}, {"finish_reason", final ? Json(final->finish_reason) : Json(nullptr)}};
+          auto chunk_for = [&](const Job& job, int64_t choice, const std::string& delta,
+                               const std::vector<TokenLogprob>& lps, const ChoiceResult* final) {
+            Json c = {{"index", job.index * r.n + choice},
+                      {"finish_reason", final ? Json(final->finish_reason) : Json(nullptr)}};
             if (r.chat) {
               c["delta"] = delta.empty() && final ? Json::object() : Json{{"content", delta}};
               c["logprobs"] = r.logprobs && !lps.empty() ? chat_logprobs(lps, tt) : Json(nullptr);
@@ -277,8 +281,10 @@ void handle_completion(State& s, const httplib::Request& req, httplib::Response&
             for (const auto& job : jobs)
               for (int64_t c = 0; c < r.n; ++c) {
                 Json chunk = header(object);
-                chunk["choices"] = Json::array({{{"index", job->index * r.n + c}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                                 {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+                chunk["choices"] = Json::array({{{"index", job->index * r.n + c},
+                                                 {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                                 {"logprobs", nullptr},
+                                                 {"finish_reason", nullptr}}});
                 if (!send(chunk)) return cancel(jobs), flight->status = 499, false;
               }
           int64_t done = 0;
@@ -344,7 +350,8 @@ void serve(const ServeOptions& o) {
   if (o.max_tokens_limit < 1) fail_usage("--max_tokens_limit must be at least 1");
   if (!(o.alpha > 0.5 && o.alpha < 1.0)) fail_usage("--alpha must be in (0.5, 1)");
   if (!o.api_key.empty() && !o.api_key_file.empty()) fail_usage("give one of --api_key and --api_key_file");
-  if (o.verify_features != "reuse" && o.verify_features != "recompute") fail_usage("--verify_features must be reuse or recompute");
+  if (o.verify_features != "reuse" && o.verify_features != "recompute")
+    fail_usage("--verify_features must be reuse or recompute");
   auto state = std::make_unique<State>();
   State& s = *state;
   s.options = o;
@@ -357,7 +364,8 @@ void serve(const ServeOptions& o) {
     if (s.api_key.empty()) fail_input(o.api_key_file.string() + ":1: the API key file's first line is empty");
   }
   const fs::path model_dir = verify::resolve_model_dir(o.model);
-  s.limits.model_name = o.model_name.empty() ? fs::absolute(o.model).lexically_normal().filename().string() : o.model_name;
+  s.limits.model_name =
+      o.model_name.empty() ? fs::absolute(o.model).lexically_normal().filename().string() : o.model_name;
   if (s.limits.model_name.empty()) s.limits.model_name = "sdmlm";
   s.limits.max_tokens_limit = o.max_tokens_limit;
   s.limits.default_alpha = o.alpha;
@@ -385,8 +393,10 @@ void serve(const ServeOptions& o) {
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
     const int status = res.status;
-    const std::string message = status == 404 ? "no such endpoint" : status == 413 ? "the request body is too large"
-                                : status == 405 ? "method not allowed" : "bad request";
+    const std::string message = status == 404   ? "no such endpoint"
+                                : status == 413 ? "the request body is too large"
+                                : status == 405 ? "method not allowed"
+                                                : "bad request";
     send_json(res, status, error_body(ApiError(status, "invalid_request_error", message)));
   });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
@@ -404,18 +414,26 @@ void serve(const ServeOptions& o) {
     send_json(res, s.ready ? 200 : 503, {{"status", s.ready ? "ok" : "loading"}});
   });
   http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
-    res.set_content(s.metrics.render(s.engine ? s.engine->queue_depth() : 0, s.engine ? s.engine->active() : 0, s.ready),
-                    "text/plain; version=0.0.4");
+    res.set_content(
+        s.metrics.render(s.engine ? s.engine->queue_depth() : 0, s.engine ? s.engine->active() : 0, s.ready),
+        "text/plain; version=0.0.4");
   });
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content(chat_page_html(), "text/html; charset=utf-8"); });
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(chat_page_html(), "text/html; charset=utf-8");
+  });
   http.Get("/v1/models", [&s](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(s, req)) return send_error(res, kNeedsKey);
-    Json model = {{"id", s.limits.model_name}, {"object", "model"}, {"created", s.created}, {"owned_by", "sdmlm"},
+    Json model = {{"id", s.limits.model_name},
+                  {"object", "model"},
+                  {"created", s.created},
+                  {"owned_by", "sdmlm"},
                   {"sdm", {{"verifier", s.limits.verifier}, {"alpha", s.limits.default_alpha}}}};
     send_json(res, 200, {{"object", "list"}, {"data", Json::array({model})}});
   });
-  http.Post("/v1/chat/completions", [&s](const httplib::Request& req, httplib::Response& res) { handle_completion(s, req, res, true); });
-  http.Post("/v1/completions", [&s](const httplib::Request& req, httplib::Response& res) { handle_completion(s, req, res, false); });
+  http.Post("/v1/chat/completions",
+            [&s](const httplib::Request& req, httplib::Response& res) { handle_completion(s, req, res, true); });
+  http.Post("/v1/completions",
+            [&s](const httplib::Request& req, httplib::Response& res) { handle_completion(s, req, res, false); });
 
   int port = o.port;
   if (port == 0) {
@@ -429,8 +447,11 @@ void serve(const ServeOptions& o) {
   std::thread drainer([&s, &http, signals] { drain_on_signal(s, http, signals); });
 
   try {
-    const torch::ScalarType dtype = o.dtype == "bfloat16" ? torch::kBFloat16 : o.dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
-    if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "float16") fail_usage("--dtype must be float32, bfloat16 or float16");
+    const torch::ScalarType dtype = o.dtype == "bfloat16"  ? torch::kBFloat16
+                                    : o.dtype == "float16" ? torch::kFloat16
+                                                           : torch::kFloat32;
+    if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "float16")
+      fail_usage("--dtype must be float32, bfloat16 or float16");
     s.model = lm::CausalLM::load(model_dir, torch::Device(o.device), dtype);
     s.tokenizer = Tokenizer::load(model_dir);
     if (!o.verifier.empty()) {
@@ -441,7 +462,8 @@ void serve(const ServeOptions& o) {
     s.encoder = std::make_unique<train::Encoder>(*s.tokenizer, s.model->config().model_type, s.system_prompt,
                                                  s.model->config().max_position_embeddings);
     s.engine = std::make_unique<Engine>(*s.model, *s.tokenizer, *s.encoder, s.verifier ? &*s.verifier : nullptr,
-                                        EngineOptions{o.parallel, o.max_queue, o.context, o.verify_features == "reuse"}, &s.metrics);
+                                        EngineOptions{o.parallel, o.max_queue, o.context, o.verify_features == "reuse"},
+                                        &s.metrics);
     s.ready = true;
     std::cerr << "sdmlm serve: ready: model \"" << s.limits.model_name << "\" (" << model_dir.string() << ")"
               << (s.verifier ? ", verifier " + o.verifier.string() : std::string(", no verifier")) << ", " << o.parallel

@@ -11,11 +11,7 @@ namespace {
 size_t decode_utf8(std::string_view text, size_t pos, uint32_t* cp) {
   auto byte = [&](size_t i) { return (unsigned char)text[i]; };
   unsigned char b0 = byte(pos);
-  size_t len = b0 < 0x80           ? 1
-               : (b0 >> 5) == 0x6  ? 2
-               : (b0 >> 4) == 0xE  ? 3
-               : (b0 >> 3) == 0x1E ? 4
-                                   : 0;
+  size_t len = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 0;
   if (len == 0 || pos + len > text.size()) return 0;
   uint32_t value = len == 1 ? b0 : len == 2 ? (b0 & 0x1Fu) : len == 3 ? (b0 & 0x0Fu) : (b0 & 0x07u);
   for (size_t i = 1; i < len; ++i) {
@@ -30,9 +26,8 @@ size_t decode_utf8(std::string_view text, size_t pos, uint32_t* cp) {
 
 // Python str.isspace() for one code point.
 bool is_space(uint32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
-         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-         cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 // Byte length of the whitespace code point at pos (0 when none is there).
@@ -57,8 +52,7 @@ constexpr std::string_view kVerifiedNo = "<verified>No</verified>";
 constexpr std::string_view kVerifiedYes = "<verified>Yes</verified>";
 
 // Contents of the non-overlapping, non-greedy matches of `open`(.*?)`close`.
-std::vector<std::string_view> tag_contents(std::string_view text, std::string_view open,
-                                           std::string_view close) {
+std::vector<std::string_view> tag_contents(std::string_view text, std::string_view open, std::string_view close) {
   std::vector<std::string_view> found;
   size_t pos = 0;
   while (true) {

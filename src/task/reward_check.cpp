@@ -114,8 +114,8 @@ class RegexCheck : public RewardCheck {
     if (!code_) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof message);
-      fail_usage("--reward regex:" + pattern + ": the pattern does not compile at offset " + std::to_string(offset) + ": " +
-                 reinterpret_cast<const char*>(message));
+      fail_usage("--reward regex:" + pattern + ": the pattern does not compile at offset " + std::to_string(offset) +
+                 ": " + reinterpret_cast<const char*>(message));
     }
     uint32_t groups = 0;
     pcre2_pattern_info(code_, PCRE2_INFO_CAPTURECOUNT, &groups);
@@ -210,7 +210,8 @@ class CommandCheck : public RewardCheck {
 
   void start() {
     int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) fail_io("--reward " + spec_ + ": cannot create pipes: " + std::strerror(errno));
+    if (pipe(in) != 0 || pipe(out) != 0)
+      fail_io("--reward " + spec_ + ": cannot create pipes: " + std::strerror(errno));
     pid_ = fork();
     if (pid_ < 0) fail_io("--reward " + spec_ + ": cannot start the program: " + std::strerror(errno));
     if (pid_ == 0) {
@@ -249,7 +250,8 @@ class CommandCheck : public RewardCheck {
         buffer_.erase(0, newline + 1);
         return line;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
       if (left <= 0) fail("gave no answer for record " + id + " within " + std::to_string(kTimeoutSeconds) + " s");
       pollfd p = {from_, POLLIN, 0};
       const int ready = poll(&p, 1, (int)left);
@@ -371,7 +373,8 @@ std::unique_ptr<RewardCheck> RewardCheck::parse(const std::string& spec) {
   if (starts_with(spec, "regex:")) return std::make_unique<RegexCheck>(spec.substr(6));
   if (starts_with(spec, "json:")) return std::make_unique<JsonFieldCheck>(spec.substr(5));
   if (starts_with(spec, "command:")) return std::make_unique<CommandCheck>(spec.substr(8));
-  fail_usage("unknown --reward \"" + spec + "\" (use exact, normalized, tag:NAME, regex:PATTERN, json:FIELD, wordorder or command:PROGRAM)");
+  fail_usage("unknown --reward \"" + spec +
+             "\" (use exact, normalized, tag:NAME, regex:PATTERN, json:FIELD, wordorder or command:PROGRAM)");
 }
 
 }  // namespace sdmlm::task

@@ -16,8 +16,7 @@ const char* const kWordnetHint =
 std::string read_gzip(const fs::path& path) {
   std::string head = read_file(path).substr(0, 2);
   if (head.size() < 2 || (unsigned char)head[0] != 0x1F || (unsigned char)head[1] != 0x8B)
-    fail_input(path.string() +
-               ": not a gzip file (the name ends in .gz but the gzip magic bytes are missing)");
+    fail_input(path.string() + ": not a gzip file (the name ends in .gz but the gzip magic bytes are missing)");
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) fail_io(path.string() + ": cannot open for reading");
   std::string out;
@@ -80,33 +79,28 @@ void gloss_examples(std::string_view gloss, SentenceSource& out) {
 }  // namespace
 
 SentenceSource read_wordnet_sentences(const fs::path& dir) {
-  if (!fs::is_directory(dir))
-    fail_input(dir.string() + ": WordNet directory not found. " + kWordnetHint);
+  if (!fs::is_directory(dir)) fail_input(dir.string() + ": WordNet directory not found. " + kWordnetHint);
   SentenceSource out;
   for (const char* pos : {"noun", "verb", "adj", "adv"}) {
     fs::path path = dir / (std::string("data.") + pos);
-    if (!fs::is_regular_file(path))
-      fail_input(path.string() + ": WordNet data file not found. " + kWordnetHint);
+    if (!fs::is_regular_file(path)) fail_input(path.string() + ": WordNet data file not found. " + kWordnetHint);
     std::string text = read_file(path);
     for_each_line(text, [&](std::string_view line, int64_t number) {
       if (line.empty() || line[0] == ' ') return;  // the licence header lines start with two spaces
       std::string where = path.string() + ":" + std::to_string(number);
       check_text(where, line);
       size_t bar = line.find(" | ");
-      if (bar == std::string_view::npos)
-        fail_input(where + ": WordNet synset line without a gloss (\" | \")");
+      if (bar == std::string_view::npos) fail_input(where + ": WordNet synset line without a gloss (\" | \")");
       gloss_examples(line.substr(bar + 3), out);
     });
   }
-  if (out.sentences.empty())
-    fail_input(dir.string() + ": no example sentences found in the WordNet glosses");
+  if (out.sentences.empty()) fail_input(dir.string() + ": no example sentences found in the WordNet glosses");
   return out;
 }
 
 SentenceSource read_sentence_file(const fs::path& path) {
   if (!fs::exists(path)) fail_input(path.string() + ": file not found");
-  if (fs::is_directory(path))
-    fail_input(path.string() + ": is a directory, expected a sentence file");
+  if (fs::is_directory(path)) fail_input(path.string() + ": is a directory, expected a sentence file");
   std::string name = path.filename().string();
   const bool gz = name.ends_with(".gz");
   if (gz) name.resize(name.size() - 3);
@@ -121,8 +115,7 @@ SentenceSource read_sentence_file(const fs::path& path) {
     std::string sentence;
     if (jsonl) {
       JsonRow row{json_parse_strict(line, where), where};
-      if (!row.value.is_object())
-        fail_input(where + ": expected a JSON object, got " + json_type_name(row.value));
+      if (!row.value.is_object()) fail_input(where + ": expected a JSON object, got " + json_type_name(row.value));
       const char* field = row.has("sentence") ? "sentence" : row.has("text") ? "text" : nullptr;
       if (field == nullptr) fail_input(where + ": field \"sentence\" (or \"text\") is missing");
       if (!row.field(field).is_string())

@@ -14,12 +14,14 @@ constexpr std::string_view kVerifiedNo = "\n<verified>No</verified>";
 
 std::vector<ChatMessage> read_messages(const JsonRow& row, const std::string& name) {
   const Json& value = row.field(name);
-  if (!value.is_array() || value.empty()) row.fail_field(name, "must be a non-empty list of {\"role\", \"content\"} objects");
+  if (!value.is_array() || value.empty())
+    row.fail_field(name, "must be a non-empty list of {\"role\", \"content\"} objects");
   std::vector<ChatMessage> out;
   for (size_t i = 0; i < value.size(); ++i) {
     const Json& m = value[i];
     const std::string where = name + "[" + std::to_string(i) + "]";
-    if (!m.is_object() || !m.contains("role") || !m.contains("content") || !m["role"].is_string() || !m["content"].is_string())
+    if (!m.is_object() || !m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
+        !m["content"].is_string())
       row.fail_field(where, "must be an object with string fields \"role\" and \"content\", got " + m.dump());
     const std::string role = m["role"].get<std::string>();
     if (role != "system" && role != "user" && role != "assistant")
@@ -39,11 +41,13 @@ std::string read_completion(const JsonRow& row, const std::string& name) {
   std::string text;
   if (value.is_string()) {
     text = value.get<std::string>();
-  } else if (value.is_array() && !value.empty() && value.back().is_object() && value.back().value("role", "") == "assistant" &&
-             value.back().contains("content") && value.back()["content"].is_string()) {
+  } else if (value.is_array() && !value.empty() && value.back().is_object() &&
+             value.back().value("role", "") == "assistant" && value.back().contains("content") &&
+             value.back()["content"].is_string()) {
     text = value.back()["content"].get<std::string>();
   } else {
-    row.fail_field(name, "must be a string (or a message list ending with an assistant turn), got " + json_type_name(value));
+    row.fail_field(name,
+                   "must be a string (or a message list ending with an assistant turn), got " + json_type_name(value));
   }
   if (strip(text).empty()) row.fail_field(name, "must not be empty");
   return text;
@@ -61,7 +65,8 @@ TaskLayout detect(const JsonRow& row) {
   if (row.has("original_document")) return TaskLayout::kWordOrder;
   if (row.has("chosen") || row.has("rejected")) return TaskLayout::kPreference;
   if (!row.has("positive"))
-    fail_input(row.where + ": field \"positive\" is missing (a task record holds \"prompt\" or \"messages\" and "
+    fail_input(row.where +
+               ": field \"positive\" is missing (a task record holds \"prompt\" or \"messages\" and "
                "\"positive\"; a preference record \"prompt\", \"chosen\" and \"rejected\")");
   return TaskLayout::kTask;
 }
@@ -70,9 +75,12 @@ TaskExample read_example(const JsonRow& row, TaskLayout layout) {
   TaskExample e;
   if (row.has("id")) {
     const Json& id = row.field("id");
-    if (id.is_number_integer()) e.id = std::to_string(id.get<int64_t>());
-    else if (id.is_string() && !id.get<std::string>().empty()) e.id = id.get<std::string>();
-    else row.fail_field("id", "must be a non-empty string or an integer, got " + id.dump());
+    if (id.is_number_integer())
+      e.id = std::to_string(id.get<int64_t>());
+    else if (id.is_string() && !id.get<std::string>().empty())
+      e.id = id.get<std::string>();
+    else
+      row.fail_field("id", "must be a non-empty string or an integer, got " + id.dump());
   }
   if (row.has("metadata")) e.metadata = row.field("metadata");
   switch (layout) {
@@ -80,15 +88,19 @@ TaskExample read_example(const JsonRow& row, TaskLayout layout) {
       e.prompt = read_prompt(row);
       e.positive = "<sentence>" + row.get_string("original_document") + "</sentence>";
       std::string negative = row.get_string("default_negative");
-      if (negative.size() >= kVerifiedNo.size() && negative.compare(negative.size() - kVerifiedNo.size(), kVerifiedNo.size(), kVerifiedNo) == 0)
+      if (negative.size() >= kVerifiedNo.size() &&
+          negative.compare(negative.size() - kVerifiedNo.size(), kVerifiedNo.size(), kVerifiedNo) == 0)
         negative.resize(negative.size() - kVerifiedNo.size());
       e.negatives.push_back(negative);
       break;
     }
     case TaskLayout::kPreference: {
-      if (row.has("messages")) e.messages = read_messages(row, "messages");
-      else if (row.has("prompt") && row.field("prompt").is_array()) e.messages = read_messages(row, "prompt");
-      else e.prompt = read_prompt(row);
+      if (row.has("messages"))
+        e.messages = read_messages(row, "messages");
+      else if (row.has("prompt") && row.field("prompt").is_array())
+        e.messages = read_messages(row, "prompt");
+      else
+        e.prompt = read_prompt(row);
       e.positive = read_completion(row, "chosen");
       if (row.has("rejected")) e.negatives.push_back(read_completion(row, "rejected"));
       break;
@@ -97,9 +109,12 @@ TaskExample read_example(const JsonRow& row, TaskLayout layout) {
       const bool has_prompt = row.has("prompt"), has_messages = row.has("messages");
       if (has_prompt == has_messages)
         fail_input(row.where + ": give exactly one of fields \"prompt\" (a string) and \"messages\" (chat turns)");
-      if (has_messages) e.messages = read_messages(row, "messages");
-      else if (row.field("prompt").is_array()) e.messages = read_messages(row, "prompt");
-      else e.prompt = read_prompt(row);
+      if (has_messages)
+        e.messages = read_messages(row, "messages");
+      else if (row.field("prompt").is_array())
+        e.messages = read_messages(row, "prompt");
+      else
+        e.prompt = read_prompt(row);
       const Json& positive = row.field("positive");
       if (!positive.is_string()) row.fail_field("positive", "must be a string, got " + json_type_name(positive));
       e.positive = positive.get<std::string>();
@@ -123,9 +138,12 @@ TaskExample read_example(const JsonRow& row, TaskLayout layout) {
 
 std::string layout_name(TaskLayout layout) {
   switch (layout) {
-    case TaskLayout::kTask: return "task";
-    case TaskLayout::kPreference: return "preference";
-    case TaskLayout::kWordOrder: return "wordorder";
+    case TaskLayout::kTask:
+      return "task";
+    case TaskLayout::kPreference:
+      return "preference";
+    case TaskLayout::kWordOrder:
+      return "wordorder";
   }
   return "task";
 }
@@ -179,7 +197,8 @@ TaskFile read_task_file(const fs::path& path, int64_t limit) {
   while (auto row = reader.next()) {
     if (limit >= 0 && (int64_t)file.examples.size() >= limit) break;
     const TaskLayout layout = detect(*row);
-    if (file.examples.empty()) file.layout = layout;
+    if (file.examples.empty())
+      file.layout = layout;
     else if (layout != file.layout)
       fail_input(row->where + ": a " + layout_name(layout) + " record in a file whose first record is a " +
                  layout_name(file.layout) + " record; use one layout per file");
@@ -188,7 +207,8 @@ TaskFile read_task_file(const fs::path& path, int64_t limit) {
     if (e.id.empty()) e.id = derive_id(e);
     auto [it, inserted] = seen.emplace(e.id, e.line);
     if (!inserted)
-      fail_input(row->where + ": field \"id\" \"" + e.id + "\" repeats the record at line " + std::to_string(it->second) +
+      fail_input(row->where + ": field \"id\" \"" + e.id + "\" repeats the record at line " +
+                 std::to_string(it->second) +
                  " (ids must be unique; a derived id repeats when prompt and positive repeat)");
     file.examples.push_back(std::move(e));
   }
@@ -206,9 +226,12 @@ std::vector<PromptRow> read_prompt_rows(const fs::path& path, PromptRowNeeds nee
     PromptRow r;
     r.line = reader.line_number();
     r.row = row->value;
-    if (row->has("messages")) r.messages = read_messages(*row, "messages");
-    else if (row->has("prompt") && row->field("prompt").is_array()) r.messages = read_messages(*row, "prompt");
-    else r.prompt = read_prompt(*row);
+    if (row->has("messages"))
+      r.messages = read_messages(*row, "messages");
+    else if (row->has("prompt") && row->field("prompt").is_array())
+      r.messages = read_messages(*row, "prompt");
+    else
+      r.prompt = read_prompt(*row);
     if (!r.messages.empty()) {
       TaskExample e;
       e.messages = r.messages;
@@ -228,9 +251,12 @@ std::vector<PromptRow> read_prompt_rows(const fs::path& path, PromptRowNeeds nee
     }
     if (row->has("id")) {
       const Json& id = row->field("id");
-      if (id.is_number_integer()) r.id = std::to_string(id.get<int64_t>());
-      else if (id.is_string() && !id.get<std::string>().empty()) r.id = id.get<std::string>();
-      else row->fail_field("id", "must be a non-empty string or an integer, got " + id.dump());
+      if (id.is_number_integer())
+        r.id = std::to_string(id.get<int64_t>());
+      else if (id.is_string() && !id.get<std::string>().empty())
+        r.id = id.get<std::string>();
+      else
+        row->fail_field("id", "must be a non-empty string or an integer, got " + id.dump());
     } else {
       TaskExample e;
       e.prompt = r.messages.empty() ? r.prompt : "";
@@ -262,10 +288,13 @@ Json write_split(const SplitJob& job) {
   const int64_t n = (int64_t)file.examples.size();
   auto size_of = [&](int64_t requested, const char* name) {
     if (requested < 0) return n >= 3 ? std::max<int64_t>(1, n / 5) : (int64_t)0;
-    if (requested > n) fail_usage(std::string("--") + name + " " + std::to_string(requested) + " exceeds the " + std::to_string(n) + " records of " + job.input.string());
+    if (requested > n)
+      fail_usage(std::string("--") + name + " " + std::to_string(requested) + " exceeds the " + std::to_string(n) +
+                 " records of " + job.input.string());
     return requested;
   };
-  const int64_t test = size_of(job.test_size, "test_size"), calibration = size_of(job.calibration_size, "calibration_size");
+  const int64_t test = size_of(job.test_size, "test_size"),
+                calibration = size_of(job.calibration_size, "calibration_size");
   if (test + calibration >= n)
     fail_usage("--test_size " + std::to_string(test) + " plus --calibration_size " + std::to_string(calibration) +
                " leave no training record of the " + std::to_string(n) + " in " + job.input.string());
@@ -273,7 +302,10 @@ Json write_split(const SplitJob& job) {
   const auto order = rng.permutation(n);
   AtomicDir out(job.output, job.overwrite);
   Json splits = Json::object();
-  struct Part { const char* name; int64_t begin, end; };
+  struct Part {
+    const char* name;
+    int64_t begin, end;
+  };
   const Part parts[] = {{"test", 0, test}, {"calibration", test, test + calibration}, {"train", test + calibration, n}};
   for (const auto& part : parts) {
     std::ostringstream text;
@@ -285,12 +317,20 @@ Json write_split(const SplitJob& job) {
     }
     const std::string name = std::string(part.name) + ".jsonl";
     write_file(out.path() / name, text.str());
-    splits[part.name] = {{"file", name}, {"records", part.end - part.begin}, {"with_static_negatives", with_negatives},
+    splits[part.name] = {{"file", name},
+                         {"records", part.end - part.begin},
+                         {"with_static_negatives", with_negatives},
                          {"sha256", sha256_hex(text.str())}};
   }
-  Json manifest = {{"command", "data split"}, {"input", job.input.string()}, {"input_sha256", sha256_file_hex(job.input)},
-                   {"layout", layout_name(file.layout)}, {"records", n}, {"seed", job.seed}, {"splits", splits},
-                   {"default_negative_rule", std::string(kDefaultNegativeRule)}, {"sdmlm_version", version()}};
+  Json manifest = {{"command", "data split"},
+                   {"input", job.input.string()},
+                   {"input_sha256", sha256_file_hex(job.input)},
+                   {"layout", layout_name(file.layout)},
+                   {"records", n},
+                   {"seed", job.seed},
+                   {"splits", splits},
+                   {"default_negative_rule", std::string(kDefaultNegativeRule)},
+                   {"sdmlm_version", version()}};
   write_file(out.path() / "manifest.json", manifest.dump(2) + "\n");
   out.publish();
   return manifest;

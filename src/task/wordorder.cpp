@@ -10,8 +10,7 @@ namespace {
 constexpr int kMaxPermutationAttempts = 1000;
 
 // A suffix order different from the original (as a space-joined string).
-std::string shuffled_suffix(const std::vector<std::string>& suffix, const std::string& original,
-                            Rng& rng) {
+std::string shuffled_suffix(const std::vector<std::string>& suffix, const std::string& original, Rng& rng) {
   for (int attempt = 0; attempt < kMaxPermutationAttempts; ++attempt) {
     auto order = rng.permutation((int64_t)suffix.size());
     std::vector<std::string> words;
@@ -19,8 +18,7 @@ std::string shuffled_suffix(const std::vector<std::string>& suffix, const std::s
     std::string joined = join_words(words, 0, words.size());
     if (joined != original) return joined;
   }
-  throw Error(ExitCode::kInternal,
-              "no suffix permutation differs from \"" + original + "\" (skip rule not applied?)");
+  throw Error(ExitCode::kInternal, "no suffix permutation differs from \"" + original + "\" (skip rule not applied?)");
 }
 
 // Each split draws from its own generator so that one split's records do not depend on another's.
@@ -32,8 +30,7 @@ int64_t word_count(const std::string& sentence) {
   return sentence.empty() ? 0 : 1 + (int64_t)std::count(sentence.begin(), sentence.end(), ' ');
 }
 
-Split make_split(const std::string& name, std::vector<std::string> sentences,
-                 const WordOrderOptions& options) {
+Split make_split(const std::string& name, std::vector<std::string> sentences, const WordOrderOptions& options) {
   Split split;
   split.name = name;
   split.sentences = std::move(sentences);
@@ -69,8 +66,7 @@ std::string make_negative(std::string_view negative_sentence, int corruption) {
     case 3:
       return neg + "\n<verified>No</verified>";
   }
-  throw Error(ExitCode::kInternal,
-              "make_negative: corruption kind must be 0..3, got " + std::to_string(corruption));
+  throw Error(ExitCode::kInternal, "make_negative: corruption kind must be 0..3, got " + std::to_string(corruption));
 }
 
 bool skip_sentence(const std::vector<std::string>& words, int multiset_size) {
@@ -97,9 +93,8 @@ std::string uuid_from_rng(Rng& rng) {
 
 std::optional<WordOrderRecord> make_record(std::string_view sentence, int multiset_size, Rng& rng) {
   if (multiset_size < 3)
-    throw Error(ExitCode::kUsage,
-                "multiset size must be at least 3 (two distinct reorderings are needed), got " +
-                    std::to_string(multiset_size));
+    throw Error(ExitCode::kUsage, "multiset size must be at least 3 (two distinct reorderings are needed), got " +
+                                      std::to_string(multiset_size));
   auto words = split_words(sentence);
   if (skip_sentence(words, multiset_size)) return std::nullopt;
   const size_t split_at = words.size() - (size_t)multiset_size;
@@ -109,16 +104,14 @@ std::optional<WordOrderRecord> make_record(std::string_view sentence, int multis
   std::string first, second;
   for (int attempt = 0;; ++attempt) {
     if (attempt == kMaxPermutationAttempts)
-      throw Error(ExitCode::kInternal,
-                  "no two distinct suffix permutations of \"" + original + "\"");
+      throw Error(ExitCode::kInternal, "no two distinct suffix permutations of \"" + original + "\"");
     first = shuffled_suffix(suffix, original, rng);
     second = shuffled_suffix(suffix, original, rng);
     if (first != second) break;
   }
   WordOrderRecord record;
   record.original_document = join_words(words, 0, words.size());
-  record.genai_document =
-      "<sentence>" + record.original_document + "</sentence>\n<verified>Yes</verified>";
+  record.genai_document = "<sentence>" + record.original_document + "</sentence>\n<verified>Yes</verified>";
   record.prompt = make_prompt(prefix, first);
   record.multiset = first;
   if (rng.uniform() < kTagCorruptionProbability) record.corruption = 1 + (int)rng.below(3);
@@ -152,8 +145,7 @@ LengthStats length_stats(const std::vector<std::string>& sentences) {
   return stats;
 }
 
-std::vector<int64_t> scaled_split_sizes(const WordOrderOptions& options, int64_t available,
-                                        bool* scaled) {
+std::vector<int64_t> scaled_split_sizes(const WordOrderOptions& options, int64_t available, bool* scaled) {
   std::vector<int64_t> sizes = {options.training_size, options.calibration_size, options.test_size,
                                 options.shifted_size};
   static const char* kNames[] = {"training", "calibration", "test", "shifted"};
@@ -174,18 +166,16 @@ std::vector<int64_t> scaled_split_sizes(const WordOrderOptions& options, int64_t
     sizes[i] = (int64_t)((__int128)sizes[i] * available / total);
     if (wanted && sizes[i] == 0)
       fail_input("the corpus is too small: " + std::to_string(available) + " usable sentences (" +
-                 std::to_string(options.min_words) + "–" + std::to_string(options.max_words) +
-                 " words), requested " + std::to_string(total) + "; scaled down, the " + kNames[i] +
-                 " split would be empty (need at least " + std::to_string(needed) +
-                 " sentences). HINT: give more sentences or smaller --*_size options");
+                 std::to_string(options.min_words) + "–" + std::to_string(options.max_words) + " words), requested " +
+                 std::to_string(total) + "; scaled down, the " + kNames[i] + " split would be empty (need at least " +
+                 std::to_string(needed) + " sentences). HINT: give more sentences or smaller --*_size options");
   }
   return sizes;
 }
 
-WordOrderData build_wordorder(
-    const std::vector<std::string>& sentences,
-    const std::vector<std::pair<std::string, std::vector<std::string>>>& extra_tests,
-    const WordOrderOptions& options) {
+WordOrderData build_wordorder(const std::vector<std::string>& sentences,
+                              const std::vector<std::pair<std::string, std::vector<std::string>>>& extra_tests,
+                              const WordOrderOptions& options) {
   if (options.multiset_size < 3)
     fail_usage("--multiset_size must be at least 3, got " + std::to_string(options.multiset_size));
   if (options.min_words < 1 || options.max_words < options.min_words)
@@ -212,9 +202,8 @@ WordOrderData build_wordorder(
   std::vector<std::string> shuffled;
   shuffled.reserve(pool.size());
   for (int64_t i : order) shuffled.push_back(std::move(pool[(size_t)i]));
-  std::stable_sort(
-      shuffled.begin(), shuffled.end(),
-      [](const std::string& a, const std::string& b) { return word_count(a) > word_count(b); });
+  std::stable_sort(shuffled.begin(), shuffled.end(),
+                   [](const std::string& a, const std::string& b) { return word_count(a) > word_count(b); });
   std::vector<std::string> shifted(shuffled.begin(), shuffled.begin() + sizes[3]);
 
   std::vector<std::string> rest;

@@ -13,20 +13,16 @@ Json stats_json(const LengthStats& s) {
 }
 
 std::pair<std::string, std::string> parse_extra_test(const std::string& spec) {
-  static const std::set<std::string> kReserved = {"train", "calibration", "test", "shifted",
-                                                  "manifest"};
+  static const std::set<std::string> kReserved = {"train", "calibration", "test", "shifted", "manifest"};
   size_t eq = spec.find('=');
   std::string name = eq == std::string::npos ? "" : spec.substr(0, eq);
   bool valid =
       !name.empty() && name.size() <= 64 &&
-      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
-          std::string::npos;
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == std::string::npos;
   if (!valid || eq + 1 >= spec.size())
-    fail_usage("--extra_test expects NAME=FILE with NAME of letters, digits, '_' or '-', got \"" +
-               spec + "\"");
+    fail_usage("--extra_test expects NAME=FILE with NAME of letters, digits, '_' or '-', got \"" + spec + "\"");
   if (kReserved.count(name))
-    fail_usage("--extra_test name \"" + name +
-               "\" is reserved (train, calibration, test, shifted)");
+    fail_usage("--extra_test name \"" + name + "\" is reserved (train, calibration, test, shifted)");
   return {name, spec.substr(eq + 1)};
 }
 
@@ -36,8 +32,7 @@ Json write_wordorder(const WordOrderJob& a) {
   const auto& o = a.options;
   if (o.multiset_size < 3 || o.multiset_size > 20)
     fail_usage("--multiset_size must be in [3, 20], got " + std::to_string(o.multiset_size));
-  if (o.min_words < 1 || o.max_words < o.min_words)
-    fail_usage("--min_words and --max_words need 1 <= min <= max");
+  if (o.min_words < 1 || o.max_words < o.min_words) fail_usage("--min_words and --max_words need 1 <= min <= max");
   std::vector<std::pair<std::string, std::string>> extra_specs;
   std::set<std::string> extra_names;
   for (const auto& spec : a.extra_tests) {
@@ -45,16 +40,14 @@ Json write_wordorder(const WordOrderJob& a) {
     if (!extra_names.insert(extra_specs.back().first).second)
       fail_usage("--extra_test name \"" + extra_specs.back().first + "\" given twice");
   }
-  if (fs::exists(a.output) && !a.overwrite)
-    fail_usage(a.output + ": already exists (pass --overwrite to replace it)");
+  if (fs::exists(a.output) && !a.overwrite) fail_usage(a.output + ": already exists (pass --overwrite to replace it)");
 
   // Sources: WordNet and/or files, concatenated in the order given, then deduplicated.
   std::vector<std::string> corpus;
   Json sources = Json::array();
   for (const auto& name : a.sentences) {
     bool wordnet = name == "wordnet";
-    auto source =
-        wordnet ? read_wordnet_sentences(a.wordnet_dir) : read_sentence_file(name);
+    auto source = wordnet ? read_wordnet_sentences(a.wordnet_dir) : read_sentence_file(name);
     sources.push_back({{"source", wordnet ? "wordnet" : "file"},
                        {"path", wordnet ? a.wordnet_dir : name},
                        {"read", source.lines_read},
@@ -69,25 +62,20 @@ Json write_wordorder(const WordOrderJob& a) {
   Json extra_sources = Json::array();
   for (const auto& [name, path] : extra_specs) {
     auto source = read_sentence_file(path);
-    extra_sources.push_back(
-        {{"name", name}, {"path", path}, {"sentences", source.sentences.size()}});
+    extra_sources.push_back({{"name", name}, {"path", path}, {"sentences", source.sentences.size()}});
     extras.push_back({name, std::move(source.sentences)});
   }
 
   auto data = build_wordorder(corpus, extras, o);
   if (data.scaled_down) {
-    const int64_t total =
-        data.requested[0] + data.requested[1] + data.requested[2] + data.requested[3];
-    std::cerr << "warning: only " << data.in_length_range << " sentences have " << o.min_words
-              << "–" << o.max_words << " words (requested " << total
-              << "); split sizes scaled down to train " << data.splits[0].sentences.size()
-              << ", calibration " << data.splits[1].sentences.size() << ", test "
-              << data.splits[2].sentences.size() << ", shifted " << data.splits[3].sentences.size()
-              << "\n";
+    const int64_t total = data.requested[0] + data.requested[1] + data.requested[2] + data.requested[3];
+    std::cerr << "warning: only " << data.in_length_range << " sentences have " << o.min_words << "–" << o.max_words
+              << " words (requested " << total << "); split sizes scaled down to train "
+              << data.splits[0].sentences.size() << ", calibration " << data.splits[1].sentences.size() << ", test "
+              << data.splits[2].sentences.size() << ", shifted " << data.splits[3].sentences.size() << "\n";
   }
 
-  std::set<std::string> training_set(data.splits[0].sentences.begin(),
-                                     data.splits[0].sentences.end());
+  std::set<std::string> training_set(data.splits[0].sentences.begin(), data.splits[0].sentences.end());
   AtomicDir out(a.output, a.overwrite);
   Json splits = Json::object();
   for (size_t i = 0; i < data.splits.size(); ++i) {
@@ -113,9 +101,8 @@ Json write_wordorder(const WordOrderJob& a) {
     if (i >= 4) entry["sentences_also_in_train"] = overlap;
     splits[split.name] = entry;
     if (split.skipped > 0)
-      std::cerr << "note: " << file << ": " << split.skipped
-                << " sentence(s) skipped (no prefix, or the last " << o.multiset_size
-                << " words hold fewer than 2 distinct strings)\n";
+      std::cerr << "note: " << file << ": " << split.skipped << " sentence(s) skipped (no prefix, or the last "
+                << o.multiset_size << " words hold fewer than 2 distinct strings)\n";
   }
   // Sentences in no split: a pretraining corpus that shares no sentence with the task splits.
   std::set<std::string> assigned;
@@ -156,6 +143,5 @@ Json write_wordorder(const WordOrderJob& a) {
   out.publish();
   return manifest;
 }
-
 
 }  // namespace sdmlm::task

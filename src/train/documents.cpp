@@ -30,7 +30,8 @@ TaskData load_task_data(const fs::path& path, int64_t limit) {
     auto sentence = file.layout == task::TaskLayout::kWordOrder ? std::optional<std::string>(e.positive) : std::nullopt;
     if (sentence && sentence->starts_with("<sentence>") && sentence->ends_with("</sentence>"))
       r.reference = sentence->substr(10, sentence->size() - 21);
-    else r.reference = e.positive;
+    else
+      r.reference = e.positive;
     data.records.push_back(std::move(r));
   }
   return data;
@@ -107,14 +108,15 @@ LayerDocument layer_document(const TaskRecord& record, const NegativeCache& cach
 }
 
 std::vector<std::string> generate_responses(const lm::CausalLM& model, const Encoder& encoder,
-                                            const std::vector<std::vector<ChatMessage>>& prompts, int64_t max_new_tokens,
-                                            int64_t batch, bool progress) {
+                                            const std::vector<std::vector<ChatMessage>>& prompts,
+                                            int64_t max_new_tokens, int64_t batch, bool progress) {
   std::vector<std::vector<int64_t>> encoded;
   for (const auto& p : prompts) encoded.push_back(encoder.prompt(p));
   // Similar lengths together: less padding per batch. Output keeps the input order.
   std::vector<size_t> order(encoded.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return encoded[a].size() < encoded[b].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return encoded[a].size() < encoded[b].size(); });
   lm::GenerateOptions o;
   o.max_new_tokens = max_new_tokens;
   o.stop_token_ids = encoder.stop_ids();

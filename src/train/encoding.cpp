@@ -13,12 +13,15 @@ namespace {
 
 std::string assistant_marker(ChatFamily family) {
   switch (family) {
-    case ChatFamily::kPhi3: return "<|assistant|>";
+    case ChatFamily::kPhi3:
+      return "<|assistant|>";
     case ChatFamily::kLlama3:
     case ChatFamily::kLlama31:
-    case ChatFamily::kLlama3AlwaysPrompt: return "<|start_header_id|>assistant<|end_header_id|>";
+    case ChatFamily::kLlama3AlwaysPrompt:
+      return "<|start_header_id|>assistant<|end_header_id|>";
     case ChatFamily::kChatML:
-    case ChatFamily::kQwen3: return "<|im_start|>assistant";
+    case ChatFamily::kQwen3:
+      return "<|im_start|>assistant";
   }
   return "";
 }
@@ -62,13 +65,16 @@ std::vector<int64_t> Encoder::render(const std::vector<ChatMessage>& before, con
   return ids;
 }
 
-std::vector<int64_t> Encoder::prompt(const std::vector<ChatMessage>& before) const { return render(before, nullptr, true); }
+std::vector<int64_t> Encoder::prompt(const std::vector<ChatMessage>& before) const {
+  return render(before, nullptr, true);
+}
 
 std::vector<int64_t> Encoder::stop_ids() const {
   std::vector<int64_t> ids;
   if (tokenizer_.eos_id) ids.push_back(*tokenizer_.eos_id);
   for (const char* end : {"<|end|>", "<|eot_id|>", "<|im_end|>"})
-    if (auto id = tokenizer_.token_to_id(end); id && std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
+    if (auto id = tokenizer_.token_to_id(end); id && std::find(ids.begin(), ids.end(), *id) == ids.end())
+      ids.push_back(*id);
   return ids;
 }
 
@@ -81,8 +87,10 @@ int64_t Encoder::first_token_reaching(const std::vector<int64_t>& ids, int64_t c
   while (lo < hi) {
     int64_t mid = (lo + hi + 1) / 2;
     std::vector<int64_t> head(ids.begin(), ids.begin() + mid);
-    if ((int64_t)tokenizer_.decode(head, false).size() <= chars) lo = mid;
-    else hi = mid - 1;
+    if ((int64_t)tokenizer_.decode(head, false).size() <= chars)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   return lo;
 }
@@ -125,7 +133,8 @@ Sequence Encoder::encode_verification(const std::vector<ChatMessage>& before, co
   s.ids = render(before, &verification, false);
   const std::string full = tokenizer_.decode(s.ids, false);
   size_t tag = full.rfind(kVerifiedTag);
-  if (tag == std::string::npos) fail_input("verification text has no \"<verified>\" tag: \"" + verification.substr(0, 80) + "\"");
+  if (tag == std::string::npos)
+    fail_input("verification text has no \"<verified>\" tag: \"" + verification.substr(0, 80) + "\"");
   s.verified = token_ending_at(s.ids, (int64_t)(tag + kVerifiedTag.size()));
   if (s.verified < 0) {  // the tag shares a token with what follows: encode the text up to it alone
     auto prefix = tokenizer_.encode(full.substr(0, tag + kVerifiedTag.size()), false);
@@ -185,8 +194,8 @@ torch::Tensor features_from_hidden(const torch::Tensor& hidden, const torch::Ten
   return out;
 }
 
-torch::Tensor compute_features(const lm::CausalLM& model, const std::vector<Sequence>& sequences,
-                               FeatureLayout layout, int64_t pad_id, int64_t batch) {
+torch::Tensor compute_features(const lm::CausalLM& model, const std::vector<Sequence>& sequences, FeatureLayout layout,
+                               int64_t pad_id, int64_t batch) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   // Sort by length so chunks pad little; restore the order at the end.

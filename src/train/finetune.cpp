@@ -31,8 +31,8 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 struct Timing {
   double lm_steps = 0, sdm_fits = 0, features = 0, generation = 0, evaluation = 0, checkpoints = 0;
   Json to_json() const {
-    return {{"lm_steps", lm_steps}, {"sdm_fits", sdm_fits}, {"features", features}, {"generation", generation},
-            {"evaluation", evaluation}, {"checkpoints", checkpoints}};
+    return {{"lm_steps", lm_steps},     {"sdm_fits", sdm_fits},     {"features", features},
+            {"generation", generation}, {"evaluation", evaluation}, {"checkpoints", checkpoints}};
   }
   void from_json(const Json& j) {
     lm_steps = j.value("lm_steps", 0.0);
@@ -53,10 +53,14 @@ struct RunState {
   int64_t metrics_lines = 0;
   Timing timing;
   Json to_json() const {
-    return {{"step", step}, {"best_eval_loss", std::isfinite(best_loss) ? Json(best_loss) : Json(nullptr)},
-            {"best_step", best_step}, {"train_previous", cache_to_json(train_previous)},
-            {"train_current", cache_to_json(train_current)}, {"eval_previous", cache_to_json(eval_previous)},
-            {"metrics_lines", metrics_lines}, {"timing", timing.to_json()}};
+    return {{"step", step},
+            {"best_eval_loss", std::isfinite(best_loss) ? Json(best_loss) : Json(nullptr)},
+            {"best_step", best_step},
+            {"train_previous", cache_to_json(train_previous)},
+            {"train_current", cache_to_json(train_current)},
+            {"eval_previous", cache_to_json(eval_previous)},
+            {"metrics_lines", metrics_lines},
+            {"timing", timing.to_json()}};
   }
   static RunState from_json(const Json& j) {
     RunState s;
@@ -91,8 +95,7 @@ class Finetuner {
   void open_run_dir();
   std::vector<Prepared> prepare(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
                                 const std::string& purpose, uint64_t round, bool generate, NegativeCache& cache,
-                                std::vector<std::pair<size_t, std::string>>& added,
-                                int64_t* generated, int64_t* hard,
+                                std::vector<std::pair<size_t, std::string>>& added, int64_t* generated, int64_t* hard,
                                 std::vector<std::pair<size_t, std::string>>* responses = nullptr);
   // The documents of this rank among a step's `docs` (all of them in one process).
   std::vector<size_t> my_share(const std::vector<size_t>& docs) const;
@@ -156,12 +159,14 @@ void Finetuner::open_run_dir() {
       j->erase("world_size");
     }
     if (a != b)
-      fail_usage(run_.string() + "/config.json differs from the options given; resume with the same options "
-                                 "(at another world size: the same --batch_size × ranks)");
+      fail_usage(run_.string() +
+                 "/config.json differs from the options given; resume with the same options "
+                 "(at another world size: the same --batch_size × ranks)");
     return;
   }
   const bool occupied = fs::exists(run_) && !fs::is_empty(run_);
-  if (occupied && !o_.overwrite) fail_io(run_.string() + " exists; pass --resume to continue it or --overwrite to replace it");
+  if (occupied && !o_.overwrite)
+    fail_io(run_.string() + " exists; pass --resume to continue it or --overwrite to replace it");
   dist::barrier();  // every rank has looked before rank 0 replaces it
   if (dist::world().main()) {
     if (occupied) fs::remove_all(run_);
@@ -228,8 +233,8 @@ std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records,
       prompts.push_back(encoder_->turns(records[docs[k]]));
       asked.push_back(records[docs[k]]);
     }
-    auto responses = generate_responses(*model_, *encoder_, prompts, o_.max_generation_new_tokens,
-                                        o_.generation_batch_size);
+    auto responses =
+        generate_responses(*model_, *encoder_, prompts, o_.max_generation_new_tokens, o_.generation_batch_size);
     const auto rewards = task::judge(*reward_, reward_queries(asked, responses));
     for (size_t j = 0; j < to_generate.size(); ++j) {
       const TaskRecord& r = asked[j];
@@ -317,7 +322,7 @@ SdmLayer Finetuner::layer_for_epoch(int64_t epoch) {
   auto t0 = Clock::now();
   const bool saved = fs::exists(path);
   dist::barrier();  // every rank has looked before rank 0 writes it
-  if (saved) {  // resumed inside this epoch: the layer it was trained with
+  if (saved) {      // resumed inside this epoch: the layer it was trained with
     auto model = sdm::load_model(path);
     for (size_t i = 0; i < model.support.size(); ++i) layer.support_index[model.support[i].id] = (int64_t)i;
     layer.estimator = std::make_unique<sdm::Estimator>(std::move(model), torch::kCPU);
@@ -334,10 +339,14 @@ SdmLayer Finetuner::layer_for_epoch(int64_t epoch) {
   }
   state_.timing.sdm_fits += since(t0) - layer.seconds_features;
   state_.timing.features += layer.seconds_features;
-  append_metrics({{"type", "sdm_layer"}, {"split", "train"}, {"epoch", epoch}, {"step", state_.step},
+  append_metrics({{"type", "sdm_layer"},
+                  {"split", "train"},
+                  {"epoch", epoch},
+                  {"step", state_.step},
                   {"support", layer.estimator->model().support.size()},
                   {"regions", layer.estimator->model().regions.size()},
-                  {"fit_seconds", layer.seconds_fit}, {"feature_seconds", layer.seconds_features}});
+                  {"fit_seconds", layer.seconds_fit},
+                  {"feature_seconds", layer.seconds_features}});
   return layer;
 }
 
@@ -351,7 +360,7 @@ double Finetuner::evaluate() {
     state_.timing.sdm_fits += layer->seconds_fit;
     state_.timing.features += layer->seconds_features;
   }
-  NegativeCache fresh;  // the validation cache is reset after the layer is trained
+  NegativeCache fresh;                                   // the validation cache is reset after the layer is trained
   const bool generate = state_.step > steps_per_epoch_;  // generation starts after the first epoch
   int64_t generated = 0, hard = 0, tokens = 0, loss_tokens = 0;
   double sum = 0;
@@ -388,9 +397,10 @@ double Finetuner::evaluate() {
   const double loss = sum / (double)std::max<int64_t>(1, loss_tokens);
   const double seconds = since(t0);
   state_.timing.evaluation += seconds;
-  Json line = {{"type", "eval"}, {"step", state_.step}, {"epoch", (double)state_.step / (double)steps_per_epoch_},
-               {"eval_loss", loss}, {"documents", eval_.size()}, {"generated", generated}, {"hard_negatives", hard},
-               {"seconds", seconds}};
+  Json line = {
+      {"type", "eval"},         {"step", state_.step},       {"epoch", (double)state_.step / (double)steps_per_epoch_},
+      {"eval_loss", loss},      {"documents", eval_.size()}, {"generated", generated},
+      {"hard_negatives", hard}, {"seconds", seconds}};
   if (layer) line["eval_layer_regions"] = layer->estimator->model().regions.size();
   if (!generations.empty()) {  // SPEC §6.4 over this evaluation's online generations
     std::vector<std::string> responses, references, positives;
@@ -468,7 +478,8 @@ FinetuneSummary Finetuner::run() {
     if (fs::exists(run_ / "checkpoints"))
       for (const auto& entry : fs::directory_iterator(run_ / "checkpoints")) {
         const std::string name = entry.path().filename().string();
-        if (name.rfind("step-", 0) == 0 && fs::exists(entry.path() / "state.json") && std::stoll(name.substr(5)) > best) {
+        if (name.rfind("step-", 0) == 0 && fs::exists(entry.path() / "state.json") &&
+            std::stoll(name.substr(5)) > best) {
           best = std::stoll(name.substr(5));
           latest = entry.path();
         }
@@ -478,14 +489,16 @@ FinetuneSummary Finetuner::run() {
   model_->make_trainable();
   model_->set_gradient_checkpointing(o_.gradient_checkpointing);
   tokenizer_ = Tokenizer::load(o_.model);
-  encoder_ = std::make_unique<Encoder>(*tokenizer_, model_->config().model_type, std::string(kSystemPrompt), o_.max_length);
+  encoder_ =
+      std::make_unique<Encoder>(*tokenizer_, model_->config().model_type, std::string(kSystemPrompt), o_.max_length);
   pad_id_ = tokenizer_->pad_id.value_or(tokenizer_->eos_id.value_or(0));
   optimizer_ = std::make_unique<AdamW>(model_->named_parameters(), o_.optimizer);
   if (!latest.empty()) {
     load_checkpoint(latest);
     if (dist::world().main()) std::cerr << "resuming " << run_.string() << " at step " << state_.step << "\n";
   }
-  representation_ = {{"provider", "sdmlm"}, {"model", o_.model.filename().string()},
+  representation_ = {{"provider", "sdmlm"},
+                     {"model", o_.model.filename().string()},
                      {"inputTemplate", "phi3-chat/verification"},
                      {"fingerprint", "sdmlm-verification-" + feature_layout_name(o_.sdm.layout)}};
 
@@ -523,8 +536,8 @@ FinetuneSummary Finetuner::run() {
       for (const auto& p : prepared) loss_tokens += loss_token_count(p.sequence);
       loss_tokens = dist::all_reduce_sum(loss_tokens);  // the step's token mean is over every rank's tokens
       auto t1 = Clock::now();
-      double sum = forward_loss(train_, prepared, layer ? &*layer : nullptr,
-                                (double)std::max<int64_t>(1, loss_tokens), true, &tokens);
+      double sum = forward_loss(train_, prepared, layer ? &*layer : nullptr, (double)std::max<int64_t>(1, loss_tokens),
+                                true, &tokens);
       const auto t_reduce = Clock::now();
       dist::all_reduce_gradients(parameters);
       const double reduce_seconds = since(t_reduce);
@@ -540,10 +553,18 @@ FinetuneSummary Finetuner::run() {
       window_tokens += (double)tokens;
       window_seconds += step_seconds;
       const double loss = sum / (double)std::max<int64_t>(1, loss_tokens);
-      append_metrics({{"type", "step"}, {"step", state_.step}, {"epoch", (double)state_.step / (double)steps_per_epoch_},
-                      {"loss", loss}, {"learning_rate", lr}, {"grad_norm", norm}, {"documents", docs.size()},
-                      {"tokens", tokens}, {"loss_tokens", loss_tokens}, {"generated", generated},
-                      {"hard_negatives", hard}, {"seconds", since(t0)},
+      append_metrics({{"type", "step"},
+                      {"step", state_.step},
+                      {"epoch", (double)state_.step / (double)steps_per_epoch_},
+                      {"loss", loss},
+                      {"learning_rate", lr},
+                      {"grad_norm", norm},
+                      {"documents", docs.size()},
+                      {"tokens", tokens},
+                      {"loss_tokens", loss_tokens},
+                      {"generated", generated},
+                      {"hard_negatives", hard},
+                      {"seconds", since(t0)},
                       {"allreduce_seconds", reduce_seconds}});
       char extra[96];
       std::snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, window_tokens / std::max(1e-9, window_seconds));
@@ -570,8 +591,12 @@ FinetuneSummary Finetuner::run() {
     final_dir.publish();
   }
   FinetuneSummary summary{state_.step, state_.best_step, state_.best_loss, since(started), state_.timing.to_json()};
-  Json out = {{"steps", summary.steps}, {"best_step", summary.best_step}, {"best_eval_loss", summary.best_eval_loss},
-              {"steps_per_epoch", steps_per_epoch_}, {"warmup_steps", warmup_}, {"seconds_this_process", summary.seconds},
+  Json out = {{"steps", summary.steps},
+              {"best_step", summary.best_step},
+              {"best_eval_loss", summary.best_eval_loss},
+              {"steps_per_epoch", steps_per_epoch_},
+              {"warmup_steps", warmup_},
+              {"seconds_this_process", summary.seconds},
               {"timing", summary.timing}};
   out["world_size"] = dist::world().size;
   if (dist::world().main()) write_file_atomic(run_ / "summary.json", out.dump(2) + "\n");
@@ -582,21 +607,46 @@ FinetuneSummary Finetuner::run() {
 }  // namespace
 
 Json finetune_options_to_json(const FinetuneOptions& o) {
-  return {{"model", o.model.string()}, {"data", o.data.string()}, {"output", o.output.string()}, {"reward", o.reward}, {"loss", o.loss},
-          {"epochs", o.epochs}, {"batch_size", o.batch_size}, {"gradient_accumulation_steps", o.gradient_accumulation_steps},
-          {"learning_rate", o.optimizer.learning_rate}, {"adam_beta1", o.optimizer.beta1}, {"adam_beta2", o.optimizer.beta2},
-          {"adam_epsilon", o.optimizer.eps}, {"weight_decay", o.optimizer.weight_decay},
-          {"max_grad_norm", o.optimizer.max_grad_norm}, {"warmup_ratio", o.warmup_ratio},
-          {"positive_probability", o.positive_probability}, {"hard_negative_probability", o.hard_negative_probability},
-          {"hard_negative_diversity", o.hard_negative_diversity}, {"eval_steps", o.eval_steps},
-          {"max_generation_new_tokens", o.max_generation_new_tokens}, {"max_length", o.max_length},
-          {"train_limit", o.train_limit}, {"eval_limit", o.eval_limit}, {"generation_batch_size", o.generation_batch_size},
-          {"sdm_exemplar_dimension", o.sdm.exemplar_dimension}, {"sdm_max_neighbors", o.sdm.max_neighbors},
-          {"sdm_epochs", o.sdm.epochs}, {"sdm_batch_size", o.sdm.batch_size}, {"sdm_learning_rate", o.sdm.learning_rate},
-          {"sdm_alpha_resolution", o.sdm.alpha_resolution}, {"feature_layout", feature_layout_name(o.sdm.layout)},
-          {"seed", o.seed}, {"device", o.device.str()}, {"bf16", o.bf16},
-          {"gradient_checkpointing", o.gradient_checkpointing}, {"resume", o.resume}, {"overwrite", o.overwrite},
-          {"progress", o.progress}, {"stop_after_steps", o.stop_after_steps}, {"sdmlm_version", version()}};
+  return {{"model", o.model.string()},
+          {"data", o.data.string()},
+          {"output", o.output.string()},
+          {"reward", o.reward},
+          {"loss", o.loss},
+          {"epochs", o.epochs},
+          {"batch_size", o.batch_size},
+          {"gradient_accumulation_steps", o.gradient_accumulation_steps},
+          {"learning_rate", o.optimizer.learning_rate},
+          {"adam_beta1", o.optimizer.beta1},
+          {"adam_beta2", o.optimizer.beta2},
+          {"adam_epsilon", o.optimizer.eps},
+          {"weight_decay", o.optimizer.weight_decay},
+          {"max_grad_norm", o.optimizer.max_grad_norm},
+          {"warmup_ratio", o.warmup_ratio},
+          {"positive_probability", o.positive_probability},
+          {"hard_negative_probability", o.hard_negative_probability},
+          {"hard_negative_diversity", o.hard_negative_diversity},
+          {"eval_steps", o.eval_steps},
+          {"max_generation_new_tokens", o.max_generation_new_tokens},
+          {"max_length", o.max_length},
+          {"train_limit", o.train_limit},
+          {"eval_limit", o.eval_limit},
+          {"generation_batch_size", o.generation_batch_size},
+          {"sdm_exemplar_dimension", o.sdm.exemplar_dimension},
+          {"sdm_max_neighbors", o.sdm.max_neighbors},
+          {"sdm_epochs", o.sdm.epochs},
+          {"sdm_batch_size", o.sdm.batch_size},
+          {"sdm_learning_rate", o.sdm.learning_rate},
+          {"sdm_alpha_resolution", o.sdm.alpha_resolution},
+          {"feature_layout", feature_layout_name(o.sdm.layout)},
+          {"seed", o.seed},
+          {"device", o.device.str()},
+          {"bf16", o.bf16},
+          {"gradient_checkpointing", o.gradient_checkpointing},
+          {"resume", o.resume},
+          {"overwrite", o.overwrite},
+          {"progress", o.progress},
+          {"stop_after_steps", o.stop_after_steps},
+          {"sdmlm_version", version()}};
 }
 
 FinetuneSummary finetune(const FinetuneOptions& options) {

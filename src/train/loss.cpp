@@ -8,18 +8,19 @@ torch::Tensor next_token_loss_sum(const lm::CausalLM& model, const torch::Tensor
                                   const torch::Tensor& beta) {
   const int64_t B = hidden.size(0), T = hidden.size(1), H = hidden.size(2);
   // Causal shift: the state at t predicts the label at t + 1.
-  auto targets = labels.narrow(1, 1, T - 1);                    // [B, T-1]
-  auto keep = targets.ne(-100);                                  // [B, T-1] bool
+  auto targets = labels.narrow(1, 1, T - 1);                                                 // [B, T-1]
+  auto keep = targets.ne(-100);                                                              // [B, T-1] bool
   auto states = hidden.narrow(1, 0, T - 1).masked_select(keep.unsqueeze(-1)).view({-1, H});  // [N, H]
   if (states.size(0) == 0) return (hidden.sum() * 0.0).to(torch::kFloat32);
   auto logits = model.logits_from_hidden(states).to(torch::kFloat32);  // [N, V] only where loss counts
-  auto target = targets.masked_select(keep);                            // [N]
-  if (!beta.defined()) return torch::nn::functional::cross_entropy(
-      logits, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-  auto log_beta = beta.detach().to(logits.device(), torch::kFloat32).log();           // [B]
-  auto per_token = log_beta.unsqueeze(1).expand({B, T - 1}).masked_select(keep);       // [N]
-  auto scaled = torch::log_softmax(logits * per_token.unsqueeze(1), -1);              // [N, V]
-  auto picked = scaled.gather(1, target.unsqueeze(1)).squeeze(1);                      // [N]
+  auto target = targets.masked_select(keep);                           // [N]
+  if (!beta.defined())
+    return torch::nn::functional::cross_entropy(
+        logits, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  auto log_beta = beta.detach().to(logits.device(), torch::kFloat32).log();       // [B]
+  auto per_token = log_beta.unsqueeze(1).expand({B, T - 1}).masked_select(keep);  // [N]
+  auto scaled = torch::log_softmax(logits * per_token.unsqueeze(1), -1);          // [N, V]
+  auto picked = scaled.gather(1, target.unsqueeze(1)).squeeze(1);                 // [N]
   return -(picked / per_token).sum();
 }
 

@@ -23,7 +23,9 @@ std::vector<std::string> read_corpus(const std::vector<fs::path>& files) {
     for (auto& s : source.sentences)
       if (task::split_words(s).size() >= 2) sentences.push_back(std::move(s));
   }
-  if (sentences.size() < 8) fail_input("the pretraining corpus has " + std::to_string(sentences.size()) + " usable sentences; at least 8 are needed");
+  if (sentences.size() < 8)
+    fail_input("the pretraining corpus has " + std::to_string(sentences.size()) +
+               " usable sentences; at least 8 are needed");
   return sentences;
 }
 
@@ -73,7 +75,8 @@ std::vector<int64_t> check_prompt(const Tokenizer& tok, const ChatFormat& format
 // assistant header are masked (mask_until), so that the loss is the answer's alone.
 Sequence chat_item(const Tokenizer& tok, const ChatFormat& format, const std::string& user, const std::string& answer,
                    bool answer_only) {
-  const std::vector<ChatMessage> turns = {{"system", std::string(kSystemPrompt)}, {"user", user}, {"assistant", answer}};
+  const std::vector<ChatMessage> turns = {
+      {"system", std::string(kSystemPrompt)}, {"user", user}, {"assistant", answer}};
   Sequence item;
   item.ids = tok.encode(chat_render(format, turns, false), /*add_special_tokens=*/false);
   if (answer_only) {
@@ -131,15 +134,18 @@ Sequence make_item(const std::vector<std::string>& sentences, const std::string&
   add(distractor(sentences, rng, span(16)));
   if (k > 0) add("'" + task::join_words(tail, 0, tail.size()) + "'");
   // The words after the last quoted span (the task's prompt puts a long instruction there).
-  if (trailing_words == 8) add(distractor(sentences, rng, span(8)));
-  else add(long_distractor(sentences, rng, span(trailing_words)));
+  if (trailing_words == 8)
+    add(distractor(sentences, rng, span(8)));
+  else
+    add(long_distractor(sentences, rng, span(trailing_words)));
   return chat_item(tok, format, user, task::join_words(words, 0, words.size()), answer_only);
 }
 
 // Share of `prompts` whose greedy decode (stripped) is `answers[i]`, or, with `prefix`, starts
 // with it; decoded 32 at a time.
-double greedy_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const std::vector<std::vector<int64_t>>& prompts,
-                       const std::vector<std::string>& answers, int64_t max_new_tokens, bool prefix) {
+double greedy_accuracy(const lm::CausalLM& model, const Tokenizer& tok,
+                       const std::vector<std::vector<int64_t>>& prompts, const std::vector<std::string>& answers,
+                       int64_t max_new_tokens, bool prefix) {
   if (prompts.empty()) return 0;
   torch::NoGradGuard no_grad;
   lm::GenerateOptions g;
@@ -207,7 +213,8 @@ Json pretrain(const PretrainOptions& options) {
   if (!(o.copy_fraction >= 0 && o.copy_fraction <= 1)) fail_usage("--copy_fraction must be in [0, 1]");
   if (o.trailing_words < 1) fail_usage("--trailing_words must be at least 1");
   if (!(o.task_fraction >= 0 && o.task_fraction <= 1)) fail_usage("--task_fraction must be in [0, 1]");
-  if (o.loss_on != "all" && o.loss_on != "answer") fail_usage("--loss_on must be all or answer, got \"" + o.loss_on + "\"");
+  if (o.loss_on != "all" && o.loss_on != "answer")
+    fail_usage("--loss_on must be all or answer, got \"" + o.loss_on + "\"");
   const bool answer_only = o.loss_on == "answer";
   const auto sentences = read_corpus(o.corpus);
   if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
@@ -242,8 +249,8 @@ Json pretrain(const PretrainOptions& options) {
     for (int64_t i = 0; i < o.batch_size; ++i) {
       Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)(world.rank * o.batch_size + i));
       const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
-      items[(size_t)i] = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction, (double)step / (double)o.steps,
-                                   o.trailing_words, o.task_fraction, answer_only);
+      items[(size_t)i] = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction,
+                                   (double)step / (double)o.steps, o.trailing_words, o.task_fraction, answer_only);
       if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
     }
     std::vector<const Sequence*> seqs;
@@ -263,7 +270,8 @@ Json pretrain(const PretrainOptions& options) {
     loss_sum += dist::all_reduce_sum(loss.item<double>());
     ++loss_count;
     char extra[80];
-    std::snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s", loss_sum / (double)loss_count, tokens_total / std::max(1e-9, seconds));
+    std::snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s", loss_sum / (double)loss_count,
+                  tokens_total / std::max(1e-9, seconds));
     bar.update(step + 1, extra);
     if ((step + 1) % 100 == 0 || step + 1 == o.steps) {
       log.push_back({{"step", step + 1}, {"loss", loss_sum / (double)loss_count}});
@@ -280,7 +288,9 @@ Json pretrain(const PretrainOptions& options) {
     }
     if (stop) {
       bar.finish("stopped");
-      return {{"stopped_at", step + 1}, {"loss", log}, {"checkpoint", checkpoint.string()},
+      return {{"stopped_at", step + 1},
+              {"loss", log},
+              {"checkpoint", checkpoint.string()},
               {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
               {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}};
     }
@@ -295,10 +305,21 @@ Json pretrain(const PretrainOptions& options) {
   std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
   const double task = task_accuracy(*model, *tok, format, sentences, o.seed, 64);
   std::cerr << "task accuracy (64 task prompts from corpus sentences, greedy): " << task << "\n";
-  Json summary = {{"steps", o.steps}, {"copy_accuracy", copy}, {"task_accuracy", task}, {"task_fraction", o.task_fraction}, {"loss_on", o.loss_on}, {"batch_size", o.batch_size}, {"world_size", world.size}, {"sentences", sentences.size()},
-                  {"copy_fraction", o.copy_fraction}, {"trailing_words", o.trailing_words}, {"learning_rate", o.learning_rate}, {"seed", o.seed},
+  Json summary = {{"steps", o.steps},
+                  {"copy_accuracy", copy},
+                  {"task_accuracy", task},
+                  {"task_fraction", o.task_fraction},
+                  {"loss_on", o.loss_on},
+                  {"batch_size", o.batch_size},
+                  {"world_size", world.size},
+                  {"sentences", sentences.size()},
+                  {"copy_fraction", o.copy_fraction},
+                  {"trailing_words", o.trailing_words},
+                  {"learning_rate", o.learning_rate},
+                  {"seed", o.seed},
                   {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
-                  {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}, {"loss", log}};
+                  {"tokens_per_second", tokens_total / std::max(1e-9, seconds)},
+                  {"loss", log}};
   {
     AtomicDir out(o.output, /*overwrite=*/true);
     model->save(out.path());

@@ -61,7 +61,8 @@ SdmLayer fit_sdm_documents(const lm::CausalLM& model, const Encoder& encoder, co
     }
   }
   if (train_seq.empty() || cal_seq.empty())
-    fail_input("an SDM layer needs documents in both halves; " + std::to_string(docs.size()) + " documents are too few");
+    fail_input("an SDM layer needs documents in both halves; " + std::to_string(docs.size()) +
+               " documents are too few");
   const int64_t pad = encoder.tokenizer().pad_id.value_or(encoder.tokenizer().eos_id.value_or(0));
   auto t0 = Clock::now();
   auto train_x = features_over_ranks(model, train_seq, options.layout, pad);

@@ -22,7 +22,10 @@ Json verifier_summary(const sdm::Model& model, double alpha) {
     q_sum[y] += q;
     count[y] += 1;
   }
-  Json out = {{"sdm_loss", Json::array()}, {"accuracy", Json::array()}, {"mean_q", Json::array()}, {"psi", Json::array()},
+  Json out = {{"sdm_loss", Json::array()},
+              {"accuracy", Json::array()},
+              {"mean_q", Json::array()},
+              {"psi", Json::array()},
               {"count", Json::array()}};
   const sdm::Region* region = nullptr;
   for (const auto& r : model.regions)
@@ -33,7 +36,8 @@ Json verifier_summary(const sdm::Model& model, double alpha) {
     out["accuracy"].push_back(correct[c] / n);
     out["mean_q"].push_back(q_sum[c] / n);
     out["count"].push_back((int64_t)count[c]);
-    const bool usable = region && std::isfinite(region->minimum_rescaled_similarity) && (size_t)c < region->output_thresholds.size();
+    const bool usable =
+        region && std::isfinite(region->minimum_rescaled_similarity) && (size_t)c < region->output_thresholds.size();
     out["psi"].push_back(usable ? Json(region->output_thresholds[(size_t)c]) : Json(nullptr));
   }
   return out;
@@ -91,8 +95,11 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
     }
     std::string lines;
     for (size_t i = 0; i < records.size(); ++i) {
-      Json line = {{"id", records[i].id}, {"original_document", references[i]}, {"generated_response", responses[i]},
-                   {"label", labels[i]}, {"first_sentence_label", content[i]}};
+      Json line = {{"id", records[i].id},
+                   {"original_document", references[i]},
+                   {"generated_response", responses[i]},
+                   {"label", labels[i]},
+                   {"first_sentence_label", content[i]}};
       if (verifier) {
         const auto& s = scores[i];
         line["prediction"] = s.prediction;

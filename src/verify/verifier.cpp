@@ -12,7 +12,8 @@ namespace sdmlm::verify {
 
 fs::path resolve_model_dir(const fs::path& path) {
   if (fs::exists(path / "best" / "config.json")) return path / "best";
-  if (!fs::exists(path / "config.json")) fail_input(path.string() + ": not a model directory (no config.json) nor a run with best/");
+  if (!fs::exists(path / "config.json"))
+    fail_input(path.string() + ": not a model directory (no config.json) nor a run with best/");
   return path;
 }
 
@@ -36,21 +37,27 @@ std::string verification_text(const std::string& response) {
   return task::format_malformed(response).verification;
 }
 
-
 namespace {
 
 Json sidecar_for(const fs::path& model_dir, const lm::CausalLM& model, const train::Encoder& encoder,
                  const VerifierTrainOptions& o, const Json& representation) {
-  return {{"format", "sdmlm-verifier"}, {"version", 1}, {"model_fingerprint", representation["fingerprint"]},
-          {"model_dir", model_dir.string()}, {"model_type", model.config().model_type},
+  return {{"format", "sdmlm-verifier"},
+          {"version", 1},
+          {"model_fingerprint", representation["fingerprint"]},
+          {"model_dir", model_dir.string()},
+          {"model_type", model.config().model_type},
           {"feature_layout", train::feature_layout_name(o.sdm.layout)},
-          {"chat_family", (int)encoder.family()}, {"system_prompt", std::string(train::kSystemPrompt)},
-          {"hidden_size", model.config().hidden_size}, {"embedding_dimension", 2 * model.config().hidden_size},
+          {"chat_family", (int)encoder.family()},
+          {"system_prompt", std::string(train::kSystemPrompt)},
+          {"hidden_size", model.config().hidden_size},
+          {"embedding_dimension", 2 * model.config().hidden_size},
           {"seed", o.seed}};
 }
 
 Json representation_of(const fs::path& model_dir) {
-  return {{"provider", "sdmlm"}, {"model", model_dir.string()}, {"inputTemplate", "phi3-chat/verification"},
+  return {{"provider", "sdmlm"},
+          {"model", model_dir.string()},
+          {"inputTemplate", "phi3-chat/verification"},
           {"fingerprint", model_fingerprint(model_dir)}};
 }
 
@@ -71,7 +78,8 @@ Json verifier_train_labeled(const VerifierTrainOptions& o, const fs::path& model
     fail_input(o.labeled.string() + ": every row has label " + std::to_string(rows.front().label) +
                "; a verifier needs both labels");
   const Json representation = representation_of(model_dir);
-  auto layer = train::fit_sdm_documents(*model, encoder, docs, o.sdm, "verifier/labeled", 0, representation, o.progress);
+  auto layer =
+      train::fit_sdm_documents(*model, encoder, docs, o.sdm, "verifier/labeled", 0, representation, o.progress);
   AtomicDir out(o.output, o.overwrite);
   sdm::save_model(layer.estimator->model(), out.path() / "estimator.sdmkitmodel", false);
   Json sidecar = sidecar_for(model_dir, *model, encoder, o, representation);
@@ -92,10 +100,12 @@ Json verifier_train_labeled(const VerifierTrainOptions& o, const fs::path& model
 Json verifier_train(const VerifierTrainOptions& o) {
   const fs::path model_dir = resolve_model_dir(o.model);
   if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
-  if (!o.labeled.empty() && !o.data.empty()) fail_usage("give one of --data (decode the task) and --labeled (given responses)");
+  if (!o.labeled.empty() && !o.data.empty())
+    fail_usage("give one of --data (decode the task) and --labeled (given responses)");
   if (!o.labeled.empty()) return verifier_train_labeled(o, model_dir);
   dist::init(o.device);
-  if (o.data.empty()) fail_usage("verifier train needs --data (a task directory) or --labeled (a file of labeled responses)");
+  if (o.data.empty())
+    fail_usage("verifier train needs --data (a task directory) or --labeled (a file of labeled responses)");
   train::TaskData data = train::load_task_data(o.data / "calibration.jsonl", o.limit);
   const auto& records = data.records;
   auto reward = task::RewardCheck::parse(o.reward.empty() ? data.default_reward : o.reward);
@@ -120,13 +130,17 @@ Json verifier_train(const VerifierTrainOptions& o) {
   for (size_t i = 0; i < records.size(); ++i) {
     const bool sentence = content[i] == 1;
     exact += rewards[i] == task::Reward::kPositive;
-    decode_lines += Json({{"id", records[i].id}, {"generated_response", responses[i]},
-                          {"label", rewards[i] == task::Reward::kPositive ? 1 : 0}, {"first_sentence_label", sentence ? 1 : 0}})
-                        .dump() + "\n";
+    decode_lines += Json({{"id", records[i].id},
+                          {"generated_response", responses[i]},
+                          {"label", rewards[i] == task::Reward::kPositive ? 1 : 0},
+                          {"first_sentence_label", sentence ? 1 : 0}})
+                        .dump() +
+                    "\n";
     if (rewards[i] == task::Reward::kHardNegative && !sentence) {
       const std::string negative = task::format_malformed(responses[i]).response;
       train::cache_add(cache, records[i].id, negative);
-      negative_lines += Json({{"id", records[i].id}, {"hard_negatives", {negative}}, {"epoch", "post-training"}}).dump() + "\n";
+      negative_lines +=
+          Json({{"id", records[i].id}, {"hard_negatives", {negative}}, {"epoch", "post-training"}}).dump() + "\n";
     }
   }
   // 2. The final estimator over D_ca documents.
@@ -158,16 +172,18 @@ Json verifier_train(const VerifierTrainOptions& o) {
 
 Verifier Verifier::load(const fs::path& dir, const fs::path& model_dir) {
   const fs::path sidecar_path = dir / "verifier.json";
-  if (!fs::exists(sidecar_path)) fail_input(dir.string() + ": not a verifier (no verifier.json; make one with `sdmlm verifier train`)");
+  if (!fs::exists(sidecar_path))
+    fail_input(dir.string() + ": not a verifier (no verifier.json; make one with `sdmlm verifier train`)");
   Verifier v;
   v.sidecar_ = json_read_file(sidecar_path);
   const fs::path resolved = resolve_model_dir(model_dir);
   const std::string expected = v.sidecar_.value("model_fingerprint", "");
   const std::string actual = model_fingerprint(resolved);
   if (expected != actual)
-    fail_input(sidecar_path.string() + ": this verifier was trained for the model at \"" + v.sidecar_.value("model_dir", "?") +
-               "\" (fingerprint " + expected.substr(0, 12) + "…), not for " + resolved.string() + " (fingerprint " +
-               actual.substr(0, 12) + "…). HINT: train a verifier for this model with `sdmlm verifier train`");
+    fail_input(sidecar_path.string() + ": this verifier was trained for the model at \"" +
+               v.sidecar_.value("model_dir", "?") + "\" (fingerprint " + expected.substr(0, 12) + "…), not for " +
+               resolved.string() + " (fingerprint " + actual.substr(0, 12) +
+               "…). HINT: train a verifier for this model with `sdmlm verifier train`");
   v.layout_ = train::parse_feature_layout(v.sidecar_.value("feature_layout", "paper"));
   v.estimator_ = std::make_shared<sdm::Estimator>(sdm::load_model(dir / "estimator.sdmkitmodel"), torch::kCPU);
   return v;
@@ -177,12 +193,13 @@ std::vector<sdm::Score> Verifier::score(const lm::CausalLM& model, const train::
                                         const std::vector<std::vector<ChatMessage>>& prompts,
                                         const std::vector<std::string>& responses, int64_t nearest) const {
   std::vector<train::Sequence> seqs;
-  for (size_t i = 0; i < prompts.size(); ++i) seqs.push_back(encoder.encode_verification(prompts[i], verification_text(responses[i])));
+  for (size_t i = 0; i < prompts.size(); ++i)
+    seqs.push_back(encoder.encode_verification(prompts[i], verification_text(responses[i])));
   const int64_t pad = encoder.tokenizer().pad_id.value_or(encoder.tokenizer().eos_id.value_or(0));
   auto features = train::compute_features(model, seqs, layout_, pad);
   if (features.size(1) != estimator_->model().embedding_dimension)
-    fail_input("the verifier expects " + std::to_string(estimator_->model().embedding_dimension) + "-d features, the model gives " +
-               std::to_string(features.size(1)));
+    fail_input("the verifier expects " + std::to_string(estimator_->model().embedding_dimension) +
+               "-d features, the model gives " + std::to_string(features.size(1)));
   return estimator_->score(features, {}, nearest);
 }
 
@@ -191,8 +208,8 @@ VerifiedResult generate_verified(const lm::CausalLM& model, const train::Encoder
   auto ids = encoder.prompt(prompt);
   std::optional<VerifiedResult> best;
   auto key = [&](const VerifiedResult& r) {
-    return std::make_tuple(r.score.prediction, r.high_reliability ? 1 : 0, r.score.sdm.size() > 1 ? r.score.sdm[1] : 0.0f,
-                           r.score.q_prime);
+    return std::make_tuple(r.score.prediction, r.high_reliability ? 1 : 0,
+                           r.score.sdm.size() > 1 ? r.score.sdm[1] : 0.0f, r.score.q_prime);
   };
   for (int64_t attempt = 0; attempt <= o.search_depth; ++attempt) {
     lm::GenerateOptions g;
@@ -209,7 +226,8 @@ VerifiedResult generate_verified(const lm::CausalLM& model, const train::Encoder
     VerifiedResult r;
     r.generated = encoder.decode_response(out[0]);
     const std::string v = verification_text(r.generated);
-    r.score = verifier.score(model, encoder, std::vector<std::vector<ChatMessage>>{prompt}, {r.generated}, o.nearest_exemplars)[0];
+    r.score = verifier.score(model, encoder, std::vector<std::vector<ChatMessage>>{prompt}, {r.generated},
+                             o.nearest_exemplars)[0];
     r.high_reliability = r.score.centroid_region_alpha >= o.alpha;
     r.accepted = r.score.prediction == 1 && r.high_reliability;
     r.response = v + (r.score.prediction == 1 ? "Yes</verified>" : "No</verified>");

@@ -135,11 +135,17 @@ Json embed_rows(const EmbedOptions& o) {
                      {"schemaVersion", 1},
                      {"rowCount", rows.size()},
                      {"rows", {{"path", "rows.jsonl"}, {"sha256", sha256_hex(lines)}}},
-                     {"matrices", {{"embedding", {{"path", "embeddings.npy"}, {"dtype", "<f4"},
-                                                   {"shape", {rows.size(), dimension}}, {"sha256", sha256_hex(npy)}}}}},
-                     {"representation", {{"provider", "sdmlm"}, {"model", model_dir.string()},
-                                         {"inputTemplate", "chat/verification-" + train::feature_layout_name(o.layout)},
-                                         {"fingerprint", fingerprint}}}};
+                     {"matrices",
+                      {{"embedding",
+                        {{"path", "embeddings.npy"},
+                         {"dtype", "<f4"},
+                         {"shape", {rows.size(), dimension}},
+                         {"sha256", sha256_hex(npy)}}}}},
+                     {"representation",
+                      {{"provider", "sdmlm"},
+                       {"model", model_dir.string()},
+                       {"inputTemplate", "chat/verification-" + train::feature_layout_name(o.layout)},
+                       {"fingerprint", fingerprint}}}};
     write_file(out.path() / "manifest.json", compact(manifest) + "\n");
     out.publish();
   } else {
@@ -156,7 +162,9 @@ Json embed_rows(const EmbedOptions& o) {
     }
     out.commit();
   }
-  return {{"rows", rows.size()}, {"dimension", dimension}, {"fingerprint", fingerprint},
+  return {{"rows", rows.size()},
+          {"dimension", dimension},
+          {"fingerprint", fingerprint},
           {"format", bundle ? "sdmdataset" : "jsonl"}};
 }
 

@@ -87,8 +87,8 @@ void check_template(const std::string& name) {
                     << "\n       got  " << ids_text(got_ids);
   }
   std::cout << "[parity] chat " << name << " (" << (*entry)["tokenizer_class"].get<std::string>() << "): " << rows
-            << " renderings; mismatches: text " << bad_text << ", ids " << bad_ids
-            << ", ids of transformers' text " << bad_golden_text_ids << "\n";
+            << " renderings; mismatches: text " << bad_text << ", ids " << bad_ids << ", ids of transformers' text "
+            << bad_golden_text_ids << "\n";
   EXPECT_EQ(rows, (*entry)["count"].get<int64_t>());
   EXPECT_EQ(bad_text + bad_ids + bad_golden_text_ids, 0);
 }

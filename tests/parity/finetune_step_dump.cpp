@@ -50,8 +50,11 @@ int main(int argc, char** argv) {
     for (const auto& [name, p] : model->named_parameters()) grads.emplace_back(name, p.grad().contiguous());
     fs::create_directories(out);
     safetensors_write(out / "grads.safetensors", grads);
-    Json result = {{"encodings", encodings}, {"ce_loss", ce.item<double>()}, {"sdm_loss", sdm_loss},
-                   {"loss_tokens", b.loss_tokens}, {"pad_id", pad}};
+    Json result = {{"encodings", encodings},
+                   {"ce_loss", ce.item<double>()},
+                   {"sdm_loss", sdm_loss},
+                   {"loss_tokens", b.loss_tokens},
+                   {"pad_id", pad}};
     write_file_atomic(out / "encodings.json", result.dump(1) + "\n");
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -18,7 +18,8 @@ class TinyModel : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     dir = kFixtures / GetParam();
-    ASSERT_TRUE(fs::exists(dir / "config.json")) << "fixtures missing: run scripts/ref/make_tiny_models.py " << kFixtures;
+    ASSERT_TRUE(fs::exists(dir / "config.json"))
+        << "fixtures missing: run scripts/ref/make_tiny_models.py " << kFixtures;
     model = CausalLM::load(dir);
     golden = std::make_unique<SafetensorsFile>(dir / "golden.safetensors");
   }
@@ -90,7 +91,8 @@ TEST_P(TinyModel, PrunedPrefillMatchesFullForward) {
     ASSERT_LT(max_difference(prefill.logits.squeeze(1), full.select(1, 11)), kTolerance) << "padded=" << padded;
     for (int64_t t = 12; t < ids.size(1); ++t) {
       auto step = model->forward(ids.narrow(1, t, 1), {}, &cache, true).logits;
-      ASSERT_LT(max_difference(step.squeeze(1), full.select(1, t)), kTolerance) << "position " << t << " padded=" << padded;
+      ASSERT_LT(max_difference(step.squeeze(1), full.select(1, t)), kTolerance)
+          << "position " << t << " padded=" << padded;
     }
   }
 }
@@ -123,7 +125,8 @@ TEST_P(TinyModel, TrainingStepLossAndGradientsMatch) {
     for (const auto& [name, p] : trainable->named_parameters()) {
       if (!golden->contains("grad." + name)) continue;
       ASSERT_TRUE(p.grad().defined()) << name;
-      EXPECT_LT(max_difference(p.grad(), golden->tensor("grad." + name)), kTolerance) << name << " checkpointing=" << checkpointing;
+      EXPECT_LT(max_difference(p.grad(), golden->tensor("grad." + name)), kTolerance)
+          << name << " checkpointing=" << checkpointing;
       ++compared;
     }
     EXPECT_EQ(compared, 4);

@@ -46,13 +46,11 @@ void check_decode_only(const Tokenizer& tok, const std::string& name, const Json
       std::string got = tok.decode(ids, skip);
       if (got == want.get<std::string>()) continue;
       if (bad++ < 5)
-        ADD_FAILURE() << name << " " << row->where << ": decode(" << ids_text(ids)
-                      << ", skip=" << skip << ")\n  want " << want.dump() << "\n  got  "
-                      << Json(got).dump();
+        ADD_FAILURE() << name << " " << row->where << ": decode(" << ids_text(ids) << ", skip=" << skip << ")\n  want "
+                      << want.dump() << "\n  got  " << Json(got).dump();
     }
   }
-  std::cout << "[parity] " << name << ": " << rows << " arbitrary id sequences; decode mismatches "
-            << bad << "\n";
+  std::cout << "[parity] " << name << ": " << rows << " arbitrary id sequences; decode mismatches " << bad << "\n";
   EXPECT_EQ(rows, entry["decode_count"].get<int64_t>());
   EXPECT_EQ(bad, 0);
 }
@@ -73,9 +71,8 @@ void check_tokenizer(const std::string& name) {
 
   fs::path file = (*entry)["tokenizer"].get<std::string>();
   std::string config = (*entry)["config"].get<std::string>();
-  std::unique_ptr<Tokenizer> tok = (*entry)["kind"] == "sentencepiece"
-                                       ? Tokenizer::load(file.parent_path())
-                                       : Tokenizer::load_json(file, config);
+  std::unique_ptr<Tokenizer> tok =
+      (*entry)["kind"] == "sentencepiece" ? Tokenizer::load(file.parent_path()) : Tokenizer::load_json(file, config);
   EXPECT_EQ(tok->vocab_size(), (*entry)["vocab_size"].get<int64_t>());
   EXPECT_EQ(tok->bos_id, optional_id(*entry, "bos_id"));
   EXPECT_EQ(tok->eos_id, optional_id(*entry, "eos_id"));
@@ -100,19 +97,16 @@ void check_tokenizer(const std::string& name) {
     bad_decoded += !ok_decoded;
     bad_skip += !ok_skip;
     if ((!ok_ids || !ok_special || !ok_decoded || !ok_skip) && shown++ < 5) {
-      ADD_FAILURE() << name << " " << row->where << ": text " << Json(text).dump()
-                    << "\n  ids      want " << ids_text(want_ids) << "\n           got  "
-                    << ids_text(got_ids) << "\n  special  want " << ids_text(want_special)
-                    << "\n           got  " << ids_text(got_special) << "\n  decoded  want "
-                    << row->value["decoded"].dump() << "\n           got  "
-                    << Json(got_decoded).dump() << "\n  skip     want "
-                    << row->value["decoded_skip"].dump() << "\n           got  "
+      ADD_FAILURE() << name << " " << row->where << ": text " << Json(text).dump() << "\n  ids      want "
+                    << ids_text(want_ids) << "\n           got  " << ids_text(got_ids) << "\n  special  want "
+                    << ids_text(want_special) << "\n           got  " << ids_text(got_special) << "\n  decoded  want "
+                    << row->value["decoded"].dump() << "\n           got  " << Json(got_decoded).dump()
+                    << "\n  skip     want " << row->value["decoded_skip"].dump() << "\n           got  "
                     << Json(got_skip).dump();
     }
   }
-  std::cout << "[parity] " << name << ": " << rows << " strings; mismatches: ids " << bad_ids
-            << ", ids+special " << bad_special << ", decoded " << bad_decoded
-            << ", decoded(skip special) " << bad_skip << "\n";
+  std::cout << "[parity] " << name << ": " << rows << " strings; mismatches: ids " << bad_ids << ", ids+special "
+            << bad_special << ", decoded " << bad_decoded << ", decoded(skip special) " << bad_skip << "\n";
   EXPECT_EQ(rows, (*entry)["count"].get<int64_t>());
   EXPECT_EQ(bad_ids + bad_special + bad_decoded + bad_skip, 0);
   check_decode_only(*tok, name, *entry);

@@ -29,8 +29,10 @@ TEST(Chat, FamilyFromTemplateThenModelType) {
 TEST(Chat, ChatMLDefaultSystemFromTheTemplate) {
   // Qwen2.5: the literal system turn of the else-branch (the branch copying messages[0] is not text).
   const std::string qwen25 =
-      "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
-      "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}";
+      "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' "
+      "}}"
+      "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+      "assistant.<|im_end|>\\n' }}";
   const ChatFormat f = chat_format_of(qwen25, "");
   EXPECT_EQ(f.family, ChatFamily::kChatML);
   EXPECT_EQ(f.default_system, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
@@ -52,25 +54,31 @@ TEST(Chat, Llama31SystemHeaderAndDate) {
   const ChatFormat f = chat_format_of(fixed, "");
   EXPECT_EQ(f.family, ChatFamily::kLlama31);
   EXPECT_EQ(f.date, "26 Jul 2024");
-  const std::string header = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
-                             "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
+  const std::string header =
+      "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+      "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
   // No system message: the header still opens, empty; a leading system message is trimmed into it.
   EXPECT_EQ(chat_render(f, {{"user", " hi "}}, true),
-            header + "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
-                     "<|start_header_id|>assistant<|end_header_id|>\n\n");
+            header +
+                "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
+                "<|start_header_id|>assistant<|end_header_id|>\n\n");
   EXPECT_EQ(chat_render(f, {{"system", " Be brief.\n"}, {"user", "hi"}, {"system", "again"}}, false),
-            header + "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
-                     "<|start_header_id|>system<|end_header_id|>\n\nagain<|eot_id|>");
+            header +
+                "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
+                "<|start_header_id|>system<|end_header_id|>\n\nagain<|eot_id|>");
   // strftime_now (Llama 3.2): today's date, "%d %b %Y" — two-digit day, English month, year.
-  const std::string today = chat_format_of("<|start_header_id|>strftime_now(\"%d %b %Y\") Cutting Knowledge Date", "").date;
+  const std::string today =
+      chat_format_of("<|start_header_id|>strftime_now(\"%d %b %Y\") Cutting Knowledge Date", "").date;
   ASSERT_EQ(today.size(), 11u) << today;
-  EXPECT_TRUE(std::isdigit((unsigned char)today[0]) && std::isdigit((unsigned char)today[1]) && today[2] == ' ') << today;
+  EXPECT_TRUE(std::isdigit((unsigned char)today[0]) && std::isdigit((unsigned char)today[1]) && today[2] == ' ')
+      << today;
 }
 
 TEST(Chat, Qwen3ReasoningBlocks) {
   // The last assistant turn after the last user query gets a (here empty) reasoning block; an
   // earlier one keeps only the text after its </think>; no default system turn.
-  std::vector<ChatMessage> turns = {{"user", "q1"}, {"assistant", "<think>r1</think>\n\na1"}, {"user", "q2"}, {"assistant", "a2"}};
+  std::vector<ChatMessage> turns = {
+      {"user", "q1"}, {"assistant", "<think>r1</think>\n\na1"}, {"user", "q2"}, {"assistant", "a2"}};
   EXPECT_EQ(chat_render(ChatFamily::kQwen3, turns, false),
             "<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\na1<|im_end|>\n<|im_start|>user\nq2<|im_end|>\n"
             "<|im_start|>assistant\n<think>\n\n</think>\n\na2<|im_end|>\n");

@@ -12,13 +12,15 @@ using sdmlm::testing::error_of;
 using sdmlm::testing::temp_dir;
 
 TEST(Json, RejectsDuplicateKeysAtAnyDepth) {
-  EXPECT_NE(error_of([] { json_parse_strict(R"({"a":1,"a":2})", "x:1"); }).find("duplicate JSON key \"a\""), std::string::npos);
+  EXPECT_NE(error_of([] { json_parse_strict(R"({"a":1,"a":2})", "x:1"); }).find("duplicate JSON key \"a\""),
+            std::string::npos);
   EXPECT_NE(error_of([] { json_parse_strict(R"({"o":{"b":1,"b":1}})", "x:1"); }).find("\"b\""), std::string::npos);
   EXPECT_NO_THROW(json_parse_strict(R"({"o":{"b":1},"p":{"b":1}})", "x:1"));  // same key, different objects
 }
 
 TEST(Json, RejectsMalformedAndNonFinite) {
-  EXPECT_NE(error_of([] { json_parse_strict("{\"a\":", "f.jsonl:3"); }).find("f.jsonl:3: malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of([] { json_parse_strict("{\"a\":", "f.jsonl:3"); }).find("f.jsonl:3: malformed JSON"),
+            std::string::npos);
   error_of([] { json_parse_strict("{\"a\":NaN}", "x"); });
   error_of([] { json_parse_strict("{\"a\":1e999}", "x"); });
 }
@@ -31,7 +33,8 @@ TEST(Jsonl, ErrorsNameFileLineAndField) {
   EXPECT_EQ(first->get_int("label"), 1);
   auto second = reader.next();
   auto message = error_of([&] { second->get_int("label"); });
-  EXPECT_NE(message.find("rows.jsonl:2: field \"label\" must be an integer, got \"yes\""), std::string::npos) << message;
+  EXPECT_NE(message.find("rows.jsonl:2: field \"label\" must be an integer, got \"yes\""), std::string::npos)
+      << message;
   EXPECT_FALSE(reader.next().has_value());
   JsonRow row{json_parse_strict(R"({"e":[1,"x"]})", "f:9"), "f:9"};
   EXPECT_NE(error_of([&] { row.get_floats("e"); }).find("f:9: field \"e[1]\" must be a number"), std::string::npos);

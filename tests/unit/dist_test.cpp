@@ -9,10 +9,22 @@
 
 namespace {
 
-const char* const kVars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "SDMLM_NPROC",
-                             "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
-                             "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID",
-                             "SLURM_LOCALID", "SLURM_TASKS_PER_NODE", "PMI_RANK", "PMI_SIZE"};
+const char* const kVars[] = {"RANK",
+                             "WORLD_SIZE",
+                             "LOCAL_RANK",
+                             "LOCAL_WORLD_SIZE",
+                             "SDMLM_NPROC",
+                             "OMPI_COMM_WORLD_RANK",
+                             "OMPI_COMM_WORLD_SIZE",
+                             "OMPI_COMM_WORLD_LOCAL_RANK",
+                             "OMPI_COMM_WORLD_LOCAL_SIZE",
+                             "SLURM_PROCID",
+                             "SLURM_NTASKS",
+                             "SLURM_STEP_ID",
+                             "SLURM_LOCALID",
+                             "SLURM_TASKS_PER_NODE",
+                             "PMI_RANK",
+                             "PMI_SIZE"};
 
 struct CleanEnv : ::testing::Test {
   void SetUp() override {

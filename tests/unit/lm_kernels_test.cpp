@@ -19,7 +19,8 @@ namespace {
 
 // Largest |linear - reference| over the float64 product's scale: a few float32 ulps of a sum of
 // `k` products (error bound ~ k·eps; observed ≪).
-double relative_error(const torch::Tensor& got, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+double relative_error(const torch::Tensor& got, const torch::Tensor& x, const torch::Tensor& w,
+                      const torch::Tensor& b) {
   auto ref = torch::mm(x.to(torch::kFloat64), w.to(torch::kFloat64).t());
   if (b.defined()) ref = ref + b.to(torch::kFloat64);
   auto scale = torch::mm(x.to(torch::kFloat64).abs(), w.to(torch::kFloat64).abs().t()).max().item<double>() + 1e-30;
@@ -37,7 +38,8 @@ TEST(Linear, EveryShapeBoundaryMatchesFloat64WithoutGrad) {
         auto x = torch::randn({m, k}), w = torch::randn({n, k}), b = torch::randn({n});
         auto y = project(x, w, b);
         ASSERT_EQ(y.sizes(), (std::vector<int64_t>{m, n}));
-        ASSERT_LT(relative_error(y, x, w, b), 4e-6 * std::sqrt((double)k)) << project_route(x, w) << " m=" << m << " n=" << n << " k=" << k;
+        ASSERT_LT(relative_error(y, x, w, b), 4e-6 * std::sqrt((double)k))
+            << project_route(x, w) << " m=" << m << " n=" << n << " k=" << k;
         ASSERT_LT(relative_error(project(x, w), x, w, {}), 4e-6 * std::sqrt((double)k)) << "no bias, m=" << m;
       }
 }
@@ -131,7 +133,6 @@ TEST(Linear, ManyOutputsSplitOverThreads) {
   }
 }
 
-
 TEST(Fused, RmsNormMatchesTheComposedOperations) {
   torch::manual_seed(16);
   torch::NoGradGuard no_grad;
@@ -144,7 +145,8 @@ TEST(Fused, RmsNormMatchesTheComposedOperations) {
     }
   auto x = torch::randn({2, 5, 64}).transpose(0, 1);  // non-contiguous, 3-D
   auto w = torch::randn({64});
-  EXPECT_TRUE(torch::allclose(rms_norm_fused(x, w, 1e-6), w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6)), 1e-5, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(rms_norm_fused(x, w, 1e-6), w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6)), 1e-5, 1e-6));
 }
 
 TEST(Fused, RopeIsBitForBitTheComposedOperations) {
@@ -160,7 +162,8 @@ TEST(Fused, RopeIsBitForBitTheComposedOperations) {
         auto reference = torch::cat({rot * cos + rot.roll(half, -1) * sin, x.narrow(-1, rotary, 64 - rotary)}, -1);
         auto got = rope_fused(x, cos, sin);
         ASSERT_TRUE(got.is_contiguous());
-        ASSERT_TRUE(torch::equal(got, reference)) << "rotary=" << rotary << " table batch=" << table_batch << " T=" << T;
+        ASSERT_TRUE(torch::equal(got, reference))
+            << "rotary=" << rotary << " table batch=" << table_batch << " T=" << T;
       }
 }
 
@@ -184,8 +187,9 @@ TEST(Fused, DecodeAttentionMatchesSdpa) {
         }
         auto got = decode_attention(q, k, v, mask);
         auto rep = nh / nkv;
-        auto reference = at::scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1),
-                                                          mask.defined() ? std::optional<torch::Tensor>(mask) : std::nullopt);
+        auto reference =
+            at::scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1),
+                                             mask.defined() ? std::optional<torch::Tensor>(mask) : std::nullopt);
         ASSERT_TRUE(torch::allclose(got, reference, 1e-5, 1e-5))
             << "heads " << nh << "/" << nkv << " L=" << L << " masked=" << masked << " max diff "
             << (got - reference).abs().max().item<float>();

@@ -17,9 +17,7 @@ using sdmlm::testing::temp_dir;
 
 const std::string kEnDash = "\xE2\x80\x93";
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // One {n, proportion, accuracy} cell; `formatted` is deliberately wrong: the module recomputes it.
 Json cell(int64_t n, double proportion, Json accuracy) {
@@ -28,17 +26,16 @@ Json cell(int64_t n, double proportion, Json accuracy) {
 
 // A stratified object: y=0, y=1, ŷ=0, ŷ=1, marginal.
 Json stratified(Json y0, Json y1, Json p0, Json p1, Json marginal) {
-  return {
-      {"classConditional", {y0, y1}}, {"predictionConditional", {p0, p1}}, {"marginal", marginal}};
+  return {{"classConditional", {y0, y1}}, {"predictionConditional", {p0, p1}}, {"marginal", marginal}};
 }
 
 // SPEC §8.3 HARVARD FT(CM): NO-REJECT .59 .05 | .96 .95 | .49 .07 | .98 .93 | .94 1. and
 // SDM_HR 0. .01 | 1. .46 | R 0. | .99 .47 | .99 .47.
 Json harvard_ft_cm() {
-  Json no_reject = stratified(cell(36, 0.05, 0.59), cell(684, 0.95, 0.96), cell(50, 0.07, 0.49),
-                              cell(670, 0.93, 0.98), cell(720, 1.0, 0.94));
-  Json hr = stratified(cell(7, 0.01, 0.0), cell(331, 0.46, 1.0), cell(0, 0.0, nullptr),
-                       cell(338, 0.47, 0.99), cell(338, 0.47, 0.99));
+  Json no_reject = stratified(cell(36, 0.05, 0.59), cell(684, 0.95, 0.96), cell(50, 0.07, 0.49), cell(670, 0.93, 0.98),
+                              cell(720, 1.0, 0.94));
+  Json hr = stratified(cell(7, 0.01, 0.0), cell(331, 0.46, 1.0), cell(0, 0.0, nullptr), cell(338, 0.47, 0.99),
+                       cell(338, 0.47, 0.99));
   Json ladder = Json::array();
   for (double a : {0.95, 0.9, 0.85}) {
     Json entry = hr;
@@ -86,7 +83,7 @@ TEST(ReportFormat, ExactZeroAndOne) {
   EXPECT_EQ(format_number(-0.0), "0.");
   EXPECT_EQ(format_number(1.0), "1.");
   EXPECT_EQ(format_number(std::nextafter(1.0, 0.0)), "1.00");  // not exactly 1
-  EXPECT_EQ(format_number(0.9999), "1.00");  // SPEC §8.3 CVS FT(CM+HN) "1.00 .90"
+  EXPECT_EQ(format_number(0.9999), "1.00");                    // SPEC §8.3 CVS FT(CM+HN) "1.00 .90"
 }
 
 TEST(ReportFormat, SmallPositiveIsBelowOneHundredth) {
@@ -115,8 +112,7 @@ TEST(ReportFormat, PaperTable2Cells) {  // SPEC §8.3: "–, 0.", "1., <0.01", "
   Json tiny = harvard_ft_cm();
   tiny["highReliability"]["marginal"] = cell(1, 1.0 / 2000.0, 1.0);
   EXPECT_EQ(paper_tables({result("cvs", "FT(CM)", tiny)}, 0.95)[0].rows[0][2], "1., <0.01");
-  EXPECT_EQ(paper_tables({result("harvard", "FT(CM)", harvard_ft_cm())}, 0.95)[0].rows[0][2],
-            "0.99, 0.47");
+  EXPECT_EQ(paper_tables({result("harvard", "FT(CM)", harvard_ft_cm())}, 0.95)[0].rows[0][2], "0.99, 0.47");
 }
 
 // ---- surface metrics (SPEC §6.4) ----------------------------------------------------------------
@@ -125,11 +121,9 @@ const std::string kRef = "The cat sat down .";
 const std::string kGenai = "<sentence>The cat sat down .</sentence>\n<verified>Yes</verified>";
 
 TEST(ReportSurface, NoResponseIsCountedAndSkipped) {
-  std::vector<std::string> responses = {"", "no tags at all",
-                                        "<sentence>  \n </sentence><verified>Yes</verified>",
+  std::vector<std::string> responses = {"", "no tags at all", "<sentence>  \n </sentence><verified>Yes</verified>",
                                         "<sentence>The cat sat down .", "</sentence>x<sentence>"};
-  auto m = surface_metrics(responses, std::vector<std::string>(5, kRef),
-                           std::vector<std::string>(5, kGenai));
+  auto m = surface_metrics(responses, std::vector<std::string>(5, kRef), std::vector<std::string>(5, kGenai));
   EXPECT_EQ(m.n, 5);
   EXPECT_EQ(m.no_response, 5);
   EXPECT_EQ(m.tp + m.fp + m.fn + m.tn, 0);
@@ -144,8 +138,7 @@ TEST(ReportSurface, VerbatimMatchIsModuloWhitespace) {
       "  <sentence>The  cat sat\tdown .</sentence>  <verified>Yes</verified>\n\n",  // verbatim
       "<sentence>The cat sat down .</sentence>\n<verified>yes</verified>",          // case differs
       "<sentence>The cat sat down .</sentence>\n<verified>Yes</verified>\nmore"};   // extra text
-  auto m = surface_metrics(responses, std::vector<std::string>(3, kRef),
-                           std::vector<std::string>(3, kGenai));
+  auto m = surface_metrics(responses, std::vector<std::string>(3, kRef), std::vector<std::string>(3, kGenai));
   EXPECT_EQ(m.verbatim_exact, 1);
   EXPECT_EQ(m.sentence_exact, 3);  // content only
   EXPECT_EQ(m.tp, 3);              // "yes" is compared lower-cased
@@ -154,15 +147,13 @@ TEST(ReportSurface, VerbatimMatchIsModuloWhitespace) {
 }
 
 TEST(ReportSurface, VerificationCounts) {
-  std::vector<std::string> responses = {
-      "<sentence>The cat sat down .</sentence><verified>Yes</verified>",    // tp
-      "<sentence>The cat sat down .</sentence><verified>No</verified>",     // fn
-      "<sentence>down The cat sat .</sentence><verified> YES </verified>",  // fp
-      "<sentence>down The cat sat .</sentence><verified>No</verified>",     // tn
-      "<sentence>down The cat sat .</sentence>",                            // tn: no label
-      "<verified>Yes</verified>"};                                          // no response
-  auto m = surface_metrics(responses, std::vector<std::string>(6, kRef),
-                           std::vector<std::string>(6, kGenai));
+  std::vector<std::string> responses = {"<sentence>The cat sat down .</sentence><verified>Yes</verified>",    // tp
+                                        "<sentence>The cat sat down .</sentence><verified>No</verified>",     // fn
+                                        "<sentence>down The cat sat .</sentence><verified> YES </verified>",  // fp
+                                        "<sentence>down The cat sat .</sentence><verified>No</verified>",     // tn
+                                        "<sentence>down The cat sat .</sentence>",  // tn: no label
+                                        "<verified>Yes</verified>"};                // no response
+  auto m = surface_metrics(responses, std::vector<std::string>(6, kRef), std::vector<std::string>(6, kGenai));
   EXPECT_EQ(m.tp, 1);
   EXPECT_EQ(m.fn, 1);
   EXPECT_EQ(m.fp, 1);
@@ -181,8 +172,7 @@ TEST(ReportSurface, FirstSentenceAndFirstLabelAreTakenIndependently) {
       "<sentence>wrong</sentence><sentence>The cat sat down .</sentence><verified>Yes</verified>",
       // A label before any sentence still counts as the first label.
       "<verified>Yes</verified> then <sentence>The cat sat down .</sentence>"};
-  auto m = surface_metrics(responses, std::vector<std::string>(3, kRef),
-                           std::vector<std::string>(3, kGenai));
+  auto m = surface_metrics(responses, std::vector<std::string>(3, kRef), std::vector<std::string>(3, kGenai));
   EXPECT_EQ(m.fn, 1);
   EXPECT_EQ(m.fp, 1);
   EXPECT_EQ(m.tp, 1);
@@ -190,8 +180,7 @@ TEST(ReportSurface, FirstSentenceAndFirstLabelAreTakenIndependently) {
 }
 
 TEST(ReportSurface, DotMatchesNewline) {
-  std::vector<std::string> responses = {
-      "<sentence>\nThe cat\nsat down .\n</sentence>\n<verified>\nYes\n</verified>"};
+  std::vector<std::string> responses = {"<sentence>\nThe cat\nsat down .\n</sentence>\n<verified>\nYes\n</verified>"};
   auto m = surface_metrics(responses, {kRef}, {kGenai});
   EXPECT_EQ(m.no_response, 0);
   EXPECT_EQ(m.tp, 1);
@@ -201,8 +190,7 @@ TEST(ReportSurface, DotMatchesNewline) {
 
 TEST(ReportSurface, VerbatimCollapsesNewlineRuns) {
   auto m =
-      surface_metrics({"<sentence>The cat\n\n sat down .</sentence>\n \n<verified>Yes</verified>"},
-                      {kRef}, {kGenai});
+      surface_metrics({"<sentence>The cat\n\n sat down .</sentence>\n \n<verified>Yes</verified>"}, {kRef}, {kGenai});
   EXPECT_EQ(m.verbatim_exact, 1);
 }
 
@@ -214,11 +202,9 @@ TEST(ReportSurface, WordAccuracyAndAttempts) {
                                                                                         // differs:
                                                                                         // 0
   };
-  auto m = surface_metrics(responses, std::vector<std::string>(3, kRef),
-                           std::vector<std::string>(3, kGenai));
+  auto m = surface_metrics(responses, std::vector<std::string>(3, kRef), std::vector<std::string>(3, kGenai));
   const double mean = (1.0 + 0.6 + 0.0) / 3.0;
-  const double var =
-      ((1.0 - mean) * (1.0 - mean) + (0.6 - mean) * (0.6 - mean) + mean * mean) / 3.0;
+  const double var = ((1.0 - mean) * (1.0 - mean) + (0.6 - mean) * (0.6 - mean) + mean * mean) / 3.0;
   EXPECT_NEAR(m.word_accuracy_mean, mean, 1e-12);
   EXPECT_NEAR(m.word_accuracy_std, std::sqrt(var), 1e-12);  // population, not sample, std
   EXPECT_DOUBLE_EQ(m.attempts_mean, 2.0);
@@ -226,10 +212,8 @@ TEST(ReportSurface, WordAccuracyAndAttempts) {
 }
 
 TEST(ReportSurface, AttemptsCountOnlyParseableLines) {
-  std::vector<std::string> responses = {"<sentence><sentence><sentence>",
-                                        "<sentence>The cat sat down .</sentence>"};
-  auto m = surface_metrics(responses, std::vector<std::string>(2, kRef),
-                           std::vector<std::string>(2, kGenai));
+  std::vector<std::string> responses = {"<sentence><sentence><sentence>", "<sentence>The cat sat down .</sentence>"};
+  auto m = surface_metrics(responses, std::vector<std::string>(2, kRef), std::vector<std::string>(2, kGenai));
   EXPECT_EQ(m.no_response, 1);
   EXPECT_DOUBLE_EQ(m.attempts_mean, 1.0);
   EXPECT_EQ(m.attempts_max, 1);
@@ -245,8 +229,8 @@ TEST(ReportSurface, EmptyAndMismatchedInputs) {
 }
 
 TEST(ReportSurface, JsonRoundTrip) {
-  auto m = surface_metrics({"<sentence>The cat sat down .</sentence><verified>Yes</verified>", ""},
-                           {kRef, kRef}, {kGenai, kGenai});
+  auto m = surface_metrics({"<sentence>The cat sat down .</sentence><verified>Yes</verified>", ""}, {kRef, kRef},
+                           {kGenai, kGenai});
   Json j = surface_to_json(m);
   EXPECT_EQ(j["tp"], 1);
   EXPECT_EQ(j["no_response"], 1);
@@ -261,8 +245,7 @@ TEST(ReportSurface, JsonRoundTrip) {
 
 TEST(ReportTables, Table4CellsRecomputeRejectAndSmall) {
   Json hr = harvard_ft_cm()["highReliability"];
-  std::vector<std::string> want = {"0.", "0.01", "1.",   "0.46", "R",
-                                   "0.", "0.99", "0.47", "0.99", "0.47"};
+  std::vector<std::string> want = {"0.", "0.01", "1.", "0.46", "R", "0.", "0.99", "0.47", "0.99", "0.47"};
   EXPECT_EQ(table4_cells(hr), want);
   hr["classConditional"][0] = cell(1, 0.0004, 0.5);  // SPEC §8.3 CVS: ".50 <.01"
   EXPECT_EQ(table4_cells(hr)[0], "0.50");
@@ -281,10 +264,9 @@ TEST(ReportTables, MarkdownRowsForHandBuiltResult) {
                        "| harvard | FT(CM) | NO-REJECT | 0.59 | 0.05 | 0.96 | 0.95 | 0.49 | 0.07 | "
                        "0.98 | 0.93 | 0.94 | 1. |\n"))
       << md;
-  EXPECT_TRUE(
-      contains(md,
-               "| harvard | FT(CM) | SDM_HR | 0. | 0.01 | 1. | 0.46 | R | 0. | 0.99 | 0.47 | "
-               "0.99 | 0.47 |\n"))
+  EXPECT_TRUE(contains(md,
+                       "| harvard | FT(CM) | SDM_HR | 0. | 0.01 | 1. | 0.46 | R | 0. | 0.99 | 0.47 | "
+                       "0.99 | 0.47 |\n"))
       << md;
   EXPECT_TRUE(contains(md, "## Table 5")) << md;
   EXPECT_TRUE(contains(md, "_No rows._")) << md;  // no verifier summary given
@@ -295,8 +277,7 @@ TEST(ReportTables, EmptyHighReliabilityRegion) {
   auto tables = paper_tables({r}, 0.95);
   EXPECT_EQ(tables[0].rows[0][2], kEnDash + ", 0.");  // Table 2: accuracy "–"
   std::vector<std::string> hr_row(tables[2].rows[1].begin() + 3, tables[2].rows[1].end());
-  EXPECT_EQ(hr_row,
-            std::vector<std::string>({"R", "0.", "R", "0.", "R", "0.", "R", "0.", "R", "0."}));
+  EXPECT_EQ(hr_row, std::vector<std::string>({"R", "0.", "R", "0.", "R", "0.", "R", "0.", "R", "0."}));
   Json j = tables_json({r}, 0.95);
   EXPECT_TRUE(j["results"][0]["hr_accuracy"].is_null());
   EXPECT_EQ(j["results"][0]["hr_proportion"], 0.0);
@@ -318,8 +299,7 @@ TEST(ReportTables, NoVerifierPrintsNotAvailable) {
 
 TEST(ReportTables, RowsGroupedByDatasetInFirstAppearanceOrder) {
   std::vector<ModelResult> results = {result("harvard", "A", nullptr), result("wiki", "A", nullptr),
-                                      result("harvard", "B", nullptr),
-                                      result("wiki", "B", nullptr)};
+                                      result("harvard", "B", nullptr), result("wiki", "B", nullptr)};
   auto rows = paper_tables(results, 0.95)[1].rows;
   std::vector<std::string> order;
   for (const auto& row : rows) order.push_back(row[0] + "/" + row[1]);
@@ -330,14 +310,12 @@ TEST(ReportTables, RowsGroupedByDatasetInFirstAppearanceOrder) {
 
 TEST(ReportTables, Table5FromVerifierSummary) {
   ModelResult r = result("wiki", "PHI3.5", nullptr);
-  r.verifier_summary = {{"sdm_loss", {0.26, 0.27}},
-                        {"accuracy", {0.81, 0.85}},
-                        {"mean_q", {218.58, 36.92}},
-                        {"psi", {nullptr, nullptr}}};
+  r.verifier_summary = {
+      {"sdm_loss", {0.26, 0.27}}, {"accuracy", {0.81, 0.85}}, {"mean_q", {218.58, 36.92}}, {"psi", {nullptr, nullptr}}};
   auto t5 = paper_tables({r}, 0.95)[3];
   ASSERT_EQ(t5.rows.size(), 1u);
-  EXPECT_EQ(t5.rows[0], std::vector<std::string>({"wiki", "PHI3.5", "0.26", "0.27", "0.81", "0.85",
-                                                  "218.58", "36.92", kEnDash, kEnDash}));
+  EXPECT_EQ(t5.rows[0], std::vector<std::string>(
+                            {"wiki", "PHI3.5", "0.26", "0.27", "0.81", "0.85", "218.58", "36.92", kEnDash, kEnDash}));
   r.verifier_summary["psi"] = {0.95, "x"};
   EXPECT_TRUE(contains(error_of([&] { paper_tables({r}, 0.95); }), "\"psi\"[1]"));
 }
@@ -362,15 +340,13 @@ TEST(ReportTables, JsonCarriesTable4Cells) {
 }
 
 TEST(ReportTables, LatexEscapesAndRows) {
-  EXPECT_EQ(
-      escape_latex("SDM_HR 50% & $x#{}~^\\"),
-      "SDM\\_HR 50\\% \\& \\$x\\#\\{\\}\\textasciitilde{}\\textasciicircum{}\\textbackslash{}");
+  EXPECT_EQ(escape_latex("SDM_HR 50% & $x#{}~^\\"),
+            "SDM\\_HR 50\\% \\& \\$x\\#\\{\\}\\textasciitilde{}\\textasciicircum{}\\textbackslash{}");
   EXPECT_EQ(escape_latex("<0.01 " + kEnDash + " \xC5\xB7=1"), "\\textless{}0.01 -- $\\hat{y}$=1");
   ModelResult a = result("harvard", "FT(CM)", harvard_ft_cm());
   ModelResult b = result("harvard", "SDM+FT_2", empty_hr());
   std::string tex = tables_latex({a, b}, 0.95);
-  EXPECT_TRUE(contains(tex, "harvard & FT(CM) & 0.99, 0.47 \\\\\n & SDM+FT\\_2 & --, 0. \\\\\n"))
-      << tex;
+  EXPECT_TRUE(contains(tex, "harvard & FT(CM) & 0.99, 0.47 \\\\\n & SDM+FT\\_2 & --, 0. \\\\\n")) << tex;
   EXPECT_TRUE(contains(tex, "\\toprule")) << tex;
   EXPECT_TRUE(contains(tex, "\\bottomrule\n\\end{tabular}")) << tex;
 }
@@ -429,11 +405,9 @@ TEST(ReportFiles, WritesFourFilesAtomically) {
   r.surface = surface_of(720, 680, 681);
   write_report({r}, 0.95, dir, "Word ordering");
   std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir))
-    names.push_back(entry.path().filename().string());
+  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names,
-            std::vector<std::string>({"report.html", "tables.json", "tables.md", "tables.tex"}));
+  EXPECT_EQ(names, std::vector<std::string>({"report.html", "tables.json", "tables.md", "tables.tex"}));
   EXPECT_EQ(read_file(dir / "tables.md"), tables_markdown({r}, 0.95));
   EXPECT_EQ(json_read_file(dir / "tables.json"), tables_json({r}, 0.95));
   const std::string html = read_file(dir / "report.html");
@@ -470,8 +444,8 @@ ModelResult seed_result(const std::string& model, std::vector<int> hr, double ac
   Json selective = harvard_ft_cm();
   double admitted = 0;
   for (int h : hr) admitted += h;
-  selective["highReliability"]["marginal"] = cell((int64_t)admitted, admitted / (double)hr.size(),
-                                                  admitted > 0 ? Json(accuracy) : Json(nullptr));
+  selective["highReliability"]["marginal"] =
+      cell((int64_t)admitted, admitted / (double)hr.size(), admitted > 0 ? Json(accuracy) : Json(nullptr));
   ModelResult r = result("test", model, selective);
   r.surface = surface_of((int64_t)hr.size(), exact, exact);
   r.high_reliability = std::move(hr);
@@ -485,7 +459,7 @@ TEST(ReportSeeds, MeanAndSampleDeviationPerVariant) {
   Json s = seed_summary(runs, {});
   ASSERT_EQ(s["rows"].size(), 1u);
   const Json& row = s["rows"][0];
-  EXPECT_EQ(row["seeds"], Json({0, 1, 2}));  // sorted by seed
+  EXPECT_EQ(row["seeds"], Json({0, 1, 2}));                             // sorted by seed
   EXPECT_NEAR(row["hr_proportion"]["mean"].get<double>(), 0.5, 1e-12);  // .5, .25, .75
   EXPECT_NEAR(row["hr_proportion"]["sd"].get<double>(), 0.25, 1e-12);   // sample s.d. (n − 1)
   EXPECT_NEAR(row["exact_match_accuracy"]["mean"].get<double>(), 0.5, 1e-12);
@@ -501,11 +475,11 @@ TEST(ReportSeeds, MeanAndSampleDeviationPerVariant) {
 
 TEST(ReportSeeds, PairedBootstrapDifference) {
   // Treated admits prompts 0–5 of 8 in both seeds, control prompts 0–1 and 0–3: difference .5 and .25.
-  std::vector<ModelResult> results = {seed_result("T", {1, 1, 1, 1, 1, 1, 0, 0}, 1.0, 6),
-                                      seed_result("T", {1, 1, 1, 1, 1, 1, 0, 0}, 1.0, 6),
-                                      seed_result("C", {1, 1, 0, 0, 0, 0, 0, 0}, 1.0, 2),
-                                      seed_result("C", {1, 1, 1, 1, 0, 0, 0, 0}, 1.0, 4)};
-  std::vector<SeedResult> runs = {{"T", 0, &results[0]}, {"T", 1, &results[1]}, {"C", 0, &results[2]}, {"C", 1, &results[3]}};
+  std::vector<ModelResult> results = {
+      seed_result("T", {1, 1, 1, 1, 1, 1, 0, 0}, 1.0, 6), seed_result("T", {1, 1, 1, 1, 1, 1, 0, 0}, 1.0, 6),
+      seed_result("C", {1, 1, 0, 0, 0, 0, 0, 0}, 1.0, 2), seed_result("C", {1, 1, 1, 1, 0, 0, 0, 0}, 1.0, 4)};
+  std::vector<SeedResult> runs = {
+      {"T", 0, &results[0]}, {"T", 1, &results[1]}, {"C", 0, &results[2]}, {"C", 1, &results[3]}};
   Json s = seed_summary(runs, {{"T", "C"}, {"T", "missing"}}, 7, 2000);
   ASSERT_EQ(s["hr_proportion_differences"].size(), 1u);  // no rows for a variant that is absent
   const Json& d = s["hr_proportion_differences"][0];

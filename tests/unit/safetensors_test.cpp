@@ -123,7 +123,9 @@ TEST(SafetensorsWrite, RejectsBadTensorsAndLeavesNoFile) {
   expect_contains(input_error([&] { safetensors_write(path, {{"w", ok}, {"w", ok}}); }), {"\"w\"", "twice"});
   expect_contains(input_error([&] { safetensors_write(path, {{"__metadata__", ok}}); }), {"reserved"});
   expect_contains(input_error([&] { safetensors_write(path, {{"u", torch::Tensor()}}); }), {"\"u\"", "undefined"});
-  expect_contains(input_error([&] { safetensors_write(path, {{"c", torch::zeros({2}, torch::kComplexFloat)}}); }),
+  expect_contains(input_error([&] {
+                    safetensors_write(path, {{"c", torch::zeros({2}, torch::kComplexFloat)}});
+                  }),
                   {"\"c\"", "ComplexFloat", "cannot be saved"});
   expect_contains(input_error([&] { safetensors_write(path, {{"bad\xff", ok}}); }), {"not valid UTF-8"});
   EXPECT_TRUE(fs::is_empty(dir));  // nothing, not even a temporary, was left behind
@@ -152,7 +154,7 @@ TEST(SafetensorsFile, TensorsAreZeroCopyViewsThatOutliveTheFile) {
     b = file.tensor("w");
     EXPECT_EQ(a.data_ptr(), b.data_ptr());  // both view the mapping
   }
-  EXPECT_TRUE(torch::equal(a, expected));  // the mapping outlives the SafetensorsFile
+  EXPECT_TRUE(torch::equal(a, expected));                // the mapping outlives the SafetensorsFile
   safetensors_write(path, {{"w", torch::zeros({12})}});  // atomic replace: old views keep old bytes
   EXPECT_TRUE(torch::equal(a, expected));
   EXPECT_TRUE(torch::equal(SafetensorsFile(path).tensor("w"), torch::zeros({12})));
@@ -175,7 +177,8 @@ TEST(SafetensorsFile, MissingTensorAndFileErrorsNameThem) {
   safetensors_write(dir / "m.safetensors", {{"w", torch::zeros({1})}});
   SafetensorsFile file(dir / "m.safetensors");
   expect_contains(input_error([&] { file.tensor("v"); }), {"m.safetensors", "no tensor \"v\"", "\"w\""});
-  expect_contains(input_error([&] { SafetensorsFile{dir / "absent.safetensors"}; }), {"absent.safetensors", "not found"});
+  expect_contains(input_error([&] { SafetensorsFile{dir / "absent.safetensors"}; }),
+                  {"absent.safetensors", "not found"});
   expect_contains(input_error([&] { SafetensorsFile{dir}; }), {"not a regular file"});
 }
 
@@ -195,33 +198,57 @@ TEST(SafetensorsFile, EveryHeaderCorruptionNamesFileAndTensor) {
       {"invalid UTF-8", "{\"\xff\":1}", 0, {"header: malformed JSON"}},
       {"not an object", "[1, 2]", 0, {"header must be a JSON object, got an array"}},
       {"duplicate key", "{" + a + "," + a + "}", 8, {"duplicate JSON key \"a\""}},
-      {"unknown dtype", R"({"a":{"dtype":"F8","shape":[2],"data_offsets":[0,2]}})", 2,
+      {"unknown dtype",
+       R"({"a":{"dtype":"F8","shape":[2],"data_offsets":[0,2]}})",
+       2,
        {"tensor \"a\": unknown dtype \"F8\""}},
-      {"dtype not a string", R"({"a":{"dtype":4,"shape":[1],"data_offsets":[0,4]}})", 4,
+      {"dtype not a string",
+       R"({"a":{"dtype":4,"shape":[1],"data_offsets":[0,4]}})",
+       4,
        {"tensor \"a\": unknown dtype 4"}},
       {"entry not an object", R"({"a":[1]})", 0, {"tensor \"a\": expected an object"}},
       {"missing field", R"({"a":{"dtype":"F32","shape":[1]}})", 4, {"tensor \"a\": missing field \"data_offsets\""}},
-      {"extra field", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})", 4,
+      {"extra field",
+       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})",
+       4,
        {"tensor \"a\": unexpected field \"x\""}},
-      {"negative dim", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4,
+      {"negative dim",
+       R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
+       4,
        {"tensor \"a\": shape must be an array of non-negative integers, got [-1]"}},
       {"float dim", R"({"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}})", 4, {"tensor \"a\": shape must"}},
       {"shape not array", R"({"a":{"dtype":"F32","shape":4,"data_offsets":[0,4]}})", 4, {"tensor \"a\": shape must"}},
-      {"three offsets", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}})", 8,
+      {"three offsets",
+       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}})",
+       8,
        {"tensor \"a\": data_offsets must be [begin, end]"}},
-      {"reversed offsets", R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", 4,
+      {"reversed offsets",
+       R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})",
+       4,
        {"tensor \"a\": data_offsets [4, 0] end before they begin"}},
-      {"out of bounds", "{" + a + R"(,"b":{"dtype":"I8","shape":[4],"data_offsets":[8,12]}})", 10,
+      {"out of bounds",
+       "{" + a + R"(,"b":{"dtype":"I8","shape":[4],"data_offsets":[8,12]}})",
+       10,
        {"tensor \"b\": data_offsets [8, 12] are out of bounds of the 10-byte data buffer"}},
-      {"wrong byte size", R"({"lm_head.weight":{"dtype":"F32","shape":[3,4],"data_offsets":[0,10]}})", 10,
+      {"wrong byte size",
+       R"({"lm_head.weight":{"dtype":"F32","shape":[3,4],"data_offsets":[0,10]}})",
+       10,
        {R"(: tensor "lm_head.weight": data_offsets [0, 10] do not match dtype F32 and shape [3, 4] (48 bytes))"}},
-      {"overflowing shape", R"({"a":{"dtype":"F64","shape":[4611686018427387904,16],"data_offsets":[0,8]}})", 8,
+      {"overflowing shape",
+       R"({"a":{"dtype":"F64","shape":[4611686018427387904,16],"data_offsets":[0,8]}})",
+       8,
        {"tensor \"a\": shape [4611686018427387904, 16] is too large"}},
-      {"overlap", "{" + a + R"(,"b":{"dtype":"I8","shape":[4],"data_offsets":[4,8]}})", 8,
+      {"overlap",
+       "{" + a + R"(,"b":{"dtype":"I8","shape":[4],"data_offsets":[4,8]}})",
+       8,
        {"tensor \"b\": data_offsets [4, 8] overlap tensor \"a\" at [0, 8]"}},
-      {"gap", "{" + a + R"(,"b":{"dtype":"I8","shape":[4],"data_offsets":[10,14]}})", 14,
+      {"gap",
+       "{" + a + R"(,"b":{"dtype":"I8","shape":[4],"data_offsets":[10,14]}})",
+       14,
        {"tensor \"b\": data_offsets [10, 14] leave a gap: bytes [8, 10)"}},
-      {"not starting at 0", R"({"b":{"dtype":"I8","shape":[4],"data_offsets":[2,6]}})", 6,
+      {"not starting at 0",
+       R"({"b":{"dtype":"I8","shape":[4],"data_offsets":[2,6]}})",
+       6,
        {"tensor \"b\": data_offsets [2, 6] leave a gap: bytes [0, 2)"}},
       {"trailing bytes", "{" + a + "}", 12, {"bytes [8, 12) at the end", "the last tensor is \"a\""}},
       {"metadata value", R"({"__metadata__":{"k":1}})", 0, {"\"__metadata__\" value of \"k\" must be a string"}},
@@ -251,7 +278,8 @@ TEST(SafetensorsFile, BadHeaderLengthsAndTruncation) {
   // Above the 100 MB header limit, even when the file is big enough (sparse).
   raw_write(path, "{}", "", 100'000'001);
   fs::resize_file(path, 100'000'200);
-  expect_contains(input_error([&] { SafetensorsFile{path}; }), {"header length 100000001 is invalid (expected 2 to 100000000"});
+  expect_contains(input_error([&] { SafetensorsFile{path}; }),
+                  {"header length 100000001 is invalid (expected 2 to 100000000"});
 
   safetensors_write(path, {{"a", torch::zeros({2})}, {"b", torch::zeros({4}, torch::kInt8)}});
   fs::resize_file(path, fs::file_size(path) - 3);  // truncated inside the data buffer
@@ -278,9 +306,10 @@ TEST(SafetensorsCheckpoint, ReadsShardsThroughTheIndex) {
   safetensors_write(dir / "model-00001-of-00002.safetensors",
                     {{"model.embed.weight", torch::ones({3, 2})}, {"model.layers.0.w", torch::full({2}, 2.0)}});
   safetensors_write(dir / "model-00002-of-00002.safetensors", {{"lm_head.weight", torch::full({3, 2}, 3.0)}});
-  write_file(dir / "model.safetensors.index.json",
-             R"({"metadata":{"total_size":56},"weight_map":{"model.embed.weight":"model-00001-of-00002.safetensors",)"
-             R"("model.layers.0.w":"model-00001-of-00002.safetensors","lm_head.weight":"model-00002-of-00002.safetensors"}})");
+  write_file(
+      dir / "model.safetensors.index.json",
+      R"({"metadata":{"total_size":56},"weight_map":{"model.embed.weight":"model-00001-of-00002.safetensors",)"
+      R"("model.layers.0.w":"model-00001-of-00002.safetensors","lm_head.weight":"model-00002-of-00002.safetensors"}})");
   Checkpoint ckpt(dir);
   EXPECT_EQ(ckpt.names(), (std::vector<std::string>{"lm_head.weight", "model.embed.weight", "model.layers.0.w"}));
   EXPECT_TRUE(ckpt.contains("lm_head.weight"));
@@ -298,11 +327,14 @@ TEST(SafetensorsCheckpoint, IndexErrorsNameTheTensorAndShard) {
   safetensors_write(dir / "s1.safetensors", {{"a", torch::zeros({1})}});
   const fs::path index = dir / "model.safetensors.index.json";
   write_file(index, R"({"weight_map":{"a":"s1.safetensors","b":"s2.safetensors"}})");
-  expect_contains(input_error([&] { Checkpoint{dir}; }), {"tensor \"b\" is mapped to shard \"s2.safetensors\", which does not exist"});
+  expect_contains(input_error([&] { Checkpoint{dir}; }),
+                  {"tensor \"b\" is mapped to shard \"s2.safetensors\", which does not exist"});
   write_file(index, R"({"weight_map":{"a":"s1.safetensors","b":"s1.safetensors"}})");
-  expect_contains(input_error([&] { Checkpoint{dir}; }), {"tensor \"b\" is mapped to shard \"s1.safetensors\", which does not hold it"});
+  expect_contains(input_error([&] { Checkpoint{dir}; }),
+                  {"tensor \"b\" is mapped to shard \"s1.safetensors\", which does not hold it"});
   write_file(index, R"({"weight_map":{"a":"../s1.safetensors"}})");
-  expect_contains(input_error([&] { Checkpoint{dir}; }), {"tensor \"a\": shard \"../s1.safetensors\" must be a file inside"});
+  expect_contains(input_error([&] { Checkpoint{dir}; }),
+                  {"tensor \"a\": shard \"../s1.safetensors\" must be a file inside"});
   write_file(index, R"({"weight_map":{"a":3}})");
   expect_contains(input_error([&] { Checkpoint{dir}; }), {"tensor \"a\": shard must be a file name"});
   write_file(index, R"({"metadata":{}})");
@@ -342,11 +374,24 @@ TEST(SafetensorsFuzz, MutatedHeadersOnlyEverThrowError) {
       const uint64_t pos = rng.below(header_end);
       const char c = alphabet[rng.below(alphabet.size())];
       switch (rng.below(6)) {
-        case 0: bytes[pos] = static_cast<char>(bytes[pos] ^ (1 << rng.below(8))); break;
-        case 1: bytes[std::max<uint64_t>(pos, 8)] = c; break;
-        case 2: bytes.erase(std::max<uint64_t>(pos, 8), 1); --header_end; break;
-        case 3: bytes.insert(bytes.begin() + std::max<uint64_t>(pos, 8), c); ++header_end; break;
-        case 4: bytes.resize(rng.below(bytes.size())); header_end = std::min<uint64_t>(header_end, bytes.size()); break;
+        case 0:
+          bytes[pos] = static_cast<char>(bytes[pos] ^ (1 << rng.below(8)));
+          break;
+        case 1:
+          bytes[std::max<uint64_t>(pos, 8)] = c;
+          break;
+        case 2:
+          bytes.erase(std::max<uint64_t>(pos, 8), 1);
+          --header_end;
+          break;
+        case 3:
+          bytes.insert(bytes.begin() + std::max<uint64_t>(pos, 8), c);
+          ++header_end;
+          break;
+        case 4:
+          bytes.resize(rng.below(bytes.size()));
+          header_end = std::min<uint64_t>(header_end, bytes.size());
+          break;
         default: {
           const uint64_t length = rng.below(2) ? header_size + rng.below(33) - 16 : rng.next_u64();
           if (bytes.size() >= 8) std::memcpy(bytes.data(), &length, 8);
@@ -376,7 +421,7 @@ TEST(SafetensorsFuzz, MutatedHeadersOnlyEverThrowError) {
   }
   std::cout << "accepted " << accepted << ", rejected " << rejected << " of " << kIterations
             << " mutated files (checksum " << checksum << ")\n";
-  EXPECT_GT(accepted, 0);              // some mutations (e.g. in names) stay valid
+  EXPECT_GT(accepted, 0);                // some mutations (e.g. in names) stay valid
   EXPECT_GT(rejected, kIterations / 2);  // most must be caught
   EXPECT_EQ(accepted + rejected, kIterations);
 }

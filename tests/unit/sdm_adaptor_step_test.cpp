@@ -70,7 +70,14 @@ void compare(const Case& c, int steps, KernelIsa isa, double lr = 1e-3) {
     const double worst = (p[i] - ref[i]).abs().max().item<double>();
     EXPECT_LT(worst, 1e-3 * lr * steps + 1e-7) << names[i] << " after " << steps << " steps";
     if (c.batch > 0) {
-      EXPECT_GT((p[i] - (i == 0 ? w1 : i == 1 ? b1 : i == 2 ? w2 : b2)).abs().max().item<double>(), 0.1 * lr)
+      EXPECT_GT((p[i] - (i == 0   ? w1
+                         : i == 1 ? b1
+                         : i == 2 ? w2
+                                  : b2))
+                    .abs()
+                    .max()
+                    .item<double>(),
+                0.1 * lr)
           << names[i] << " did not move";
     }
   }
@@ -89,8 +96,8 @@ TEST(AdaptorStep, MatchesAutogradAndAdamForEveryKernelBuild) {
   const std::vector<Case> cases = {{2, 16, 8, 32}, {3, 300, 40, 50}, {7, 129, 33, 17}, {2, 5, 4, 1}, {3, 12, 6, 0}};
   for (KernelIsa isa : runnable_isas()) {
     for (const Case& c : cases) {
-      SCOPED_TRACE("isa " + std::to_string((int)isa) + " C=" + std::to_string(c.classes) + " D=" + std::to_string(c.dim) +
-                   " M=" + std::to_string(c.exemplar) + " B=" + std::to_string(c.batch));
+      SCOPED_TRACE("isa " + std::to_string((int)isa) + " C=" + std::to_string(c.classes) + " D=" +
+                   std::to_string(c.dim) + " M=" + std::to_string(c.exemplar) + " B=" + std::to_string(c.batch));
       compare(c, 1, isa);
       compare(c, 6, isa);
     }
@@ -107,7 +114,8 @@ TEST(AdaptorStep, KernelBuildsAgreeBitForBit) {
     AdaptorState s(torch::randn({c.exemplar, c.dim}), torch::randn({c.exemplar}), torch::randn({c.classes, c.exemplar}),
                    torch::randn({c.classes}));
     for (int k = 0; k < 3; ++k)
-      sdmlm::sdm::detail::adaptor_step(s, torch::randn({c.batch, c.dim}), torch::randint(0, c.classes, {c.batch}, torch::kInt64),
+      sdmlm::sdm::detail::adaptor_step(s, torch::randn({c.batch, c.dim}),
+                                       torch::randint(0, c.classes, {c.batch}, torch::kInt64),
                                        torch::log(torch::rand({c.batch}) + 2.0f), torch::rand({c.batch}), 1e-3);
     results.push_back(s.w1.clone());
   }

@@ -27,7 +27,9 @@ Model tiny_model() {
   m.classifier_weight = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}});
   m.classifier_bias = torch::zeros({2});
   m.support_vectors = torch::tensor({{0.0f, 1.0f}, {1.0f, 0.0f}, {2.0f, 2.0f}});
-  m.support = {{"a", 0, 1, std::nullopt, nullptr}, {"b", 1, 0, std::string("doc"), Json{{"k", 1}}}, {"c", 1, 1, std::nullopt, nullptr}};
+  m.support = {{"a", 0, 1, std::nullopt, nullptr},
+               {"b", 1, 0, std::string("doc"), Json{{"k", 1}}},
+               {"c", 1, 1, std::nullopt, nullptr}};
   m.distance_cdfs = {{0.5f, 1.0f}, {0.25f}};
   m.rescaled_similarity_cdfs = {{1.0f, 2.0f}, {1.5f}};
   m.regions = {Region{0.9, 1.5f, {0.91f, 0.95f}}};

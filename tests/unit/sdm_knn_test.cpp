@@ -66,7 +66,9 @@ TEST(ExactIndex, TilesGiveTheSameAnswer) {
     int64_t q = 0;
     for (int64_t j = 0; j < 50; ++j) {
       int64_t s = idx[r][j].item<int64_t>();
-      if (labels[s].item<int64_t>() != predictions[s].item<int64_t>() || predictions[s].item<int64_t>() != qp[r].item<int64_t>()) break;
+      if (labels[s].item<int64_t>() != predictions[s].item<int64_t>() ||
+          predictions[s].item<int64_t>() != qp[r].item<int64_t>())
+        break;
       ++q;
     }
     ASSERT_EQ(a.q[r].item<int64_t>(), q) << "query " << r;

@@ -134,7 +134,7 @@ TEST(NestedCalibration, FirstPassingCandidateAndResidualRemoval) {
   CalibrationSet s;
   for (int i = 0; i < 20; ++i) s.add(i % 2, 0.99f, 10.0f + (float)i);  // confident, high q'
   for (int i = 0; i < 20; ++i) s.add(i % 2, 0.6f, 2.0f);               // unsure, low q'
-  s.add(0, 0.99f, 0.5f);                                                 // OOD (q' < 1): ignored
+  s.add(0, 0.99f, 0.5f);                                               // OOD (q' < 1): ignored
   auto regions = calibrate_nested(s.probs, s.q_prime, s.labels, s.preds, 2, 0.05, 0);
   ASSERT_FALSE(regions.empty());
   EXPECT_EQ(regions[0].alpha, 0.95);
@@ -183,7 +183,8 @@ TEST(BalancedLoss, EmptyClassContributesZeroButCounts) {
   const double ce = std::log(1.0 + std::exp(-2.0));
   EXPECT_NEAR(loss, ce / 2.0, 1e-6);
   // d = 0 gives ln(C) / ln(2 + q) regardless of the logits
-  EXPECT_NEAR(balanced_sdm_loss(logits, {0, 1}, {6.0f, 6.0f}, {0.0f, 0.0f}, 2.0f, 2), std::log(2.0) / std::log(8.0), 1e-6);
+  EXPECT_NEAR(balanced_sdm_loss(logits, {0, 1}, {6.0f, 6.0f}, {0.0f, 0.0f}, 2.0f, 2), std::log(2.0) / std::log(8.0),
+              1e-6);
 }
 
 TEST(DistanceCdfs, OnlyNonOodRowsByTrueLabel) {

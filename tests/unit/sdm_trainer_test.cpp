@@ -88,7 +88,7 @@ TEST(Trainer, IdentityExclusionWhenScoringSupportRows) {
   for (size_t i = 0; i < 150; ++i) {
     EXPECT_NE(excluded[i].nearest_support_index, (int64_t)i);  // never itself
     EXPECT_EQ(plain[i].nearest_support_index, (int64_t)i);     // itself at distance 0
-    EXPECT_NEAR(plain[i].d0, 0.0f, 1e-4);  // the norm expansion leaves rounding residue
+    EXPECT_NEAR(plain[i].d0, 0.0f, 1e-4);                      // the norm expansion leaves rounding residue
     for (const auto& m : excluded[i].nearest_matches) EXPECT_NE(m.support_index, (int64_t)i);
     differs += excluded[i].q != plain[i].q;
   }

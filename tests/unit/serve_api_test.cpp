@@ -89,7 +89,7 @@ TEST(ServeApi, StatusesOfBadRequests) {
   EXPECT_EQ(status_of("{" + m + R"(, "stop": [""]})"), 400);
   EXPECT_EQ(status_of("{" + m + R"(, "stream": "yes"})"), 400);
   EXPECT_EQ(status_of("{" + m + R"(, "stream_options": {"include_usage": true}})"), 400);  // without stream
-  EXPECT_EQ(status_of("{" + m + R"(, "top_logprobs": 2})"), 400);                      // without logprobs
+  EXPECT_EQ(status_of("{" + m + R"(, "top_logprobs": 2})"), 400);                          // without logprobs
   EXPECT_EQ(status_of("{" + m + R"(, "logprobs": true, "top_logprobs": 21})"), 400);
   EXPECT_EQ(status_of("{" + m + R"(, "alpha": 0.5})"), 400);
   EXPECT_EQ(status_of("{" + m + R"(, "alpha": 1.0})"), 400);
@@ -121,8 +121,20 @@ TEST(ServeApi, FuzzedBodiesNeverEscapeAsOtherErrors) {
       R"({"prompt": ["a", "b"], "n": 2, "logprobs": 1, "stop": "x", "seed": 3, "echo": true})",
       R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "t"}]}], "alpha": 0.9, "search_depth": 1})",
       R"({"prompt": [[1, 2], [3]], "temperature": 0.5, "top_p": 0.9, "stream_options": {"include_usage": true}})"};
-  const std::vector<std::string> values = {"null", "true", "-1", "1e999", "\"\"", "[]", "{}", "[[]]", "1.5", "\"\\u0000\"",
-                                           "18446744073709551616", "-9223372036854775809", "[null]", "{\"a\":[}"};
+  const std::vector<std::string> values = {"null",
+                                           "true",
+                                           "-1",
+                                           "1e999",
+                                           "\"\"",
+                                           "[]",
+                                           "{}",
+                                           "[[]]",
+                                           "1.5",
+                                           "\"\\u0000\"",
+                                           "18446744073709551616",
+                                           "-9223372036854775809",
+                                           "[null]",
+                                           "{\"a\":[}"};
   std::mt19937_64 rng(20261203);
   int64_t accepted = 0, rejected = 0;
   for (int iter = 0; iter < 20000; ++iter) {
@@ -131,9 +143,15 @@ TEST(ServeApi, FuzzedBodiesNeverEscapeAsOtherErrors) {
     for (int e = 0; e < edits && !body.empty(); ++e) {
       const size_t at = rng() % body.size();
       switch (rng() % 5) {
-        case 0: body[at] = (char)(rng() % 256); break;
-        case 1: body.resize(at); break;
-        case 2: body.insert(at, std::string(1, "{}[],:\"\\0"[rng() % 10])); break;
+        case 0:
+          body[at] = (char)(rng() % 256);
+          break;
+        case 1:
+          body.resize(at);
+          break;
+        case 2:
+          body.insert(at, std::string(1, "{}[],:\"\\0"[rng() % 10]));
+          break;
         case 3: {  // replace the value after a colon
           const size_t colon = body.find(':', at);
           if (colon == std::string::npos) break;
@@ -142,7 +160,9 @@ TEST(ServeApi, FuzzedBodiesNeverEscapeAsOtherErrors) {
           body.replace(colon + 1, end - colon - 1, values[rng() % values.size()]);
           break;
         }
-        default: body.erase(at, 1 + rng() % 8); break;
+        default:
+          body.erase(at, 1 + rng() % 8);
+          break;
       }
     }
     const bool chat = body.find("messages") != std::string::npos || rng() % 2;
@@ -168,7 +188,7 @@ TEST(ServeStream, HoldsBackPartialStopsAndCharacters) {
   EXPECT_EQ(streamable_prefix("ab<", {"<verified>"}, false), "ab");
   EXPECT_EQ(streamable_prefix("  ab \n", {}, true), "ab");  // stripped: the verdict text is strip(answer)
   EXPECT_EQ(streamable_prefix("   ", {}, true), "");
-  EXPECT_EQ(streamable_prefix("caf\xC3", {}, false), "caf");           // a lead byte without its continuation
+  EXPECT_EQ(streamable_prefix("caf\xC3", {}, false), "caf");              // a lead byte without its continuation
   EXPECT_EQ(streamable_prefix("caf\xC3\xA9", {}, false), "caf\xC3\xA9");  // complete
   EXPECT_EQ(streamable_prefix("x\xE2\x82", {}, false), "x");
   EXPECT_EQ(streamable_prefix("x\xEF\xBF\xBD", {}, false), "x");  // a decoder's replacement character

@@ -28,9 +28,10 @@ fs::path write_lines(const fs::path& dir, const std::string& name, const std::ve
 // ---- task files -----------------------------------------------------------------------------------
 TEST(TaskFile, ReadsTheTaskLayoutWithDerivedAndGivenIds) {
   auto dir = temp_dir("taskfile");
-  auto path = write_lines(dir, "t.jsonl",
-                          {R"({"prompt": "2+2?", "positive": "4", "negatives": ["5", "3"], "metadata": {"k": 1}})",
-                           R"({"id": 7, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "3+3?"}], "positive": "6"})"});
+  auto path = write_lines(
+      dir, "t.jsonl",
+      {R"({"prompt": "2+2?", "positive": "4", "negatives": ["5", "3"], "metadata": {"k": 1}})",
+       R"({"id": 7, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "3+3?"}], "positive": "6"})"});
   auto file = read_task_file(path);
   ASSERT_EQ(file.examples.size(), 2u);
   EXPECT_EQ(file.layout, TaskLayout::kTask);
@@ -64,17 +65,19 @@ TEST(TaskFile, ReadsTheTaskLayoutWithDerivedAndGivenIds) {
 
 TEST(TaskFile, ReadsPreferenceAndWordOrderLayouts) {
   auto dir = temp_dir("taskfile_layouts");
-  auto trl = write_lines(dir, "trl.jsonl",
-                         {R"({"prompt": "Capital of France?", "chosen": "Paris", "rejected": "Lyon"})",
-                          R"({"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Hello"}], "rejected": [{"role": "assistant", "content": "Go away"}]})"});
+  auto trl = write_lines(
+      dir, "trl.jsonl",
+      {R"({"prompt": "Capital of France?", "chosen": "Paris", "rejected": "Lyon"})",
+       R"({"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Hello"}], "rejected": [{"role": "assistant", "content": "Go away"}]})"});
   auto file = read_task_file(trl);
   EXPECT_EQ(file.layout, TaskLayout::kPreference);
   EXPECT_EQ(file.examples[0].positive, "Paris");
   EXPECT_EQ(file.examples[0].negatives, (std::vector<std::string>{"Lyon"}));
   EXPECT_EQ(file.examples[1].positive, "Hello");
   EXPECT_EQ(prompt_text(file.examples[1]), "Hi?");
-  auto wo = write_lines(dir, "wo.jsonl",
-                        {R"({"id": "u1", "original_document": "the cat sat", "genai_document": "<sentence>the cat sat</sentence>\n<verified>Yes</verified>", "prompt": "P", "default_negative": "<sentence>the sat cat</sentence>\n<verified>No</verified>", "multiset": "sat cat"})"});
+  auto wo = write_lines(
+      dir, "wo.jsonl",
+      {R"({"id": "u1", "original_document": "the cat sat", "genai_document": "<sentence>the cat sat</sentence>\n<verified>Yes</verified>", "prompt": "P", "default_negative": "<sentence>the sat cat</sentence>\n<verified>No</verified>", "multiset": "sat cat"})"});
   auto words = read_task_file(wo);
   EXPECT_EQ(words.layout, TaskLayout::kWordOrder);
   EXPECT_EQ(words.examples[0].positive, "<sentence>the cat sat</sentence>");
@@ -87,7 +90,7 @@ TEST(TaskFile, BadRecordsNameFileLineAndField) {
   auto check = [&](const std::vector<std::string>& lines, const std::string& expected) {
     auto path = write_lines(dir, "bad.jsonl", lines);
     const std::string message = error_of([&] { read_task_file(path); });
-    EXPECT_TRUE(contains(message, "bad.jsonl:" )) << message;
+    EXPECT_TRUE(contains(message, "bad.jsonl:")) << message;
     EXPECT_TRUE(contains(message, expected)) << message;
   };
   const std::string ok = R"({"prompt": "a", "positive": "b"})";
@@ -130,7 +133,7 @@ TEST(Reward, PureChecks) {
   EXPECT_EQ(r("exact", " 42\n", "42"), 1);
   EXPECT_EQ(r("exact", "42.", "42"), 0);
   EXPECT_EQ(r("normalized", "  Hello   WORLD ", "hello world"), 1);
-  EXPECT_EQ(r("normalized", "\uFF21BC", "abc"), 1);      // fullwidth A (NFKC)
+  EXPECT_EQ(r("normalized", "\uFF21BC", "abc"), 1);         // fullwidth A (NFKC)
   EXPECT_EQ(r("normalized", "Stra\u00DFe", "STRASSE"), 1);  // ß case-folds to ss
   EXPECT_EQ(r("normalized", "hello", "help"), 0);
   EXPECT_EQ(r("tag:answer", "I think <answer> 7 </answer> because", "<answer>7</answer>"), 1);
@@ -166,19 +169,18 @@ TEST(Reward, JudgeOfWholeGenerationsEqualsThePapersRuleForWordOrder) {
   // Every shape a decode can take: judge(wordorder) == task::reward, exactly.
   const std::string ref = "a quick test";
   auto check = RewardCheck::parse("wordorder");
-  std::vector<std::string> generations = {
-      "<sentence>a quick test</sentence>\n<verified>Yes</verified>",
-      "  <sentence>a quick test</sentence>\n<verified>Yes</verified>\n\n",
-      "<sentence>a quick test</sentence>\n<verified>No</verified>",
-      "<sentence>a quick test</sentence> \n<verified>Yes</verified>",
-      "<sentence>a quick test</sentence><verified>Yes</verified>",
-      "<sentence> a quick test</sentence>\n<verified>Yes</verified>",
-      "<sentence>a  quick test</sentence>\n<verified>Yes</verified>",
-      "<sentence>a test quick</sentence>\n<verified>Yes</verified>",
-      "<sentence>a quick test</sentence>\n<verified>Yes</verified> more",
-      "<sentence>a quick test</sentence>",
-      "\n<verified>Yes</verified>",
-      ""};
+  std::vector<std::string> generations = {"<sentence>a quick test</sentence>\n<verified>Yes</verified>",
+                                          "  <sentence>a quick test</sentence>\n<verified>Yes</verified>\n\n",
+                                          "<sentence>a quick test</sentence>\n<verified>No</verified>",
+                                          "<sentence>a quick test</sentence> \n<verified>Yes</verified>",
+                                          "<sentence>a quick test</sentence><verified>Yes</verified>",
+                                          "<sentence> a quick test</sentence>\n<verified>Yes</verified>",
+                                          "<sentence>a  quick test</sentence>\n<verified>Yes</verified>",
+                                          "<sentence>a test quick</sentence>\n<verified>Yes</verified>",
+                                          "<sentence>a quick test</sentence>\n<verified>Yes</verified> more",
+                                          "<sentence>a quick test</sentence>",
+                                          "\n<verified>Yes</verified>",
+                                          ""};
   std::vector<RewardQuery> queries;
   for (const auto& g : generations) queries.push_back({"id", "p", g, "<sentence>" + ref + "</sentence>"});
   const auto judged = judge(*check, queries);
@@ -202,8 +204,9 @@ TEST(Reward, SplitVerdictAndContent) {
                                                    Reward::kHardNegative}));
   EXPECT_EQ(exact->content(q), (std::vector<int>{1, 1, 0, 1}));  // right answers, whatever the verdict
   auto wordorder = RewardCheck::parse("wordorder");
-  EXPECT_EQ(wordorder->content({{"a", "p", "<sentence> b  a </sentence> <verified>No</verified>", "<sentence>b a</sentence>"},
-                                {"b", "p", "<sentence>a b</sentence>\n<verified>Yes</verified>", "<sentence>b a</sentence>"}}),
+  EXPECT_EQ(wordorder->content(
+                {{"a", "p", "<sentence> b  a </sentence> <verified>No</verified>", "<sentence>b a</sentence>"},
+                 {"b", "p", "<sentence>a b</sentence>\n<verified>Yes</verified>", "<sentence>b a</sentence>"}}),
             (std::vector<int>{1, 0}));
   EXPECT_EQ(default_reward(TaskLayout::kWordOrder), "wordorder");
   EXPECT_EQ(default_reward(TaskLayout::kPreference), "exact");
@@ -211,9 +214,10 @@ TEST(Reward, SplitVerdictAndContent) {
 
 TEST(PromptRows, FieldsIdsAndErrors) {
   auto dir = temp_dir("prompt_rows");
-  auto file = write_lines(dir, "rows.jsonl",
-                          {R"({"prompt": "2+2?", "response": "4", "label": 1, "extra": "kept"})",
-                           R"({"id": 7, "messages": [{"role": "user", "content": "3+3?"}], "response": "5", "label": false})"});
+  auto file =
+      write_lines(dir, "rows.jsonl",
+                  {R"({"prompt": "2+2?", "response": "4", "label": 1, "extra": "kept"})",
+                   R"({"id": 7, "messages": [{"role": "user", "content": "3+3?"}], "response": "5", "label": false})"});
   auto rows = read_prompt_rows(file, {.response = true, .label = true});
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].prompt, "2+2?");

@@ -17,9 +17,7 @@ namespace {
 using sdmlm::testing::error_of;
 using sdmlm::testing::temp_dir;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::vector<std::string> sorted_words(const std::string& text) {
   auto words = split_words(text);
@@ -31,7 +29,7 @@ std::vector<std::string> sorted_words(const std::string& text) {
 
 TEST(TaskText, StripFollowsPythonIsspace) {
   EXPECT_EQ(strip(" \t\n\r\v\fa b\n\n"), "a b");
-  EXPECT_EQ(strip("\xC2\xA0x\xE3\x80\x80"), "x");  // U+00A0, U+3000 are whitespace
+  EXPECT_EQ(strip("\xC2\xA0x\xE3\x80\x80"), "x");                              // U+00A0, U+3000 are whitespace
   EXPECT_EQ(strip("\xE2\x80\x8Bx\xE2\x80\x8B"), "\xE2\x80\x8Bx\xE2\x80\x8B");  // U+200B is not
   EXPECT_EQ(strip("\x1Fx\x1C"), "x");
   EXPECT_EQ(strip("   "), "");
@@ -71,8 +69,7 @@ TEST(TaskFormat, MalformedAllThreeBranches) {
   EXPECT_EQ(c.verification, "x y</sentence>\n<verified>");
   // Case-sensitive suffix tests: "yes" is not "Yes", so the third branch applies.
   auto d = format_malformed("<sentence>x</sentence><verified>yes</verified>");
-  EXPECT_EQ(d.response,
-            "<sentence>x</sentence><verified>yes</verified>\n<verified>No</verified>\n\n");
+  EXPECT_EQ(d.response, "<sentence>x</sentence><verified>yes</verified>\n<verified>No</verified>\n\n");
   EXPECT_EQ(d.verification, "<sentence>x</sentence><verified>yes</verified>\n<verified>");
   auto e = format_malformed("");
   EXPECT_EQ(e.response, "\n<verified>No</verified>\n\n");
@@ -106,13 +103,10 @@ TEST(TaskFormat, ExtractPairsAndStopsAtFirstYes) {
 
 TEST(TaskReward, ExactMatchOnly) {
   const std::string ref = "The cat sat on the mat.";
-  EXPECT_EQ(reward("<sentence>The cat sat on the mat.</sentence>\n<verified>Yes</verified>", ref),
+  EXPECT_EQ(reward("<sentence>The cat sat on the mat.</sentence>\n<verified>Yes</verified>", ref), Reward::kPositive);
+  EXPECT_EQ(reward(" \n<sentence>The cat sat on the mat.</sentence>\n<verified>Yes</verified>\n\n", ref),
             Reward::kPositive);
-  EXPECT_EQ(
-      reward(" \n<sentence>The cat sat on the mat.</sentence>\n<verified>Yes</verified>\n\n", ref),
-      Reward::kPositive);
-  EXPECT_EQ(reward("<sentence>The cat sat on the mat.</sentence>\n<verified>No</verified>", ref),
-            Reward::kWrongLabel);
+  EXPECT_EQ(reward("<sentence>The cat sat on the mat.</sentence>\n<verified>No</verified>", ref), Reward::kWrongLabel);
   EXPECT_EQ(reward("<sentence>The cat sat on the mat.</sentence> <verified>Yes</verified>", ref),
             Reward::kHardNegative);
   EXPECT_EQ(reward("<sentence>The cat sat on mat the.</sentence>\n<verified>Yes</verified>", ref),
@@ -144,16 +138,14 @@ TEST(TaskRecord, NegativeTagCorruptionForms) {
 }
 
 TEST(TaskRecord, SkipRule) {
-  EXPECT_TRUE(skip_sentence(split_words("I said no no no"), 3));  // one distinct suffix word
-  EXPECT_FALSE(
-      skip_sentence(split_words("I said no yes no"), 3));  // two distinct: two reorderings exist
-  EXPECT_TRUE(skip_sentence(split_words("a b c"), 3));     // no prefix
+  EXPECT_TRUE(skip_sentence(split_words("I said no no no"), 3));    // one distinct suffix word
+  EXPECT_FALSE(skip_sentence(split_words("I said no yes no"), 3));  // two distinct: two reorderings exist
+  EXPECT_TRUE(skip_sentence(split_words("a b c"), 3));              // no prefix
   EXPECT_FALSE(skip_sentence(split_words("a b c d"), 3));
   EXPECT_TRUE(skip_sentence(split_words("x y z z z z"), 4));
   Rng rng(0);
   EXPECT_FALSE(make_record("It is what it is is is", 3, rng).has_value());
-  EXPECT_TRUE(contains(error_of([&] { make_record("a b c d e", 2, rng); }, ExitCode::kUsage),
-                       "at least 3"));
+  EXPECT_TRUE(contains(error_of([&] { make_record("a b c d e", 2, rng); }, ExitCode::kUsage), "at least 3"));
 }
 
 TEST(TaskRecord, SuffixPermutationsAreDistinctReorderings) {
@@ -201,8 +193,7 @@ TEST(TaskRecord, TagCorruptionRateOnLargeSample) {
   Rng rng(7);
   const int n = 200000;
   std::map<int, int> kinds;
-  for (int i = 0; i < n; ++i)
-    kinds[make_record("one two three four five six", 3, rng)->corruption]++;
+  for (int i = 0; i < n; ++i) kinds[make_record("one two three four five six", 3, rng)->corruption]++;
   const double rate = 1.0 - (double)kinds[0] / n;
   EXPECT_NEAR(rate, 0.1, 0.004);  // ±6 standard deviations
   for (int k = 1; k <= 3; ++k) EXPECT_NEAR((double)kinds[k] / (n - kinds[0]), 1.0 / 3.0, 0.02) << k;
@@ -239,15 +230,15 @@ TEST(TaskRecord, GoldenRecordForSeedZero) {
       "\"genai_document\": \"<sentence>" + sentence + "</sentence>\\n<verified>Yes</verified>\", ";
   Rng rng0(0);
   EXPECT_EQ(record_to_json_line(*make_record(sentence, 3, rng0)),
-            "{\"id\": \"0ea2062a-fd5f-49ee-a1ab-d7f3042ae12f\", \"original_document\": \"" +
-                sentence + "\", " + genai + prompt_head + "planks. smooth the" + prompt_tail +
+            "{\"id\": \"0ea2062a-fd5f-49ee-a1ab-d7f3042ae12f\", \"original_document\": \"" + sentence + "\", " + genai +
+                prompt_head + "planks. smooth the" + prompt_tail +
                 "\"default_negative\": \"<sentence>The birch canoe slid on planks. the "
                 "smooth</sentence>\\n"
                 "<verified>No</verified>\", \"multiset\": \"planks. smooth the\"}");
   Rng rng86(86);  // the first seed whose negative drops the closing tag
   EXPECT_EQ(record_to_json_line(*make_record(sentence, 3, rng86)),
-            "{\"id\": \"30edee4f-e476-45ff-9864-c70b9830dc24\", \"original_document\": \"" +
-                sentence + "\", " + genai + prompt_head + "smooth planks. the" + prompt_tail +
+            "{\"id\": \"30edee4f-e476-45ff-9864-c70b9830dc24\", \"original_document\": \"" + sentence + "\", " + genai +
+                prompt_head + "smooth planks. the" + prompt_tail +
                 "\"default_negative\": \"<sentence>The birch canoe slid on the planks. "
                 "smooth\\n<verified>No</verified>\", "
                 "\"multiset\": \"smooth planks. the\"}");
@@ -269,14 +260,12 @@ TEST(TaskSources, TextJsonlAndGzip) {
   auto a = read_sentence_file(dir / "a.txt");
   EXPECT_EQ(a.sentences, (std::vector<std::string>{"First sentence here.", "Second one"}));
   write_file(dir / "b.jsonl", "{\"sentence\": \"A  b\"}\n{\"text\": \"C d\", \"x\": 1}\n");
-  EXPECT_EQ(read_sentence_file(dir / "b.jsonl").sentences,
-            (std::vector<std::string>{"A b", "C d"}));
+  EXPECT_EQ(read_sentence_file(dir / "b.jsonl").sentences, (std::vector<std::string>{"A b", "C d"}));
   gzFile gz = gzopen((dir / "c.jsonl.gz").c_str(), "wb");
   const std::string body = "{\"sentence\": \"zipped words\"}\n";
   gzwrite(gz, body.data(), (unsigned)body.size());
   gzclose(gz);
-  EXPECT_EQ(read_sentence_file(dir / "c.jsonl.gz").sentences,
-            (std::vector<std::string>{"zipped words"}));
+  EXPECT_EQ(read_sentence_file(dir / "c.jsonl.gz").sentences, (std::vector<std::string>{"zipped words"}));
   gz = gzopen((dir / "d.txt.gz").c_str(), "wb");
   gzwrite(gz, "x y\nz w\n", 8);
   gzclose(gz);
@@ -294,8 +283,7 @@ TEST(TaskSources, BadInputsNameFileAndLine) {
     EXPECT_TRUE(contains(message, fragment)) << message;
   };
   check("m.jsonl", "{\"sentence\": \"ok\"}\n{\"sentence\": \n", "m.jsonl:2: malformed JSON");
-  check("f.jsonl", "{\"other\": \"x\"}\n",
-        "f.jsonl:1: field \"sentence\" (or \"text\") is missing");
+  check("f.jsonl", "{\"other\": \"x\"}\n", "f.jsonl:1: field \"sentence\" (or \"text\") is missing");
   check("t.jsonl", "{\"text\": 5}\n", "t.jsonl:1: field \"text\" must be a string, got 5");
   check("e.jsonl", "{\"sentence\": \"  \"}\n", "e.jsonl:1: field \"sentence\" is empty");
   check("a.jsonl", "[1, 2]\n", "a.jsonl:1: expected a JSON object");
@@ -305,38 +293,30 @@ TEST(TaskSources, BadInputsNameFileAndLine) {
   check("notgz.txt.gz", "plain text\n", "not a gzip file");
   check("trunc.txt.gz", std::string("\x1F\x8B\x08\x00\x00\x00\x00\x00\x00\x03\x4B\x4C", 12),
         "corrupt or truncated gzip");
-  EXPECT_TRUE(contains(error_of([&] { read_sentence_file(dir / "missing.txt"); }),
-                       "missing.txt: file not found"));
+  EXPECT_TRUE(contains(error_of([&] { read_sentence_file(dir / "missing.txt"); }), "missing.txt: file not found"));
 }
 
 TEST(TaskSources, WordnetGlossExamples) {
   auto dir = temp_dir("wordnet");
-  const std::string header =
-      "  1 This software and database is being provided \"AS IS\"; \"not an example\"  \n";
-  write_file(dir / "data.noun",
-             header +
-                 "00001 03 n 01 canoe 0 000 | small boat; \"they paddled  the canoe\"; \"we sat; "
-                 "then we left\"  \n"
-                 "00002 03 n 01 stove 0 000 | fueled by wood; \"a wood-burning stove'\n");
-  write_file(dir / "data.verb",
-             header + "00003 29 v 01 go 0 000 | move; \"go home\"- Shakespeare; \"\"\n");
-  write_file(dir / "data.adj",
-             header + "00004 00 a 01 big 0 000 | large \"quoted\" in the definition\n");
+  const std::string header = "  1 This software and database is being provided \"AS IS\"; \"not an example\"  \n";
+  write_file(dir / "data.noun", header +
+                                    "00001 03 n 01 canoe 0 000 | small boat; \"they paddled  the canoe\"; \"we sat; "
+                                    "then we left\"  \n"
+                                    "00002 03 n 01 stove 0 000 | fueled by wood; \"a wood-burning stove'\n");
+  write_file(dir / "data.verb", header + "00003 29 v 01 go 0 000 | move; \"go home\"- Shakespeare; \"\"\n");
+  write_file(dir / "data.adj", header + "00004 00 a 01 big 0 000 | large \"quoted\" in the definition\n");
   write_file(dir / "data.adv", header);
   auto wn = read_wordnet_sentences(dir);
-  EXPECT_EQ(wn.sentences, (std::vector<std::string>{"they paddled the canoe",
-                                                    "we sat; then we left", "go home"}));
+  EXPECT_EQ(wn.sentences, (std::vector<std::string>{"they paddled the canoe", "we sat; then we left", "go home"}));
   EXPECT_EQ(wn.skipped, 2);     // unterminated, empty
   EXPECT_EQ(wn.lines_read, 5);  // examples seen
   fs::remove(dir / "data.adv");
-  EXPECT_TRUE(contains(error_of([&] { read_wordnet_sentences(dir); }),
-                       "data.adv: WordNet data file not found. HINT:"));
+  EXPECT_TRUE(contains(error_of([&] { read_wordnet_sentences(dir); }), "data.adv: WordNet data file not found. HINT:"));
   EXPECT_TRUE(contains(error_of([&] { read_wordnet_sentences(dir / "nope"); }), "wordnet-base"));
 }
 
 TEST(TaskSources, RealWordnetCounts) {
-  if (!fs::exists(std::string(kDefaultWordnetDir) + "/data.noun"))
-    GTEST_SKIP() << "wordnet-base not installed";
+  if (!fs::exists(std::string(kDefaultWordnetDir) + "/data.noun")) GTEST_SKIP() << "wordnet-base not installed";
   auto wn = read_wordnet_sentences(kDefaultWordnetDir);
   auto sentences = wn.sentences;
   deduplicate(sentences);
@@ -391,8 +371,7 @@ TEST(TaskSplits, DisjointSizedLongestShiftedAndDeterministic) {
   }
   EXPECT_EQ(all.size(), total);  // disjoint
   int64_t shortest_shifted = length_stats(data.splits[3].sentences).min;
-  for (size_t i = 0; i < 3; ++i)
-    EXPECT_LE(length_stats(data.splits[i].sentences).max, shortest_shifted);
+  for (size_t i = 0; i < 3; ++i) EXPECT_LE(length_stats(data.splits[i].sentences).max, shortest_shifted);
   EXPECT_EQ(data.splits[4].name, "extra");
   EXPECT_EQ(data.splits[4].records.size(), 1u);  // "x x x x" is skipped
   EXPECT_EQ(data.splits[4].skipped, 1);
@@ -410,10 +389,8 @@ TEST(TaskSplits, DisjointSizedLongestShiftedAndDeterministic) {
   auto other = build_wordorder(corpus, {{"extra", {"a b  c d e", "x x x x"}}}, o);
   EXPECT_NE(serialise(data), serialise(other));
   // A split's records depend on its own sentences and the seed, not on the other splits.
-  auto alone =
-      build_wordorder(corpus, {{"extra", {"a b  c d e", "x x x x"}}, {"more", {"p q r s t"}}}, o);
-  EXPECT_EQ(record_to_json_line(alone.splits[4].records[0]),
-            record_to_json_line(other.splits[4].records[0]));
+  auto alone = build_wordorder(corpus, {{"extra", {"a b  c d e", "x x x x"}}, {"more", {"p q r s t"}}}, o);
+  EXPECT_EQ(record_to_json_line(alone.splits[4].records[0]), record_to_json_line(other.splits[4].records[0]));
 }
 
 TEST(TaskSplits, ScalesDownAndRejectsTooSmall) {

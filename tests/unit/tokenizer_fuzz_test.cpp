@@ -75,11 +75,12 @@ std::string byte_char(int b) {
 }
 
 const char* kLlama3Pattern =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 Json added(int64_t id, const std::string& content, bool special, bool rstrip = false) {
-  return {{"id", id},          {"content", content}, {"special", special},    {"normalized", !special},
-          {"lstrip", false},   {"rstrip", rstrip},   {"single_word", false}};
+  return {{"id", id},        {"content", content}, {"special", special},  {"normalized", !special},
+          {"lstrip", false}, {"rstrip", rstrip},   {"single_word", false}};
 }
 
 // Byte-level BPE as Llama 3 / Qwen2 (all 256 bytes in the vocab, so lossless).
@@ -92,14 +93,15 @@ Json byte_level_seed() {
   vocab[G + "the"] = 258;
   vocab["in"] = 259;
   Json j;
-  j["model"] = {{"type", "BPE"},        {"vocab", vocab}, {"merges", {G + " t", "h e", G + "t he", "i n"}},
-                {"unk_token", nullptr}, {"dropout", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
-                {"ignore_merges", true}};
+  j["model"] = {{"type", "BPE"},          {"vocab", vocab},       {"merges", {G + " t", "h e", G + "t he", "i n"}},
+                {"unk_token", nullptr},   {"dropout", nullptr},   {"fuse_unk", false},
+                {"byte_fallback", false}, {"ignore_merges", true}};
   j["normalizer"] = nullptr;
-  j["pre_tokenizer"] = {{"type", "Sequence"},
-                        {"pretokenizers",
-                         {{{"type", "Split"}, {"pattern", {{"Regex", kLlama3Pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
-                          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"}, {"pattern", {{"Regex", kLlama3Pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
   j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
   j["added_tokens"] = {added(260, "<|bos|>", true), added(261, "<|eot|>", true), added(262, "hello world", false)};
   j["post_processor"] = Json::parse(R"({"type":"Sequence","processors":[
@@ -121,8 +123,10 @@ Json llama_seed() {
   int64_t id = 259;
   for (const char* t : {"\u2581", "a", "b", "c", "\u2581a", "ab", "\u2581ab", "\u00e9"}) vocab[t] = id++;
   Json j;
-  j["model"] = {{"type", "BPE"},    {"vocab", vocab},         {"merges", Json::parse(R"([["▁","a"],["a","b"],["▁a","b"]])")},
-                {"unk_token", "<unk>"}, {"fuse_unk", true}, {"byte_fallback", true}, {"dropout", nullptr}};
+  j["model"] = {
+      {"type", "BPE"},        {"vocab", vocab},   {"merges", Json::parse(R"([["▁","a"],["a","b"],["▁a","b"]])")},
+      {"unk_token", "<unk>"}, {"fuse_unk", true}, {"byte_fallback", true},
+      {"dropout", nullptr}};
   j["normalizer"] = Json::parse(R"({"type":"Sequence","normalizers":[
       {"type":"Prepend","prepend":"▁"},{"type":"Replace","pattern":{"String":" "},"content":"▁"}]})");
   j["pre_tokenizer"] = nullptr;
@@ -139,10 +143,16 @@ Json llama_seed() {
 
 // Metaspace pre-tokenizer and decoder, NFC/Lowercase/Strip/regex normalizers, unk fusing.
 Json metaspace_seed() {
-  Json vocab = {{"<unk>", 0}, {"\u2581", 1}, {"h", 2}, {"i", 3}, {"\u2581h", 4}, {"\u2581hi", 5}, {"\u00e9", 6}, {"x", 7}};
+  Json vocab = {{"<unk>", 0},   {"\u2581", 1},   {"h", 2},      {"i", 3},
+                {"\u2581h", 4}, {"\u2581hi", 5}, {"\u00e9", 6}, {"x", 7}};
   Json j;
-  j["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"\u2581 h", "\u2581h i"}}, {"unk_token", "<unk>"},
-                {"fuse_unk", true}, {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}};
+  j["model"] = {{"type", "BPE"},
+                {"vocab", vocab},
+                {"merges", {"\u2581 h", "\u2581h i"}},
+                {"unk_token", "<unk>"},
+                {"fuse_unk", true},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr}};
   j["normalizer"] = Json::parse(R"({"type":"Sequence","normalizers":[{"type":"NFC"},{"type":"Lowercase"},
       {"type":"Strip","strip_left":true,"strip_right":true},
       {"type":"Replace","pattern":{"Regex":" {2,}"},"content":" "}]})");
@@ -172,49 +182,185 @@ Json config_seed(const std::string& bos, const std::string& eos, bool llama_clas
 
 // ---- mutations ---------------------------------------------------------------------------------
 
-const std::vector<std::string> kStrings = {
-    "", " ", "a", "▁", "Ġ", "é", "😀", "<0xFF>", "<0x", "<unk>", "<s>", "</s>", "<|bos|>", "<|end|>", "[X]",
-    "(", ")", "[", "]", "\\", "\\p{L}", "\\p{Zzz}", "(?<=a)b", "(?i)", "*", "+?", "\\K", "(?=a\\K)", "a{99999}",
-    "(a+)+$", "(?:a|b)*", "\\s", "\\S+", "[^\\s]", "\\x{110000}", "(?<n>a)\\k<n>", "\\1", "(?R)", ".*",
-    "BPE", "WordPiece", "Unigram", "Sequence", "Split", "ByteLevel", "Metaspace", "WhitespaceSplit",
-    "Whitespace", "Prepend", "Replace", "NFC", "NFKC", "Lowercase", "Strip", "ByteFallback", "Fuse",
-    "TemplateProcessing", "BertProcessing", "RobertaProcessing", "Removed", "Isolated",
-    "MergedWithPrevious", "MergedWithNext", "Contiguous", "always", "first", "never", "A", "B",
-    "LlamaTokenizer", "GemmaTokenizerFast", "a b", "a  b", " a", "a ", "\u0000", "\ufffd", "\U0010FFFF"};
-const std::vector<std::string> kKeys = {
-    "type", "vocab", "merges", "unk_token", "byte_fallback", "fuse_unk", "ignore_merges", "dropout",
-    "continuing_subword_prefix", "end_of_word_suffix", "normalizer", "normalizers", "pre_tokenizer",
-    "pretokenizers", "decoder", "decoders", "post_processor", "processors", "added_tokens", "pattern",
-    "String", "Regex", "content", "behavior", "invert", "prepend", "replacement", "prepend_scheme",
-    "split", "add_prefix_space", "use_regex", "start", "stop", "strip_left", "strip_right", "single",
-    "special_tokens", "ids", "id", "SpecialToken", "Sequence", "special", "normalized", "lstrip",
-    "rstrip", "single_word", "cls", "sep", "model", "bos_token", "eos_token", "pad_token",
-    "add_bos_token", "add_eos_token", "added_tokens_decoder", "tokenizer_class", "chat_template", "0",
-    "-1", "99999999999999999999"};
+const std::vector<std::string> kStrings = {"",
+                                           " ",
+                                           "a",
+                                           "▁",
+                                           "Ġ",
+                                           "é",
+                                           "😀",
+                                           "<0xFF>",
+                                           "<0x",
+                                           "<unk>",
+                                           "<s>",
+                                           "</s>",
+                                           "<|bos|>",
+                                           "<|end|>",
+                                           "[X]",
+                                           "(",
+                                           ")",
+                                           "[",
+                                           "]",
+                                           "\\",
+                                           "\\p{L}",
+                                           "\\p{Zzz}",
+                                           "(?<=a)b",
+                                           "(?i)",
+                                           "*",
+                                           "+?",
+                                           "\\K",
+                                           "(?=a\\K)",
+                                           "a{99999}",
+                                           "(a+)+$",
+                                           "(?:a|b)*",
+                                           "\\s",
+                                           "\\S+",
+                                           "[^\\s]",
+                                           "\\x{110000}",
+                                           "(?<n>a)\\k<n>",
+                                           "\\1",
+                                           "(?R)",
+                                           ".*",
+                                           "BPE",
+                                           "WordPiece",
+                                           "Unigram",
+                                           "Sequence",
+                                           "Split",
+                                           "ByteLevel",
+                                           "Metaspace",
+                                           "WhitespaceSplit",
+                                           "Whitespace",
+                                           "Prepend",
+                                           "Replace",
+                                           "NFC",
+                                           "NFKC",
+                                           "Lowercase",
+                                           "Strip",
+                                           "ByteFallback",
+                                           "Fuse",
+                                           "TemplateProcessing",
+                                           "BertProcessing",
+                                           "RobertaProcessing",
+                                           "Removed",
+                                           "Isolated",
+                                           "MergedWithPrevious",
+                                           "MergedWithNext",
+                                           "Contiguous",
+                                           "always",
+                                           "first",
+                                           "never",
+                                           "A",
+                                           "B",
+                                           "LlamaTokenizer",
+                                           "GemmaTokenizerFast",
+                                           "a b",
+                                           "a  b",
+                                           " a",
+                                           "a ",
+                                           "\u0000",
+                                           "\ufffd",
+                                           "\U0010FFFF"};
+const std::vector<std::string> kKeys = {"type",
+                                        "vocab",
+                                        "merges",
+                                        "unk_token",
+                                        "byte_fallback",
+                                        "fuse_unk",
+                                        "ignore_merges",
+                                        "dropout",
+                                        "continuing_subword_prefix",
+                                        "end_of_word_suffix",
+                                        "normalizer",
+                                        "normalizers",
+                                        "pre_tokenizer",
+                                        "pretokenizers",
+                                        "decoder",
+                                        "decoders",
+                                        "post_processor",
+                                        "processors",
+                                        "added_tokens",
+                                        "pattern",
+                                        "String",
+                                        "Regex",
+                                        "content",
+                                        "behavior",
+                                        "invert",
+                                        "prepend",
+                                        "replacement",
+                                        "prepend_scheme",
+                                        "split",
+                                        "add_prefix_space",
+                                        "use_regex",
+                                        "start",
+                                        "stop",
+                                        "strip_left",
+                                        "strip_right",
+                                        "single",
+                                        "special_tokens",
+                                        "ids",
+                                        "id",
+                                        "SpecialToken",
+                                        "Sequence",
+                                        "special",
+                                        "normalized",
+                                        "lstrip",
+                                        "rstrip",
+                                        "single_word",
+                                        "cls",
+                                        "sep",
+                                        "model",
+                                        "bos_token",
+                                        "eos_token",
+                                        "pad_token",
+                                        "add_bos_token",
+                                        "add_eos_token",
+                                        "added_tokens_decoder",
+                                        "tokenizer_class",
+                                        "chat_template",
+                                        "0",
+                                        "-1",
+                                        "99999999999999999999"};
 
 Json random_number(Rng& rng) {
   switch (rng.below(12)) {
-    case 0: return -1;
-    case 1: return 0;
-    case 2: return 1;
-    case 3: return 255;
-    case 4: return INT32_MAX;
-    case 5: return static_cast<int64_t>(INT32_MAX) + 1;
-    case 6: return INT64_MAX;
-    case 7: return INT64_MIN;
-    case 8: return 1e300;
-    case 9: return 0.5;
-    case 10: return UINT64_MAX;
-    default: return static_cast<int64_t>(rng.below(600));
+    case 0:
+      return -1;
+    case 1:
+      return 0;
+    case 2:
+      return 1;
+    case 3:
+      return 255;
+    case 4:
+      return INT32_MAX;
+    case 5:
+      return static_cast<int64_t>(INT32_MAX) + 1;
+    case 6:
+      return INT64_MAX;
+    case 7:
+      return INT64_MIN;
+    case 8:
+      return 1e300;
+    case 9:
+      return 0.5;
+    case 10:
+      return UINT64_MAX;
+    default:
+      return static_cast<int64_t>(rng.below(600));
   }
 }
 
 Json random_value(Rng& rng, int depth) {
   switch (rng.below(depth > 2 ? 5 : 7)) {
-    case 0: return nullptr;
-    case 1: return rng.below(2) == 1;
-    case 2: case 3: return random_number(rng);
-    case 4: return kStrings[rng.below(kStrings.size())];
+    case 0:
+      return nullptr;
+    case 1:
+      return rng.below(2) == 1;
+    case 2:
+    case 3:
+      return random_number(rng);
+    case 4:
+      return kStrings[rng.below(kStrings.size())];
     case 5: {
       Json a = Json::array();
       for (uint64_t i = 0, n = rng.below(4); i < n; ++i) a.push_back(random_value(rng, depth + 1));
@@ -222,7 +368,8 @@ Json random_value(Rng& rng, int depth) {
     }
     default: {
       Json o = Json::object();
-      for (uint64_t i = 0, n = rng.below(4); i < n; ++i) o[kKeys[rng.below(kKeys.size())]] = random_value(rng, depth + 1);
+      for (uint64_t i = 0, n = rng.below(4); i < n; ++i)
+        o[kKeys[rng.below(kKeys.size())]] = random_value(rng, depth + 1);
       return o;
     }
   }
@@ -241,20 +388,27 @@ void mutate_json(Json& root, Rng& rng) {
   // Small containers are picked as often as the big vocabularies' entries.
   Json& n = *nodes[rng.below(2) ? rng.below(std::min<size_t>(nodes.size(), 40)) : rng.below(nodes.size())];
   switch (rng.below(9)) {
-    case 0: n = random_value(rng, 0); break;
+    case 0:
+      n = random_value(rng, 0);
+      break;
     case 1:
       if (n.is_string()) {
         std::string s = n.get<std::string>();
         const std::string& piece = kStrings[rng.below(kStrings.size())];
         size_t pos = s.empty() ? 0 : rng.below(s.size() + 1);
         while (pos < s.size() && (static_cast<unsigned char>(s[pos]) & 0xC0) == 0x80) ++pos;  // keep UTF-8 valid
-        if (rng.below(2)) s.insert(pos, piece); else s = piece;
+        if (rng.below(2))
+          s.insert(pos, piece);
+        else
+          s = piece;
         n = s;
       } else {
         n = random_number(rng);
       }
       break;
-    case 2: n = random_number(rng); break;
+    case 2:
+      n = random_number(rng);
+      break;
     case 3:
       if (n.is_object() && !n.empty()) {
         auto it = n.begin();
@@ -265,20 +419,28 @@ void mutate_json(Json& root, Rng& rng) {
       }
       break;
     case 4:
-      if (n.is_array() && !n.empty()) n.push_back(n[rng.below(n.size())]);
-      else if (n.is_object()) n[kKeys[rng.below(kKeys.size())]] = random_value(rng, 1);
+      if (n.is_array() && !n.empty())
+        n.push_back(n[rng.below(n.size())]);
+      else if (n.is_object())
+        n[kKeys[rng.below(kKeys.size())]] = random_value(rng, 1);
       break;
-    case 5: n = Json::array({n}); break;
+    case 5:
+      n = Json::array({n});
+      break;
     case 6:
       if (n.is_object()) n[kKeys[rng.below(kKeys.size())]] = random_value(rng, 1);
       break;
     case 7:
-      if (n.is_object() && n.contains("type")) n["type"] = kStrings[40 + rng.below(30)];
-      else n = kStrings[rng.below(kStrings.size())];
+      if (n.is_object() && n.contains("type"))
+        n["type"] = kStrings[40 + rng.below(30)];
+      else
+        n = kStrings[rng.below(kStrings.size())];
       break;
     default:
-      if (n.is_array() && n.size() > 1) std::swap(n[0], n[rng.below(n.size())]);
-      else n = nullptr;
+      if (n.is_array() && n.size() > 1)
+        std::swap(n[0], n[rng.below(n.size())]);
+      else
+        n = nullptr;
   }
 }
 
@@ -288,11 +450,20 @@ void mutate_bytes(std::string& bytes, Rng& rng, const std::string& alphabet) {
     const uint64_t pos = rng.below(bytes.size());
     const char c = alphabet[rng.below(alphabet.size())];
     switch (rng.below(5)) {
-      case 0: bytes[pos] = static_cast<char>(bytes[pos] ^ (1 << rng.below(8))); break;
-      case 1: bytes[pos] = c; break;
-      case 2: bytes.erase(pos, 1); break;
-      case 3: bytes.insert(bytes.begin() + pos, c); break;
-      default: bytes.resize(rng.below(bytes.size()));
+      case 0:
+        bytes[pos] = static_cast<char>(bytes[pos] ^ (1 << rng.below(8)));
+        break;
+      case 1:
+        bytes[pos] = c;
+        break;
+      case 2:
+        bytes.erase(pos, 1);
+        break;
+      case 3:
+        bytes.insert(bytes.begin() + pos, c);
+        break;
+      default:
+        bytes.resize(rng.below(bytes.size()));
     }
   }
 }
@@ -310,7 +481,8 @@ void run_case(Outcome& o, const std::string& what, const std::function<void()>& 
     f();
     ++o.accepted;
   } catch (const Error& e) {
-    if (e.code() != ExitCode::kBadInput && o.failures++ < 5) ADD_FAILURE() << what << ": exit code " << static_cast<int>(e.code()) << ": " << e.what();
+    if (e.code() != ExitCode::kBadInput && o.failures++ < 5)
+      ADD_FAILURE() << what << ": exit code " << static_cast<int>(e.code()) << ": " << e.what();
     ++o.rejected;
   } catch (const std::exception& e) {
     if (o.failures++ < 5) ADD_FAILURE() << what << ": not an sdmlm::Error: " << e.what();
@@ -324,7 +496,7 @@ void run_case(Outcome& o, const std::string& what, const std::function<void()>& 
 // Drives a loaded tokenizer; its only allowed failures are sdmlm::Error(kBadInput).
 void exercise(const Tokenizer& tok, Rng& rng) {
   for (const std::string text : {"", " hello world the in ab", "Hi  x\u00e9\u00e9 <|bos|>a<|eot|>[X]<extra>plain",
-                                  "\xff\xfe a\xe2\x82 \xf0\x9f\x98\x80 \xed\xa0\x80", "\u2581\u2581ab\t\n\n\r\n"}) {
+                                 "\xff\xfe a\xe2\x82 \xf0\x9f\x98\x80 \xed\xa0\x80", "\u2581\u2581ab\t\n\n\r\n"}) {
     for (bool special : {false, true}) {
       std::vector<int64_t> ids = tok.encode(text, special);
       (void)tok.decode(ids, !special);
@@ -383,7 +555,8 @@ TEST(TokenizerFuzz, MutatedJsonFilesOnlyEverThrowError) {
       fs::remove(config_path);
       write_file(json_path, config_only ? s.tokenizer.dump() : bytes);
       write_file(config_path, config_only ? bytes : s.config.dump());
-      const std::string what = std::string(s.name) + (config_only ? " config" : " tokenizer") + " iteration " + std::to_string(i);
+      const std::string what =
+          std::string(s.name) + (config_only ? " config" : " tokenizer") + " iteration " + std::to_string(i);
       run_case(config_only ? config_json : tokenizer_json, what, [&] {
         auto tok = Tokenizer::load_json(json_path, config_path);
         exercise(*tok, rng);
@@ -442,11 +615,12 @@ std::string sentencepiece_seed() {
     piece(name, 0, 6);  // BYTE
   }
   float score = -1;
-  for (const char* t : {"\u2581a", "\u2581t", "he", "\u2581the", "in", "\u2581", "a", "t", "h", "e", "i", "n"}) piece(t, score--, 1);
+  for (const char* t : {"\u2581a", "\u2581t", "he", "\u2581the", "in", "\u2581", "a", "t", "h", "e", "i", "n"})
+    piece(t, score--, 1);
   std::string trainer;
-  put_int(trainer, 3, 2);   // model_type BPE
+  put_int(trainer, 3, 2);    // model_type BPE
   put_int(trainer, 4, 271);  // vocab_size
-  put_int(trainer, 35, 1);  // byte_fallback
+  put_int(trainer, 35, 1);   // byte_fallback
   put_bytes(model, 2, trainer);
   std::string normalizer;
   put_bytes(normalizer, 1, "identity");
@@ -491,9 +665,9 @@ TEST(TokenizerFuzz, SentencePieceModelBytesOnlyEverThrowError) {
       exercise(*tok, rng);
     });
   }
-  for (auto [name, o] : {std::pair{"random tokenizer.model bytes", random_bytes},
-                         std::pair{"mutated tokenizer.model bytes", mutated},
-                         std::pair{"tokenizer.model + mutated tokenizer_config.json", config}})
+  for (auto [name, o] :
+       {std::pair{"random tokenizer.model bytes", random_bytes}, std::pair{"mutated tokenizer.model bytes", mutated},
+        std::pair{"tokenizer.model + mutated tokenizer_config.json", config}})
     std::cout << "[fuzz] " << name << ": accepted " << o.accepted << ", rejected " << o.rejected << ", failures "
               << o.failures << "; slowest " << o.max_seconds << " s (" << o.slowest << ")\n";
   EXPECT_EQ(random_bytes.failures + mutated.failures + config.failures, 0);
@@ -506,11 +680,20 @@ TEST(TokenizerFuzz, SentencePieceModelBytesOnlyEverThrowError) {
 
 std::string random_text(Rng& rng) {
   static const std::vector<std::pair<char32_t, char32_t>> ranges = {
-      {0x20, 0x7E}, {0x20, 0x7E}, {0x09, 0x0D}, {0x00, 0x1F}, {0xA0, 0x24F}, {0x300, 0x36F}, {0x370, 0x4FF},
-      {0x590, 0x6FF}, {0x900, 0x97F}, {0x2000, 0x206F}, {0x3000, 0x30FF}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3},
-      {0xE000, 0xF8FF}, {0xFFF0, 0xFFFF}, {0x1F300, 0x1FAFF}, {0x10000, 0x10FFFF}};
-  static const std::vector<std::string> pieces = {"<|begin_of_text|>", "<|eot_id|>", "<|bos|>", "hello world",
-                                                  " the", "'s", "'LL", "  ", "\r\n", "123456", "\u2581"};
+      {0x20, 0x7E},     {0x20, 0x7E},     {0x09, 0x0D},     {0x00, 0x1F},       {0xA0, 0x24F},      {0x300, 0x36F},
+      {0x370, 0x4FF},   {0x590, 0x6FF},   {0x900, 0x97F},   {0x2000, 0x206F},   {0x3000, 0x30FF},   {0x4E00, 0x9FFF},
+      {0xAC00, 0xD7A3}, {0xE000, 0xF8FF}, {0xFFF0, 0xFFFF}, {0x1F300, 0x1FAFF}, {0x10000, 0x10FFFF}};
+  static const std::vector<std::string> pieces = {"<|begin_of_text|>",
+                                                  "<|eot_id|>",
+                                                  "<|bos|>",
+                                                  "hello world",
+                                                  " the",
+                                                  "'s",
+                                                  "'LL",
+                                                  "  ",
+                                                  "\r\n",
+                                                  "123456",
+                                                  "\u2581"};
   std::string out;
   for (uint64_t i = 0, n = rng.below(48); i < n; ++i) {
     if (rng.below(8) == 0) {
@@ -533,8 +716,8 @@ void round_trips(const Tokenizer& tok, const std::string& name, int count) {
     std::string text = random_text(rng);
     const bool corrupt = rng.below(3) == 0;
     if (corrupt) {  // invalid UTF-8: stray continuation bytes, truncated sequences, 0xFF, surrogates
-      static const std::vector<std::string> junk = {"\x80", "\xbf", "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\xff",
-                                                    "\xfe", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+      static const std::vector<std::string> junk = {"\x80", "\xbf", "\xc3",     "\xe2\x82",     "\xf0\x9f\x98",
+                                                    "\xff", "\xfe", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
       for (uint64_t k = 0, n = 1 + rng.below(4); k < n; ++k)
         text.insert(rng.below(text.size() + 1), junk[rng.below(junk.size())]);
       if (valid_utf8(text)) continue;
@@ -547,11 +730,13 @@ void round_trips(const Tokenizer& tok, const std::string& name, int count) {
       if (!corrupt) {
         ++valid;
         if (back != text && bad_round_trip++ < 5)
-          ADD_FAILURE() << name << ": decode(encode(x)) != x for x = " << Json(text).dump() << "\n  got " << Json(back).dump();
+          ADD_FAILURE() << name << ": decode(encode(x)) != x for x = " << Json(text).dump() << "\n  got "
+                        << Json(back).dump();
       } else {
         ++invalid;  // comes back as the U+FFFD-replaced text, which encodes the same
         const bool ok = valid_utf8(back) && tok.encode(back, false) == ids;
-        if (!ok && bad_invalid++ < 5) ADD_FAILURE() << name << ": invalid input " << i << " decoded to " << Json(back).dump();
+        if (!ok && bad_invalid++ < 5)
+          ADD_FAILURE() << name << ": invalid input " << i << " decoded to " << Json(back).dump();
       }
       std::vector<int64_t> random_ids;
       for (int k = 0; k < 8; ++k) random_ids.push_back(static_cast<int64_t>(rng.below(tok.vocab_size() + 10)) - 3);

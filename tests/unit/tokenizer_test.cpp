@@ -13,8 +13,7 @@ namespace sdmlm {
 namespace {
 
 fs::path temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() /
-                 ("sdmlm_tokenizer_test_" + name + "_" + std::to_string(::getpid()));
+  fs::path dir = fs::temp_directory_path() / ("sdmlm_tokenizer_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -51,8 +50,7 @@ TEST(Bpe, ByteFallbackAndUnk) {
   Json vocab = {{"<unk>", 0}, {"<0xC3>", 1}, {"<0xA9>", 2}, {"a", 3}};
   Json model = bpe(vocab, Json::array(), true);
   model["unk_token"] = "<unk>";
-  Json decoder =
-      Json::parse(R"({"type":"Sequence","decoders":[{"type":"ByteFallback"},{"type":"Fuse"}]})");
+  Json decoder = Json::parse(R"({"type":"Sequence","decoders":[{"type":"ByteFallback"},{"type":"Fuse"}]})");
   auto tok = load("bytes", {{"model", model}, {"decoder", decoder}});
   EXPECT_EQ(tok->encode("aé", false), (std::vector<int64_t>{3, 1, 2}));
   EXPECT_EQ(tok->decode({3, 1, 2}, false), "aé");
@@ -60,8 +58,7 @@ TEST(Bpe, ByteFallbackAndUnk) {
   model["byte_fallback"] = false;
   EXPECT_EQ(load("unk", {{"model", model}})->encode("aüü", false), (std::vector<int64_t>{3, 0, 0}));
   model["fuse_unk"] = true;
-  EXPECT_EQ(load("fuse", {{"model", model}})->encode("aüüa", false),
-            (std::vector<int64_t>{3, 0, 3}));
+  EXPECT_EQ(load("fuse", {{"model", model}})->encode("aüüa", false), (std::vector<int64_t>{3, 0, 3}));
 }
 
 Json llama_like() {
@@ -127,11 +124,9 @@ TEST(JsonTokenizer, ByteLevelRoundTrip) {
   Json vocab = {{"a", 0},      {"b", 1},      {"\u0120", 2}, {"\u0120b", 3},
                 {"\u00c3", 4}, {"\u00a9", 5}, {"\u010a", 6}, {"<|im|>", 7}};
   Json j = {{"model", bpe(vocab, {"\u0120 b"})}};
-  j["pre_tokenizer"] =
-      Json::parse(R"({"type":"ByteLevel","add_prefix_space":false,"use_regex":true})");
+  j["pre_tokenizer"] = Json::parse(R"({"type":"ByteLevel","add_prefix_space":false,"use_regex":true})");
   j["decoder"] = Json::parse(R"({"type":"ByteLevel"})");
-  j["added_tokens"] =
-      Json::parse(R"([{"id":7,"content":"<|im|>","special":true,"normalized":false}])");
+  j["added_tokens"] = Json::parse(R"([{"id":7,"content":"<|im|>","special":true,"normalized":false}])");
   auto tok = load("bytelevel", j);
   EXPECT_EQ(tok->encode("a b\né<|im|>", false), (std::vector<int64_t>{0, 3, 6, 4, 5, 7}));
   EXPECT_EQ(tok->decode({0, 3, 6, 4, 5, 7}, false), "a b\né<|im|>");
@@ -142,8 +137,8 @@ TEST(JsonTokenizer, ByteLevelRoundTrip) {
 TEST(JsonTokenizer, SplitRegexIsolatesMatches) {
   Json vocab = {{"1", 0}, {"2", 1}, {"x", 2}, {"12", 3}};
   Json j = {{"model", bpe(vocab, {"1 2"})}};
-  j["pre_tokenizer"] = Json::parse(
-      R"({"type":"Split","pattern":{"Regex":"\\p{N}"},"behavior":"Isolated","invert":false})");
+  j["pre_tokenizer"] =
+      Json::parse(R"({"type":"Split","pattern":{"Regex":"\\p{N}"},"behavior":"Isolated","invert":false})");
   auto tok = load("split", j);
   EXPECT_EQ(tok->encode("12x", false), (std::vector<int64_t>{0, 1, 2}));  // digits never merge
 }
@@ -151,11 +146,9 @@ TEST(JsonTokenizer, SplitRegexIsolatesMatches) {
 TEST(JsonTokenizer, RegexWhitespaceIsUnicodeWhiteSpaceAsOniguruma) {
   Json vocab = {{"a", 0}, {"b", 1}, {"c", 2}, {"\u0085", 3}, {"\u180e", 4}};
   Json j = {{"model", bpe(vocab, Json::array())}};
-  j["pre_tokenizer"] = Json::parse(
-      R"({"type":"Split","pattern":{"Regex":"\\s"},"behavior":"Removed","invert":false})");
+  j["pre_tokenizer"] = Json::parse(R"({"type":"Split","pattern":{"Regex":"\\s"},"behavior":"Removed","invert":false})");
   // U+0085 is White_Space (removed); U+180E is not (kept), whatever PCRE2's own \s says.
-  EXPECT_EQ(load("spaces", j)->encode("a\u0085b\u180ec", false),
-            (std::vector<int64_t>{0, 1, 4, 2}));
+  EXPECT_EQ(load("spaces", j)->encode("a\u0085b\u180ec", false), (std::vector<int64_t>{0, 1, 4, 2}));
 }
 
 TEST(JsonTokenizer, NfcNormalizer) {
@@ -166,17 +159,14 @@ TEST(JsonTokenizer, NfcNormalizer) {
 
 TEST(JsonTokenizer, LoadErrorsNameFileAndField) {
   fs::path dir = temp_dir("errors");
-  EXPECT_NE(error_of([&] { Tokenizer::load(dir); }).find("no tokenizer.json or tokenizer.model"),
-            std::string::npos);
+  EXPECT_NE(error_of([&] { Tokenizer::load(dir); }).find("no tokenizer.json or tokenizer.model"), std::string::npos);
   Json bad_merge = {{"model", bpe(kAbcVocab, {"a z"})}};
   EXPECT_NE(error_of([&] { load("e1", bad_merge); }).find("model.merges[0]"), std::string::npos);
   Json bad_norm = {{"model", bpe(kAbcVocab, Json::array())}, {"normalizer", {{"type", "Bogus"}}}};
   std::string msg = error_of([&] { load("e2", bad_norm); });
   EXPECT_NE(msg.find("tokenizer.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Bogus"), std::string::npos) << msg;
-  EXPECT_NE(error_of([&] {
-              load("e3", Json::parse(R"({"model":{"type":"BPE","vocab":[]}})"));
-            }).find("model.vocab"),
+  EXPECT_NE(error_of([&] { load("e3", Json::parse(R"({"model":{"type":"BPE","vocab":[]}})")); }).find("model.vocab"),
             std::string::npos);
   auto tok = load("e4", {{"model", bpe(kAbcVocab, Json::array())}});
   EXPECT_NE(error_of([&] { tok->id_to_token(99); }).find("99"), std::string::npos);

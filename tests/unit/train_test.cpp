@@ -58,7 +58,7 @@ TEST(AdamW, ClipsTheGlobalNorm) {
   config.weight_decay = 0;
   AdamW opt({{"x", a}}, config);
   (a * torch::tensor({30.0f, 40.0f})).sum().backward();
-  EXPECT_NEAR(opt.step(0.1), 50.0, 1e-9);  // the norm before clipping
+  EXPECT_NEAR(opt.step(0.1), 50.0, 1e-9);                                          // the norm before clipping
   EXPECT_FALSE(a.grad().defined() && a.grad().abs().sum().item<float>() != 0.0f);  // gradients zeroed
 }
 
@@ -205,7 +205,8 @@ TEST(NegativeCache, JsonRoundTrip) {
 }
 
 TEST(Verification, TextEndsAtTheRightmostTag) {
-  EXPECT_EQ(verify::verification_text("<sentence>a b</sentence>\n<verified>Yes</verified>\n"), "<sentence>a b</sentence>\n<verified>");
+  EXPECT_EQ(verify::verification_text("<sentence>a b</sentence>\n<verified>Yes</verified>\n"),
+            "<sentence>a b</sentence>\n<verified>");
   EXPECT_EQ(verify::verification_text("<sentence>a b</sentence>\n<verified>"), "<sentence>a b</sentence>\n<verified>");
   EXPECT_EQ(verify::verification_text("junk"), "junk\n<verified>");
   EXPECT_EQ(verify::verification_text("x <verified>No</verified>"), "x <verified>");

@@ -76,7 +76,9 @@ struct Prompt {
 
 std::vector<Prompt> collect_prompts(const GenerateArgs& a, const lm::CausalLM& model, const Tokenizer* tok) {
   auto encode = [&](const std::string& text, const std::string& where) {
-    if (!tok) fail_input(where + ": text prompts need tokenizer.json or tokenizer.model in " + a.model + " (or use --prompt_ids)");
+    if (!tok)
+      fail_input(where + ": text prompts need tokenizer.json or tokenizer.model in " + a.model +
+                 " (or use --prompt_ids)");
     if (!a.chat) return tok->encode(text, /*add_special_tokens=*/true);
     std::vector<ChatMessage> turns;
     if (!a.system.empty()) turns.push_back({"system", a.system});
@@ -102,33 +104,39 @@ std::vector<Prompt> collect_prompts(const GenerateArgs& a, const lm::CausalLM& m
       prompts.push_back(std::move(p));
     }
   }
-  if (prompts.size() != 1 && (!a.prompt.empty() || !a.prompt_ids.empty()) )
+  if (prompts.size() != 1 && (!a.prompt.empty() || !a.prompt_ids.empty()))
     fail_usage("give exactly one of --prompt, --prompt_ids or --input");
   if (prompts.empty()) fail_usage("give one of --prompt, --prompt_ids or --input");
   return prompts;
 }
 
 void run_generate(const GenerateArgs& a) {
-  if (!a.input.empty() + !a.prompt.empty() + !a.prompt_ids.empty() != 1) fail_usage("give exactly one of --prompt, --prompt_ids or --input");
+  if (!a.input.empty() + !a.prompt.empty() + !a.prompt_ids.empty() != 1)
+    fail_usage("give exactly one of --prompt, --prompt_ids or --input");
   if (a.format != "text" && a.format != "json") fail_usage("--format must be text or json");
   if (a.options.max_new_tokens < 1) fail_usage("--max_new_tokens must be at least 1");
-  if (a.options.temperature < 0 || !(a.options.top_p > 0 && a.options.top_p <= 1)) fail_usage("--temperature must be >= 0 and --top_p in (0, 1]");
+  if (a.options.temperature < 0 || !(a.options.top_p > 0 && a.options.top_p <= 1))
+    fail_usage("--temperature must be >= 0 and --top_p in (0, 1]");
   if (!a.verifier.empty()) return run_generate_verified(a);
   auto model = lm::CausalLM::load(a.model, parse_device(a.device), parse_dtype(a.dtype));
   std::unique_ptr<Tokenizer> tok;
-  if (fs::exists(fs::path(a.model) / "tokenizer.json") || fs::exists(fs::path(a.model) / "tokenizer.model")) tok = Tokenizer::load(a.model);
+  if (fs::exists(fs::path(a.model) / "tokenizer.json") || fs::exists(fs::path(a.model) / "tokenizer.model"))
+    tok = Tokenizer::load(a.model);
   auto prompts = collect_prompts(a, *model, tok.get());
   std::vector<std::vector<int64_t>> batch;
   for (const auto& p : prompts) batch.push_back(p.ids);
   auto options = a.options;
   if (options.stop_token_ids.empty() && tok && tok->eos_id) {
     options.stop_token_ids = model->config().eos_token_ids;
-    if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), *tok->eos_id) == options.stop_token_ids.end())
+    if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), *tok->eos_id) ==
+        options.stop_token_ids.end())
       options.stop_token_ids.push_back(*tok->eos_id);
   }
   if (!options.stop_strings.empty()) {
     if (!tok) fail_usage("--stop needs a tokenizer in the model directory");
-    options.decode = [&tok](const std::vector<int64_t>& ids) { return tok->decode(ids, /*skip_special_tokens=*/false); };
+    options.decode = [&tok](const std::vector<int64_t>& ids) {
+      return tok->decode(ids, /*skip_special_tokens=*/false);
+    };
   }
   auto generated = model->generate(batch, options);
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -164,12 +172,16 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   gen->add_option("--temperature", a->options.temperature, "0 = greedy")->capture_default_str();
   gen->add_option("--top_p", a->options.top_p, "Nucleus sampling mass")->capture_default_str();
   gen->add_option("--seed", a->options.seed, "Sampling seed")->capture_default_str();
-  gen->add_option("--stop", a->options.stop_strings, "Stop a prompt's generation once its text contains this (repeatable)");
-  gen->add_option("--format", a->format, "text or json (json: generated_ids and text per prompt)")->capture_default_str();
+  gen->add_option("--stop", a->options.stop_strings,
+                  "Stop a prompt's generation once its text contains this (repeatable)");
+  gen->add_option("--format", a->format, "text or json (json: generated_ids and text per prompt)")
+      ->capture_default_str();
   gen->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   gen->add_option("--dtype", a->dtype, "float32, bfloat16 or float16")->capture_default_str();
-  gen->add_option("--verifier", a->verifier, "Verifier directory: verified generation of task prompts (label force-decoded)");
-  gen->add_option("--search_depth", a->search_depth, "With --verifier: resample up to K times until Yes and HR")->capture_default_str();
+  gen->add_option("--verifier", a->verifier,
+                  "Verifier directory: verified generation of task prompts (label force-decoded)");
+  gen->add_option("--search_depth", a->search_depth, "With --verifier: resample up to K times until Yes and HR")
+      ->capture_default_str();
   gen->add_option("--alpha", a->alpha, "With --verifier: the HR region's alpha")->capture_default_str();
   gen->callback([&runner, a] { runner = [a] { run_generate(*a); }; });
 
@@ -177,7 +189,8 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   auto train_paths = std::make_shared<std::pair<std::vector<std::string>, std::string>>();
   auto* tok_cmd = app.add_subcommand("tokenizer", "Tokenizer utilities");
   tok_cmd->require_subcommand(1);
-  auto* tok_train = tok_cmd->add_subcommand("train", "Train a SentencePiece BPE tokenizer (byte fallback, Phi-3 chat tokens)");
+  auto* tok_train =
+      tok_cmd->add_subcommand("train", "Train a SentencePiece BPE tokenizer (byte fallback, Phi-3 chat tokens)");
   tok_train->footer("Example: sdmlm tokenizer train --input sentences.txt --vocab_size 2000 --output tok/");
   tok_train->add_option("--input", train_paths->first, "Text files, one sentence per line")->required();
   tok_train->add_option("--vocab_size", train_tok->vocab_size, "Vocabulary size")->capture_default_str();
@@ -198,7 +211,8 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   auto* model_cmd = app.add_subcommand("model", "Model utilities");
   model_cmd->require_subcommand(1);
   auto conv = std::make_shared<std::tuple<std::string, std::string, std::string>>("", "", "float32");
-  auto* convert = model_cmd->add_subcommand("convert", "Load a model and save it (HF layout, one safetensors file) in a dtype");
+  auto* convert =
+      model_cmd->add_subcommand("convert", "Load a model and save it (HF layout, one safetensors file) in a dtype");
   convert->add_option("--model", std::get<0>(*conv), "Source model directory")->required();
   convert->add_option("--output", std::get<1>(*conv), "Destination directory (written atomically)")->required();
   convert->add_option("--dtype", std::get<2>(*conv), "float32, bfloat16 or float16")->capture_default_str();
@@ -212,12 +226,14 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   auto init = std::make_shared<lm::InitOptions>();
   auto init_paths = std::make_shared<std::pair<std::string, std::string>>();
   auto* init_cmd = model_cmd->add_subcommand("init", "A seeded random base model (HF format) for CPU-scale work");
-  init_cmd->footer("Presets: tiny = hidden 128, 4 layers, 4 heads (2 kv), MLP 384, context 512; "
-                   "small = hidden 384, 8 layers, 6 heads (2 kv), MLP 1024, context 1024; the shape options override the preset's.\n"
-                   "Example: sdmlm model init --arch llama --preset tiny --tokenizer tok/ --output models/base");
+  init_cmd->footer(
+      "Presets: tiny = hidden 128, 4 layers, 4 heads (2 kv), MLP 384, context 512; "
+      "small = hidden 384, 8 layers, 6 heads (2 kv), MLP 1024, context 1024; the shape options override the preset's.\n"
+      "Example: sdmlm model init --arch llama --preset tiny --tokenizer tok/ --output models/base");
   init_cmd->add_option("--arch", init->arch, "llama or phi3")->capture_default_str();
   init_cmd->add_option("--preset", init->preset, "tiny or small")->capture_default_str();
-  init_cmd->add_option("--tokenizer", init_paths->first, "Directory with tokenizer files: copied, and the vocabulary and special ids taken from it");
+  init_cmd->add_option("--tokenizer", init_paths->first,
+                       "Directory with tokenizer files: copied, and the vocabulary and special ids taken from it");
   init_cmd->add_option("--vocab_size", init->vocab_size, "Vocabulary size (default: the tokenizer's)");
   init_cmd->add_option("--hidden_size", init->hidden_size, "hidden size (default: the preset's)");
   init_cmd->add_option("--layers", init->layers, "decoder layers (default: the preset's)");
@@ -236,7 +252,8 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
         auto tok = Tokenizer::load(o.tokenizer_dir);
         if (o.vocab_size == 0) o.vocab_size = tok->vocab_size();
         if (o.vocab_size < tok->vocab_size())
-          fail_usage("--vocab_size " + std::to_string(o.vocab_size) + " is smaller than the tokenizer's " + std::to_string(tok->vocab_size()));
+          fail_usage("--vocab_size " + std::to_string(o.vocab_size) + " is smaller than the tokenizer's " +
+                     std::to_string(tok->vocab_size()));
         o.bos_token_id = tok->bos_id;
         if (tok->eos_id) o.eos_token_ids = {*tok->eos_id};
         o.pad_token_id = tok->pad_id;
@@ -247,19 +264,31 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   });
 
   auto dir = std::make_shared<std::string>();
-  auto* inspect = model_cmd->add_subcommand("inspect", "Architecture, sizes, RoPE and parameter count of a model directory");
+  auto* inspect =
+      model_cmd->add_subcommand("inspect", "Architecture, sizes, RoPE and parameter count of a model directory");
   inspect->add_option("--model", *dir, "Model directory")->required();
   inspect->callback([&runner, dir] {
     runner = [dir] {
       auto model = lm::CausalLM::load(*dir);
       const auto& c = model->config();
-      Json out = {{"architecture", c.architecture}, {"modelType", c.model_type}, {"vocabSize", c.vocab_size},
-                  {"hiddenSize", c.hidden_size}, {"intermediateSize", c.intermediate_size}, {"layers", c.num_hidden_layers},
-                  {"attentionHeads", c.num_attention_heads}, {"keyValueHeads", c.num_key_value_heads}, {"headDim", c.head_dim},
-                  {"maxPositionEmbeddings", c.max_position_embeddings}, {"tieWordEmbeddings", c.tie_word_embeddings},
-                  {"rope", {{"type", c.rope.type}, {"theta", c.rope.theta}, {"partialRotaryFactor", c.rope.partial_rotary_factor},
-                            {"originalMaxPositionEmbeddings", c.rope.original_max_position_embeddings}}},
-                  {"eosTokenIds", c.eos_token_ids}, {"parameters", model->parameter_count()}};
+      Json out = {{"architecture", c.architecture},
+                  {"modelType", c.model_type},
+                  {"vocabSize", c.vocab_size},
+                  {"hiddenSize", c.hidden_size},
+                  {"intermediateSize", c.intermediate_size},
+                  {"layers", c.num_hidden_layers},
+                  {"attentionHeads", c.num_attention_heads},
+                  {"keyValueHeads", c.num_key_value_heads},
+                  {"headDim", c.head_dim},
+                  {"maxPositionEmbeddings", c.max_position_embeddings},
+                  {"tieWordEmbeddings", c.tie_word_embeddings},
+                  {"rope",
+                   {{"type", c.rope.type},
+                    {"theta", c.rope.theta},
+                    {"partialRotaryFactor", c.rope.partial_rotary_factor},
+                    {"originalMaxPositionEmbeddings", c.rope.original_max_position_embeddings}}},
+                  {"eosTokenIds", c.eos_token_ids},
+                  {"parameters", model->parameter_count()}};
       std::cout << out.dump(2) << "\n";
     };
   });

@@ -80,8 +80,8 @@ void check_fingerprint(const sdm::Model& model, const std::string& fingerprint) 
   if (fingerprint.empty()) return;
   const std::string own = model.representation.value("fingerprint", "");
   if (fingerprint != own)
-    fail_input("--representation_fingerprint \"" + fingerprint + "\" does not match the model's representation \"" + own +
-               "\" (features from another model would be scored meaninglessly)");
+    fail_input("--representation_fingerprint \"" + fingerprint + "\" does not match the model's representation \"" +
+               own + "\" (features from another model would be scored meaninglessly)");
 }
 
 }  // namespace
@@ -92,9 +92,13 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
 
   // ---- train ----
   auto train = std::make_shared<sdm::TrainConfig>();
-  auto t = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string, bool, bool, std::string>>();
-  auto* train_cmd = sdm_cmd->add_subcommand("train", "Fit the adaptor and calibrated regions from labeled training and calibration rows");
-  train_cmd->footer("Example: sdmlm sdm train --training train.jsonl --calibration cal.jsonl --number_of_classes 2 --output m.sdmkitmodel");
+  auto t = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string,
+                                       bool, bool, std::string>>();
+  auto* train_cmd = sdm_cmd->add_subcommand(
+      "train", "Fit the adaptor and calibrated regions from labeled training and calibration rows");
+  train_cmd->footer(
+      "Example: sdmlm sdm train --training train.jsonl --calibration cal.jsonl --number_of_classes 2 --output "
+      "m.sdmkitmodel");
   auto& [training, calibration, output, class_names, device, fingerprint, no_shuffle, overwrite, report] = *t;
   device = "cpu";
   report = "-";
@@ -103,17 +107,22 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
   train_cmd->add_option("--output", output, "Destination .sdmkitmodel directory")->required();
   train_cmd->add_option("--number_of_classes", train->number_of_classes, "Classes, labels 0..C-1")->required();
   train_cmd->add_option("--class_names", class_names, "Comma-separated class names (default Class0, Class1, ...)");
-  train_cmd->add_option("--exemplar_dimension", train->exemplar_dimension, "Adaptor exemplar dimension M")->capture_default_str();
+  train_cmd->add_option("--exemplar_dimension", train->exemplar_dimension, "Adaptor exemplar dimension M")
+      ->capture_default_str();
   train_cmd->add_option("--epochs", train->epochs, "Epochs per iteration (paper: 200)")->capture_default_str();
   train_cmd->add_option("--batch_size", train->batch_size, "Rows per Adam step (paper: 50)")->capture_default_str();
   train_cmd->add_option("--learning_rate", train->learning_rate, "Adam learning rate")->capture_default_str();
   train_cmd->add_option("--max_neighbors", train->max_neighbors, "Neighbours searched for q")->capture_default_str();
-  train_cmd->add_option("--alpha_resolution", train->alpha_resolution, "Spacing of the calibrated alpha ladder")->capture_default_str();
-  train_cmd->add_option("--number_of_random_shuffles", train->number_of_random_shuffles, "J independent iterations")->capture_default_str();
+  train_cmd->add_option("--alpha_resolution", train->alpha_resolution, "Spacing of the calibrated alpha ladder")
+      ->capture_default_str();
+  train_cmd->add_option("--number_of_random_shuffles", train->number_of_random_shuffles, "J independent iterations")
+      ->capture_default_str();
   train_cmd->add_option("--seed", train->seed, "Seed; iteration i uses seed + i")->capture_default_str();
   train_cmd->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
-  train_cmd->add_flag("--do_not_shuffle_data", no_shuffle, "Keep the given splits (default: pool and split 50:50 per iteration)");
-  train_cmd->add_option("--representation_fingerprint", fingerprint, "Feature identity stored in the model (default embedding_v1)");
+  train_cmd->add_flag("--do_not_shuffle_data", no_shuffle,
+                      "Keep the given splits (default: pool and split 50:50 per iteration)");
+  train_cmd->add_option("--representation_fingerprint", fingerprint,
+                        "Feature identity stored in the model (default embedding_v1)");
   train_cmd->add_flag("--overwrite", overwrite, "Replace an existing model directory");
   train_cmd->add_option("--report_output", report, "Training report JSON file, or - for stdout")->capture_default_str();
   train_cmd->callback([&runner, train, t] {
@@ -124,24 +133,34 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
       if (!class_names.empty()) {
         cfg.class_names = split_names(class_names);
         std::set<std::string> unique(cfg.class_names.begin(), cfg.class_names.end());
-        if ((int)cfg.class_names.size() != cfg.number_of_classes || unique.size() != cfg.class_names.size() || unique.count(""))
-          fail_usage("--class_names needs " + std::to_string(cfg.number_of_classes) + " unique non-empty comma-separated names");
+        if ((int)cfg.class_names.size() != cfg.number_of_classes || unique.size() != cfg.class_names.size() ||
+            unique.count(""))
+          fail_usage("--class_names needs " + std::to_string(cfg.number_of_classes) +
+                     " unique non-empty comma-separated names");
       }
       cfg.device = parse_device(device);
       cfg.shuffle = !no_shuffle;
-      cfg.representation = {{"provider", "precomputed"}, {"model", nullptr}, {"revision", nullptr}, {"inputTemplate", nullptr},
-                             {"fingerprint", fingerprint.empty() ? "embedding_v1" : fingerprint}};
+      cfg.representation = {{"provider", "precomputed"},
+                            {"model", nullptr},
+                            {"revision", nullptr},
+                            {"inputTemplate", nullptr},
+                            {"fingerprint", fingerprint.empty() ? "embedding_v1" : fingerprint}};
       if (fs::exists(output) && !overwrite) fail_usage(output + ": already exists (pass --overwrite to replace it)");
       auto train_rows = sdm::load_rows(training, -1, cfg.number_of_classes, true);
       auto cal_rows = sdm::load_rows(calibration, train_rows.features.size(1), cfg.number_of_classes, true);
       require_every_class(train_rows, cfg.number_of_classes, training);
       require_every_class(cal_rows, cfg.number_of_classes, calibration);
-      auto result = sdm::fit(cfg, train_rows.features, known_labels(train_rows), cal_rows.features, known_labels(cal_rows),
-                             train_rows.ids, cal_rows.ids);
+      auto result = sdm::fit(cfg, train_rows.features, known_labels(train_rows), cal_rows.features,
+                             known_labels(cal_rows), train_rows.ids, cal_rows.ids);
       sdm::save_model(result.model, output, overwrite);
-      write_json({{"modelID", result.model.model_id}, {"artifact", output}, {"bestEpoch", result.best_epoch},
-                  {"bestIteration", result.best_iteration}, {"bestBalancedCalibrationSDMLoss", result.best_balanced_loss},
-                  {"durationSeconds", result.seconds}, {"regions", result.model.regions.size()}, {"history", result.history}},
+      write_json({{"modelID", result.model.model_id},
+                  {"artifact", output},
+                  {"bestEpoch", result.best_epoch},
+                  {"bestIteration", result.best_iteration},
+                  {"bestBalancedCalibrationSDMLoss", result.best_balanced_loss},
+                  {"durationSeconds", result.seconds},
+                  {"regions", result.model.regions.size()},
+                  {"history", result.history}},
                  report);
     };
   });
@@ -149,12 +168,14 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
   // ---- score ----
   auto so = std::make_shared<ModelOptions>();
   auto sx = std::make_shared<ScoreArgs>();
-  auto* score_cmd = sdm_cmd->add_subcommand("score", "Score rows: prediction, SDM probabilities, q, d, q', regions, nearest exemplars");
+  auto* score_cmd = sdm_cmd->add_subcommand(
+      "score", "Score rows: prediction, SDM probabilities, q, d, q', regions, nearest exemplars");
   score_cmd->footer("Example: sdmlm sdm score --model m.sdmkitmodel --input test.jsonl --output scores.jsonl");
   add_model_options(score_cmd, *so);
   score_cmd->add_option("--input", sx->input, "JSONL rows (id, embedding; label optional)")->required();
   score_cmd->add_option("--output", sx->output, "Scored JSONL, or - for stdout")->capture_default_str();
-  score_cmd->add_option("--nearest_exemplars", sx->nearest, "Nearest support rows listed per row (0: none)")->capture_default_str();
+  score_cmd->add_option("--nearest_exemplars", sx->nearest, "Nearest support rows listed per row (0: none)")
+      ->capture_default_str();
   score_cmd->add_option("--representation_fingerprint", sx->fingerprint, "Require this representation identity");
   score_cmd->add_option("--identity_support_index_field", sx->identity_field,
                         "Input field holding a row's own 0-based support index (the SDK's identity exclusion): that "
@@ -199,8 +220,8 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
         Json scored = sdm::score_to_json(scores[i], estimator.model(), &rows.ids[i], rows.labels[i]);
         if (a.interchange) {
           Json row = sources[i];
-          for (const char* retired : {"isOOD", "floorQPrime", "floorQPrimeLower", "nearestSupportMatches", "datasetID", "split",
-                                      "excludedSupportIndex", "excludedSupportID"})
+          for (const char* retired : {"isOOD", "floorQPrime", "floorQPrimeLower", "nearestSupportMatches", "datasetID",
+                                      "split", "excludedSupportIndex", "excludedSupportID"})
             row.erase(retired);
           if (row.contains("document") && !row["document"].is_string()) row.erase("document");
           scored.erase("isOOD");  // not a field of the interchange schema
@@ -224,12 +245,14 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
   // ---- evaluate ----
   auto eo = std::make_shared<ModelOptions>();
   auto ex = std::make_shared<std::tuple<std::string, std::string, double>>("", "-", 0.95);
-  auto* eval_cmd = sdm_cmd->add_subcommand("evaluate", "Accuracy and admitted proportion per calibrated alpha; NO-REJECT and HR rows");
+  auto* eval_cmd = sdm_cmd->add_subcommand(
+      "evaluate", "Accuracy and admitted proportion per calibrated alpha; NO-REJECT and HR rows");
   eval_cmd->footer("Example: sdmlm sdm evaluate --model m.sdmkitmodel --input test.jsonl --alpha 0.95");
   add_model_options(eval_cmd, *eo);
   eval_cmd->add_option("--input", std::get<0>(*ex), "Labeled JSONL rows")->required();
   eval_cmd->add_option("--output", std::get<1>(*ex), "Report JSON file, or - for stdout")->capture_default_str();
-  eval_cmd->add_option("--alpha", std::get<2>(*ex), "HR region: rows whose assigned region alpha >= this")->capture_default_str();
+  eval_cmd->add_option("--alpha", std::get<2>(*ex), "HR region: rows whose assigned region alpha >= this")
+      ->capture_default_str();
   eval_cmd->callback([&runner, eo, ex] {
     runner = [eo, ex] {
       auto& [input, output, alpha] = *ex;
@@ -244,20 +267,26 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
 
   // ---- recalibrate ----
   auto rx = std::make_shared<std::tuple<std::string, std::string, double, bool, std::string>>("", "", 0.05, false, "-");
-  auto* recal_cmd = sdm_cmd->add_subcommand("recalibrate", "Refit the region ladder at a new alpha resolution from saved calibration rows");
+  auto* recal_cmd = sdm_cmd->add_subcommand(
+      "recalibrate", "Refit the region ladder at a new alpha resolution from saved calibration rows");
   recal_cmd->add_option("--model", std::get<0>(*rx), "Source .sdmkitmodel with calibration.jsonl")->required();
   recal_cmd->add_option("--output", std::get<1>(*rx), "Destination .sdmkitmodel")->required();
   recal_cmd->add_option("--alpha_resolution", std::get<2>(*rx), "New ladder spacing")->capture_default_str();
   recal_cmd->add_flag("--overwrite", std::get<3>(*rx), "Replace an existing destination");
-  recal_cmd->add_option("--report_output", std::get<4>(*rx), "Report JSON file, or - for stdout")->capture_default_str();
+  recal_cmd->add_option("--report_output", std::get<4>(*rx), "Report JSON file, or - for stdout")
+      ->capture_default_str();
   recal_cmd->callback([&runner, rx] {
     runner = [rx] {
       auto& [model_path, output, resolution, overwrite, report] = *rx;
       auto model = sdm::load_model(model_path);
       auto out = sdm::recalibrate(model, resolution);
       sdm::save_model(out, output, overwrite);
-      write_json({{"modelID", out.model_id}, {"sourceModelID", model.model_id}, {"artifact", output},
-                  {"alphaResolution", resolution}, {"calibrationCount", out.calibration->size()}, {"regions", out.regions.size()}},
+      write_json({{"modelID", out.model_id},
+                  {"sourceModelID", model.model_id},
+                  {"artifact", output},
+                  {"alphaResolution", resolution},
+                  {"calibrationCount", out.calibration->size()},
+                  {"regions", out.regions.size()}},
                  report);
     };
   });
@@ -266,8 +295,9 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
   for (const char* name : {"inspect", "validate"}) {
     auto io = std::make_shared<std::tuple<std::string, std::string, bool>>("", "-", false);
     const bool is_inspect = std::string(name) == "inspect";
-    auto* cmd = sdm_cmd->add_subcommand(name, is_inspect ? "Print model metadata, dimensions, CDF sizes and regions"
-                                                         : "Check structure, dimensions and checksums of a .sdmkitmodel");
+    auto* cmd =
+        sdm_cmd->add_subcommand(name, is_inspect ? "Print model metadata, dimensions, CDF sizes and regions"
+                                                 : "Check structure, dimensions and checksums of a .sdmkitmodel");
     cmd->add_option("--model", std::get<0>(*io), "Path to a .sdmkitmodel directory")->required();
     cmd->add_option("--output", std::get<1>(*io), "JSON file, or - for stdout")->capture_default_str();
     cmd->add_flag("--no_verify_checksums", std::get<2>(*io), "Skip SHA-256 verification");
@@ -278,8 +308,9 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
         if (is_inspect) {
           write_json(sdm::model_summary(model), output);
         } else {
-          write_json({{"valid", true}, {"schemaVersion", 1}, {"modelID", model.model_id},
-                      {"checksumsVerified", !no_verify}}, output);
+          write_json(
+              {{"valid", true}, {"schemaVersion", 1}, {"modelID", model.model_id}, {"checksumsVerified", !no_verify}},
+              output);
         }
       };
     });

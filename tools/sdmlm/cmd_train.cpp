@@ -18,7 +18,8 @@ void launch_workers(int nproc) {
     argv.push_back(g_argv[i]);
   }
   const int code = dist::run_workers(nproc, argv);
-  if (code != 0) throw Error((ExitCode)code, "--nproc " + std::to_string(nproc) + ": a rank failed (its messages are above)");
+  if (code != 0)
+    throw Error((ExitCode)code, "--nproc " + std::to_string(nproc) + ": a rank failed (its messages are above)");
 }
 
 namespace {
@@ -39,42 +40,59 @@ struct PretrainArgs {
 void add_finetune(CLI::App& app, Runner& runner) {
   auto args = std::make_shared<FinetuneArgs>();
   auto* c = app.add_subcommand("finetune",
-                               "Fine-tune an LM on task data (any task with a deterministic check, or word ordering) with CONTRASTIVE-MASKING: cross-entropy (FT) or the SDM "
+                               "Fine-tune an LM on task data (any task with a deterministic check, or word ordering) "
+                               "with CONTRASTIVE-MASKING: cross-entropy (FT) or the SDM "
                                "next-token loss, with optional online hard negatives.\n"
                                "Example: sdmlm finetune --model models/base --data data/wordorder --loss sdm "
                                "--hard_negative_probability 0.5 --output runs/sdm-cm-hn");
   auto& o = args->o;
   c->add_option("--model", args->model, "base model directory (Hugging Face format)")->required();
-  c->add_option("--data", args->data, "directory with train.jsonl and calibration.jsonl (sdmlm data split or sdmlm data wordorder)")->required();
-  c->add_option("--reward", o.reward,
-                "the check r of online hard negatives: exact, normalized, tag:NAME, regex:PATTERN, json:FIELD, wordorder, "
-                "command:PROGRAM (default: wordorder for word-ordering data, else exact)");
-  c->add_option("--output", args->output, "run directory: config.json, metrics.jsonl, checkpoints/, best/, final/")->required();
+  c->add_option("--data", args->data,
+                "directory with train.jsonl and calibration.jsonl (sdmlm data split or sdmlm data wordorder)")
+      ->required();
+  c->add_option(
+      "--reward", o.reward,
+      "the check r of online hard negatives: exact, normalized, tag:NAME, regex:PATTERN, json:FIELD, wordorder, "
+      "command:PROGRAM (default: wordorder for word-ordering data, else exact)");
+  c->add_option("--output", args->output, "run directory: config.json, metrics.jsonl, checkpoints/, best/, final/")
+      ->required();
   c->add_option("--loss", o.loss, "ce (FT baselines) or sdm (SDM LM)")->capture_default_str();
   c->add_option("--epochs", o.epochs, "training epochs")->capture_default_str();
   c->add_option("--batch_size", o.batch_size, "documents per micro-batch")->capture_default_str();
-  c->add_option("--gradient_accumulation_steps", o.gradient_accumulation_steps, "micro-batches per optimizer step")->capture_default_str();
+  c->add_option("--gradient_accumulation_steps", o.gradient_accumulation_steps, "micro-batches per optimizer step")
+      ->capture_default_str();
   c->add_option("--learning_rate", o.optimizer.learning_rate, "peak AdamW learning rate")->capture_default_str();
-  c->add_option("--weight_decay", o.optimizer.weight_decay, "AdamW weight decay (not on norms and biases)")->capture_default_str();
-  c->add_option("--max_grad_norm", o.optimizer.max_grad_norm, "global gradient-norm clip (0 = off)")->capture_default_str();
+  c->add_option("--weight_decay", o.optimizer.weight_decay, "AdamW weight decay (not on norms and biases)")
+      ->capture_default_str();
+  c->add_option("--max_grad_norm", o.optimizer.max_grad_norm, "global gradient-norm clip (0 = off)")
+      ->capture_default_str();
   c->add_option("--warmup_ratio", o.warmup_ratio, "share of steps with linear warm-up")->capture_default_str();
-  c->add_option("--positive_probability", o.positive_probability, "γ+: probability of the positive document")->capture_default_str();
+  c->add_option("--positive_probability", o.positive_probability, "γ+: probability of the positive document")
+      ->capture_default_str();
   c->add_option("--hard_negative_probability", o.hard_negative_probability,
-                "γ_gen: probability of generating a hard negative for a negative document (from the 2nd epoch)")->capture_default_str();
+                "γ_gen: probability of generating a hard negative for a negative document (from the 2nd epoch)")
+      ->capture_default_str();
   c->add_option("--hard_negative_diversity", o.hard_negative_diversity,
-                "γ_div: probability of using a generated negative over the static one when one exists")->capture_default_str();
-  c->add_option("--eval_steps", o.eval_steps, "evaluate every N optimizer steps (0 = middle and end of each epoch)")->capture_default_str();
-  c->add_option("--max_generation_new_tokens", o.max_generation_new_tokens, "new-token limit of online generation")->capture_default_str();
-  c->add_option("--generation_batch_size", o.generation_batch_size, "prompts per batched generation")->capture_default_str();
+                "γ_div: probability of using a generated negative over the static one when one exists")
+      ->capture_default_str();
+  c->add_option("--eval_steps", o.eval_steps, "evaluate every N optimizer steps (0 = middle and end of each epoch)")
+      ->capture_default_str();
+  c->add_option("--max_generation_new_tokens", o.max_generation_new_tokens, "new-token limit of online generation")
+      ->capture_default_str();
+  c->add_option("--generation_batch_size", o.generation_batch_size, "prompts per batched generation")
+      ->capture_default_str();
   c->add_option("--max_length", o.max_length, "right truncation of encoded documents")->capture_default_str();
-  c->add_option("--train_limit", o.train_limit, "use only the first N training records (-1 = all)")->capture_default_str();
-  c->add_option("--eval_limit", o.eval_limit, "use only the first N calibration records (-1 = all)")->capture_default_str();
+  c->add_option("--train_limit", o.train_limit, "use only the first N training records (-1 = all)")
+      ->capture_default_str();
+  c->add_option("--eval_limit", o.eval_limit, "use only the first N calibration records (-1 = all)")
+      ->capture_default_str();
   c->add_option("--sdm_epochs", o.sdm.epochs, "epochs of each SDM layer fit")->capture_default_str();
   c->add_option("--sdm_batch_size", o.sdm.batch_size, "SDM layer batch size")->capture_default_str();
   c->add_option("--sdm_learning_rate", o.sdm.learning_rate, "SDM layer learning rate")->capture_default_str();
   c->add_option("--sdm_exemplar_dimension", o.sdm.exemplar_dimension, "SDM adaptor width M")->capture_default_str();
   c->add_option("--sdm_max_neighbors", o.sdm.max_neighbors, "SDM neighbour limit K")->capture_default_str();
-  c->add_option("--feature_layout", args->feature_layout, "paper ([state at <verified>; mean up to it]) or reference")->capture_default_str();
+  c->add_option("--feature_layout", args->feature_layout, "paper ([state at <verified>; mean up to it]) or reference")
+      ->capture_default_str();
   c->add_option("--seed", o.seed, "seed of every random choice")->capture_default_str();
   c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   c->add_flag("--bf16", o.bf16, "bf16 autocast for the LM forward/backward");
@@ -82,8 +100,9 @@ void add_finetune(CLI::App& app, Runner& runner) {
   c->add_flag("--resume", o.resume, "continue the run in --output from its last checkpoint");
   c->add_flag("--overwrite", o.overwrite, "replace an existing run directory");
   c->add_option("--stop_after_steps", o.stop_after_steps, "stop after N optimizer steps (for tests; resume later)");
-  c->add_option("--nproc", args->nproc,
-                "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)");
+  c->add_option(
+      "--nproc", args->nproc,
+      "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)");
   c->callback([args, &runner] {
     runner = [args] {
       if (args->nproc > 0) return launch_workers(args->nproc);
@@ -96,18 +115,24 @@ void add_finetune(CLI::App& app, Runner& runner) {
       o.sdm.seed = o.seed;
       auto summary = train::finetune(o);
       if (!dist::world().main()) return;
-      std::cout << Json({{"run", o.output.string()}, {"steps", summary.steps}, {"best_step", summary.best_step},
-                         {"best_eval_loss", summary.best_eval_loss}, {"seconds", summary.seconds},
-                         {"timing", summary.timing}}).dump() << "\n";
+      std::cout << Json({{"run", o.output.string()},
+                         {"steps", summary.steps},
+                         {"best_step", summary.best_step},
+                         {"best_eval_loss", summary.best_eval_loss},
+                         {"seconds", summary.seconds},
+                         {"timing", summary.timing}})
+                       .dump()
+                << "\n";
     };
   });
 }
 
 void add_pretrain(CLI::App& app, Runner& runner) {
   auto args = std::make_shared<PretrainArgs>();
-  auto* c = app.add_subcommand("pretrain",
-                               "Next-token training of a base model on sentences (plain text and copy/reorder chat turns).\n"
-                               "Example: sdmlm pretrain --model models/init --corpus data/wordorder/remaining.txt --output models/base");
+  auto* c = app.add_subcommand(
+      "pretrain",
+      "Next-token training of a base model on sentences (plain text and copy/reorder chat turns).\n"
+      "Example: sdmlm pretrain --model models/init --corpus data/wordorder/remaining.txt --output models/base");
   auto& o = args->o;
   c->add_option("--model", args->model, "initial model directory (sdmlm model init)")->required();
   c->add_option("--corpus", args->corpus, "sentence files (text, .gz or JSONL)")->required();
@@ -119,18 +144,22 @@ void add_pretrain(CLI::App& app, Runner& runner) {
   c->add_option("--copy_fraction", o.copy_fraction, "share of copy/reorder chat items")->capture_default_str();
   c->add_option("--max_length", o.max_length, "tokens per item")->capture_default_str();
   c->add_option("--trailing_words", o.trailing_words,
-                "most distractor words after the last quoted span of a copy item (8: one sentence's)")->capture_default_str();
+                "most distractor words after the last quoted span of a copy item (8: one sentence's)")
+      ->capture_default_str();
   c->add_option("--task_fraction", o.task_fraction,
-                "share of items that are the word-ordering task's own prompt, answered in <sentence> tags")->capture_default_str();
-  c->add_option("--loss_on", o.loss_on, "next-token targets of chat items: all (every token) or answer (the assistant's text)")
+                "share of items that are the word-ordering task's own prompt, answered in <sentence> tags")
+      ->capture_default_str();
+  c->add_option("--loss_on", o.loss_on,
+                "next-token targets of chat items: all (every token) or answer (the assistant's text)")
       ->capture_default_str();
   c->add_option("--seed", o.seed, "seed")->capture_default_str();
   c->add_option("--stop_after_steps", o.stop_after_steps,
                 "stop after N steps of the --steps schedule (checkpoint kept, no output; prints the loss log)");
   c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   c->add_flag("--overwrite", o.overwrite, "replace an existing output directory");
-  c->add_option("--nproc", args->nproc,
-                "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)");
+  c->add_option(
+      "--nproc", args->nproc,
+      "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)");
   c->callback([args, &runner] {
     runner = [args] {
       if (args->nproc > 0) return launch_workers(args->nproc);
@@ -145,8 +174,11 @@ void add_pretrain(CLI::App& app, Runner& runner) {
         std::cout << summary.dump() << "\n";
         return;
       }
-      std::cout << Json({{"output", o.output.string()}, {"seconds", summary["seconds"]},
-                         {"tokens_per_second", summary["tokens_per_second"]}}).dump() << "\n";
+      std::cout << Json({{"output", o.output.string()},
+                         {"seconds", summary["seconds"]},
+                         {"tokens_per_second", summary["tokens_per_second"]}})
+                       .dump()
+                << "\n";
     };
   });
 }

@@ -29,16 +29,29 @@ void run_verified_generate(const VerifiedGenerateArgs& a) {
     const auto& support = verifier.estimator().model().support;
     Json nearest = Json::array();
     for (const auto& m : r.score.nearest_matches)
-      nearest.push_back({{"id", support[(size_t)m.support_index].id}, {"label", support[(size_t)m.support_index].label},
+      nearest.push_back({{"id", support[(size_t)m.support_index].id},
+                         {"label", support[(size_t)m.support_index].label},
                          {"squared_distance", m.squared_distance}});
-    Json row = {{"id", id}, {"response", r.response}, {"generated", r.generated}, {"prediction", r.score.prediction == 1 ? "Yes" : "No"},
-                {"sdm", r.score.sdm}, {"q", r.score.q}, {"d", r.score.d}, {"q_prime", r.score.q_prime},
-                {"centroid_region_alpha", r.score.centroid_region_alpha}, {"lower_region_alpha", r.score.lower_region_alpha},
-                {"alpha", a.alpha}, {"high_reliability", r.high_reliability}, {"accepted", r.accepted},
-                {"attempts", r.attempts}, {"nearest_exemplars", nearest}};
-    if (a.format == "json") std::cout << row.dump() << "\n";
-    else std::cout << r.response << "\n[" << (r.accepted ? "accepted" : "not accepted") << ": p(Yes) "
-                   << r.score.sdm[1] << ", q' " << r.score.q_prime << ", region alpha " << r.score.centroid_region_alpha << "]\n";
+    Json row = {{"id", id},
+                {"response", r.response},
+                {"generated", r.generated},
+                {"prediction", r.score.prediction == 1 ? "Yes" : "No"},
+                {"sdm", r.score.sdm},
+                {"q", r.score.q},
+                {"d", r.score.d},
+                {"q_prime", r.score.q_prime},
+                {"centroid_region_alpha", r.score.centroid_region_alpha},
+                {"lower_region_alpha", r.score.lower_region_alpha},
+                {"alpha", a.alpha},
+                {"high_reliability", r.high_reliability},
+                {"accepted", r.accepted},
+                {"attempts", r.attempts},
+                {"nearest_exemplars", nearest}};
+    if (a.format == "json")
+      std::cout << row.dump() << "\n";
+    else
+      std::cout << r.response << "\n[" << (r.accepted ? "accepted" : "not accepted") << ": p(Yes) " << r.score.sdm[1]
+                << ", q' " << r.score.q_prime << ", region alpha " << r.score.centroid_region_alpha << "]\n";
   }
 }
 
@@ -54,17 +67,20 @@ std::pair<std::string, std::string> parse_input(const std::string& spec) {
 
 void add_verify_commands(CLI::App& app, Runner& runner) {
   auto vt = std::make_shared<verify::VerifierTrainOptions>();
-  auto vt_paths = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>("", "", "", "cpu", "paper");
+  auto vt_paths = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>(
+      "", "", "", "cpu", "paper");
   auto* verifier = app.add_subcommand("verifier", "The test-time verifier of an SDM LM");
   verifier->require_subcommand(1);
-  auto* vtrain = verifier->add_subcommand("train",
+  auto* vtrain = verifier->add_subcommand(
+      "train",
       "Decode D_ca with the model, mine hard negatives, fit the final estimator; or, with --labeled, fit it\n"
       "from given labeled responses of a frozen model.\n"
       "Example: sdmlm verifier train --model runs/sdm --data data/wordorder --output runs/sdm/verifier");
   vtrain->add_option("--model", std::get<0>(*vt_paths), "model directory, or a finetune run (its best/)")->required();
   vtrain->add_option("--data", std::get<1>(*vt_paths), "task data directory (calibration.jsonl: any task layout)");
-  vtrain->add_option("--labeled", vt->labeled,
-                     "instead of --data: JSONL rows id, prompt (or messages), response, label 0/1 (a post-hoc verifier)");
+  vtrain->add_option(
+      "--labeled", vt->labeled,
+      "instead of --data: JSONL rows id, prompt (or messages), response, label 0/1 (a post-hoc verifier)");
   vtrain->add_option("--output", std::get<2>(*vt_paths), "verifier directory")->required();
   vtrain->add_option("--device", std::get<3>(*vt_paths), "cpu, cuda or cuda:N")->capture_default_str();
   vtrain->add_option("--feature_layout", std::get<4>(*vt_paths), "paper or reference")->capture_default_str();
@@ -82,7 +98,8 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   vtrain->add_option("--seed", vt->seed, "seed")->capture_default_str();
   vtrain->add_flag("--overwrite", vt->overwrite, "replace an existing verifier directory");
   auto vt_nproc = std::make_shared<int>(0);
-  vtrain->add_option("--nproc", *vt_nproc, "decode and compute features as N data-parallel ranks on this machine (docs/distributed.md)");
+  vtrain->add_option("--nproc", *vt_nproc,
+                     "decode and compute features as N data-parallel ranks on this machine (docs/distributed.md)");
   vtrain->callback([&runner, vt, vt_paths, vt_nproc] {
     runner = [vt, vt_paths, vt_nproc] {
       if (*vt_nproc > 0) return launch_workers(*vt_nproc);
@@ -100,19 +117,24 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   });
 
   auto vo = std::make_shared<verify::VerifyOptions>();
-  auto vo_args = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>("", "", "", "", "cpu");
-  auto* vcmd = app.add_subcommand("verify",
+  auto vo_args = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>(
+      "", "", "", "", "cpu");
+  auto* vcmd = app.add_subcommand(
+      "verify",
       "Score given (prompt, response) pairs with a verifier: the force-decoded Yes/No, SDM probability, q, d, q', "
       "region alphas, HR flag and nearest training exemplars per row.\n"
-      "Example: sdmlm verify --model runs/sdm --verifier runs/sdm/verifier --input answers.jsonl --output verdicts.jsonl");
+      "Example: sdmlm verify --model runs/sdm --verifier runs/sdm/verifier --input answers.jsonl --output "
+      "verdicts.jsonl");
   vcmd->add_option("--model", std::get<0>(*vo_args), "model directory, or a finetune run (its best/)")->required();
   vcmd->add_option("--verifier", std::get<1>(*vo_args), "verifier directory (sdmlm verifier train)")->required();
-  vcmd->add_option("--input", std::get<2>(*vo_args), "JSONL rows: id (optional), prompt or messages, response, label (optional)")
+  vcmd->add_option("--input", std::get<2>(*vo_args),
+                   "JSONL rows: id (optional), prompt or messages, response, label (optional)")
       ->required();
   vcmd->add_option("--output", std::get<3>(*vo_args), "JSONL verdicts, one per input row")->required();
   vcmd->add_option("--device", std::get<4>(*vo_args), "cpu, cuda or cuda:N")->capture_default_str();
   vcmd->add_option("--alpha", vo->alpha, "HR region alpha")->capture_default_str();
-  vcmd->add_option("--nearest_exemplars", vo->nearest_exemplars, "nearest training exemplars listed per row")->capture_default_str();
+  vcmd->add_option("--nearest_exemplars", vo->nearest_exemplars, "nearest training exemplars listed per row")
+      ->capture_default_str();
   vcmd->add_option("--batch_size", vo->batch_size, "rows per feature batch")->capture_default_str();
   vcmd->add_flag("--overwrite", vo->overwrite, "replace an existing output file");
   vcmd->callback([&runner, vo, vo_args] {
@@ -129,13 +151,16 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   });
 
   auto eo = std::make_shared<verify::EmbedOptions>();
-  auto eo_args = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>("", "", "", "cpu", "paper");
-  auto* ecmd = app.add_subcommand("embed",
+  auto eo_args = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>(
+      "", "", "", "cpu", "paper");
+  auto* ecmd = app.add_subcommand(
+      "embed",
       "The verification features of (prompt, response[, label]) rows as estimator rows: JSONL for `sdmlm sdm train`\n"
       "and the SDK's `sdm train`, or the SDK's .sdmdataset bundle when --output ends in .sdmdataset.\n"
       "Example: sdmlm embed --model runs/sdm --input labeled.jsonl --output features.jsonl");
   ecmd->add_option("--model", std::get<0>(*eo_args), "model directory, or a finetune run (its best/)")->required();
-  ecmd->add_option("--input", std::get<1>(*eo_args), "JSONL rows: id (optional), prompt or messages, response, label (optional)")
+  ecmd->add_option("--input", std::get<1>(*eo_args),
+                   "JSONL rows: id (optional), prompt or messages, response, label (optional)")
       ->required();
   ecmd->add_option("--output", std::get<2>(*eo_args), "JSONL rows, or a DIR.sdmdataset bundle")->required();
   ecmd->add_option("--device", std::get<3>(*eo_args), "cpu, cuda or cuda:N")->capture_default_str();
@@ -156,14 +181,20 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   });
 
   auto ev = std::make_shared<verify::EvalOptions>();
-  auto ev_args = std::make_shared<std::tuple<std::string, std::string, std::vector<std::string>, std::string, std::string>>("", "", std::vector<std::string>{}, "", "cpu");
-  auto* eval = app.add_subcommand("eval",
+  auto ev_args =
+      std::make_shared<std::tuple<std::string, std::string, std::vector<std::string>, std::string, std::string>>(
+          "", "", std::vector<std::string>{}, "", "cpu");
+  auto* eval = app.add_subcommand(
+      "eval",
       "Decode test files, label by the check r, score with the verifier, write predictions and the paper's tables.\n"
-      "Example: sdmlm eval --model runs/sdm --verifier runs/sdm/verifier --input test=data/wordorder/test.jsonl --output runs/sdm/eval");
+      "Example: sdmlm eval --model runs/sdm --verifier runs/sdm/verifier --input test=data/wordorder/test.jsonl "
+      "--output runs/sdm/eval");
   eval->add_option("--model", std::get<0>(*ev_args), "model directory, or a finetune run (its best/)")->required();
   eval->add_option("--verifier", std::get<1>(*ev_args), "verifier directory (omit for surface metrics only)");
   eval->add_option("--input", std::get<2>(*ev_args), "NAME=FILE or FILE (task JSONL); repeatable")->required();
-  eval->add_option("--output", std::get<3>(*ev_args), "output directory (predictions-NAME.jsonl, tables.*, report.html)")->required();
+  eval->add_option("--output", std::get<3>(*ev_args),
+                   "output directory (predictions-NAME.jsonl, tables.*, report.html)")
+      ->required();
   eval->add_option("--device", std::get<4>(*ev_args), "cpu, cuda or cuda:N")->capture_default_str();
   eval->add_option("--reward", ev->reward, "the check r (default: the verifier's, else as verifier train)");
   eval->add_option("--label", ev->label, "the model's name in the tables")->capture_default_str();
