@@ -3,8 +3,8 @@
 // SentencePiece `tokenizer.model`, with added/special tokens and BOS/EOS from
 // tokenizer_config.json.
 //
-//   auto tok = sdmlm::Tokenizer::load("models/phi35");             // picks tokenizer.json or
-//   .model std::vector<int64_t> ids = tok->encode("Hello <|end|>", /*add_special_tokens=*/true);
+//   auto tok = sdmlm::Tokenizer::load("models/phi35");  // picks tokenizer.json or tokenizer.model
+//   std::vector<int64_t> ids = tok->encode("Hello <|end|>", /*add_special_tokens=*/true);
 //   std::string text = tok->decode(ids, /*skip_special_tokens=*/false);
 //
 // Results are identical to the PyPI `tokenizers` package loading the same files (tests/parity).

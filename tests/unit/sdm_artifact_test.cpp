@@ -6,10 +6,20 @@
 namespace sdmlm::sdm {
 namespace {
 
+// A fresh scratch directory per test, removed when the test binary exits.
 fs::path fresh(const std::string& name) {
+  struct Cleanup {
+    std::vector<fs::path> dirs;
+    ~Cleanup() {
+      std::error_code ec;
+      for (const auto& d : dirs) fs::remove_all(d, ec);
+    }
+  };
+  static Cleanup cleanup;
   fs::path dir = fs::temp_directory_path() / ("sdmlm_artifact_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
+  cleanup.dirs.push_back(dir);
   return dir;
 }
 
