@@ -33,17 +33,17 @@ void init(const torch::Device& device, std::chrono::seconds timeout = std::chron
 const World& world();
 // A job's rank on CUDA without an index takes GPU LOCAL_RANK; anything else is returned as is.
 torch::Device device_for_rank(const torch::Device& device);
-void shutdown();
 
 // Collectives over every rank (no-ops in a one-process world). Tensors live on the group's device.
 void all_reduce_sum(std::vector<torch::Tensor>& tensors);
+// Several scalars summed in one collective (integer counts stay exact below 2^53).
+std::vector<double> all_reduce_sum(std::vector<double> values);
 double all_reduce_sum(double value);
 int64_t all_reduce_sum(int64_t value);
 std::vector<std::string> all_gather(const std::string& value);  // every rank's value, by rank
 // Every rank's list of byte strings (any bytes, not only UTF-8), by rank.
 std::vector<std::vector<std::string>> all_gather_lists(const std::vector<std::string>& values);
 torch::Tensor all_gather_rows(const torch::Tensor& rows);  // ranks' rows concatenated in rank order
-void broadcast(std::vector<torch::Tensor>& tensors, int root = 0);
 void barrier();
 
 // The contiguous share [begin, end) of n items that this rank takes.

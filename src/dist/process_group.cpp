@@ -162,23 +162,21 @@ void init(const torch::Device& device, std::chrono::seconds timeout) {
   barrier();
 }
 
-void shutdown() {
-  State& s = state();
-  s.backend.reset();
-  s.store.reset();
-}
-
 void all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   if (!world().active() || tensors.empty()) return;
   wait(state().backend->allreduce(tensors), "all-reduce");
 }
 
-double all_reduce_sum(double value) {
-  if (!world().active()) return value;
-  std::vector<torch::Tensor> t{torch::full({1}, value, torch::dtype(torch::kFloat64).device(state().device))};
+std::vector<double> all_reduce_sum(std::vector<double> values) {
+  if (!world().active() || values.empty()) return values;
+  std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64).to(state().device)};
   all_reduce_sum(t);
-  return t[0].item<double>();
+  auto host = t[0].cpu();
+  std::memcpy(values.data(), host.data_ptr<double>(), values.size() * sizeof(double));
+  return values;
 }
+
+double all_reduce_sum(double value) { return all_reduce_sum(std::vector<double>{value})[0]; }
 
 int64_t all_reduce_sum(int64_t value) {
   if (!world().active()) return value;
@@ -259,13 +257,6 @@ torch::Tensor all_gather_rows(const torch::Tensor& rows) {
   std::vector<torch::Tensor> parts;
   for (int r = 0; r < n; ++r) parts.push_back(out[0][(size_t)r].narrow(0, 0, sizes[(size_t)r]));
   return torch::cat(parts).to(rows.device());
-}
-
-void broadcast(std::vector<torch::Tensor>& tensors, int root) {
-  if (!world().active() || tensors.empty()) return;
-  c10d::BroadcastOptions o;
-  o.rootRank = root;
-  wait(state().backend->broadcast(tensors, o), "broadcast");
 }
 
 void barrier() {

@@ -36,6 +36,5 @@ double adaptor_step(AdaptorState& state, const torch::Tensor& x, const torch::Te
 // tests; a variant the CPU lacks is refused with false).
 enum class KernelIsa { kAuto, kAvx512, kAvx2, kBaseline };
 bool set_kernel_isa(KernelIsa isa);
-KernelIsa kernel_isa_in_use();
 
 }  // namespace sdmlm::sdm::detail

@@ -442,8 +442,6 @@ bool set_kernel_isa(KernelIsa isa) {
   return true;
 }
 
-KernelIsa kernel_isa_in_use() { return isa_in_use(); }
-
 }  // namespace detail
 
 TrainResult fit(const TrainConfig& cfg, const torch::Tensor& train_x, const std::vector<int64_t>& train_y,

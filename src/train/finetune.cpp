@@ -26,6 +26,24 @@ namespace sdmlm::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Every rank's (record, text) pairs, by rank (the text is any bytes: generations are not always UTF-8).
+std::vector<std::vector<std::pair<size_t, std::string>>> gather_pairs(
+    const std::vector<std::pair<size_t, std::string>>& mine) {
+  if (!dist::world().active()) return {mine};
+  std::vector<std::string> flat;
+  for (const auto& [record, text] : mine) {
+    flat.push_back(std::to_string(record));
+    flat.push_back(text);
+  }
+  std::vector<std::vector<std::pair<size_t, std::string>>> out;
+  for (const auto& part : dist::all_gather_lists(flat)) {
+    out.emplace_back();
+    for (size_t i = 0; i + 1 < part.size(); i += 2) out.back().emplace_back(std::stoull(part[i]), part[i + 1]);
+  }
+  return out;
+}
+
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct Timing {
@@ -185,20 +203,12 @@ std::vector<size_t> Finetuner::my_share(const std::vector<size_t>& docs) const {
 void Finetuner::sync_cache(NegativeCache& cache, const std::vector<std::pair<size_t, std::string>>& added,
                            const std::vector<TaskRecord>& records) {
   if (!dist::world().active()) return;
-  // (record, text) pairs as two strings each (generated text is any bytes, not always UTF-8).
-  std::vector<std::string> mine;
-  for (const auto& [record, text] : added) {
-    mine.push_back(std::to_string(record));
-    mine.push_back(text);
-  }
-  const auto all = dist::all_gather_lists(mine);
   // A document is in one rank's share of a round, so each id gains at most one entry per round
   // and the order of the ranks does not change any cache list.
-  for (int r = 0; r < (int)all.size(); ++r) {
-    if (r == dist::world().rank) continue;
-    for (size_t i = 0; i + 1 < all[(size_t)r].size(); i += 2)
-      cache_add(cache, records[std::stoull(all[(size_t)r][i])].id, all[(size_t)r][i + 1]);
-  }
+  const auto all = gather_pairs(added);
+  for (int r = 0; r < (int)all.size(); ++r)
+    if (r != dist::world().rank)
+      for (const auto& [record, text] : all[(size_t)r]) cache_add(cache, records[record].id, text);
 }
 
 void Finetuner::append_metrics(const Json& line) {
@@ -374,25 +384,17 @@ double Finetuner::evaluate() {
     auto prepared = prepare(eval_, my_share(docs), "eval/document", (uint64_t)state_.step, generate, fresh, added,
                             &generated, &hard, &mine);
     sync_cache(fresh, added, eval_);
-    if (dist::world().active()) {  // the generations of every rank, in document order
-      std::vector<std::string> flat;
-      for (const auto& [record, text] : mine) {
-        flat.push_back(std::to_string(record));
-        flat.push_back(text);
-      }
-      for (const auto& part : dist::all_gather_lists(flat))
-        for (size_t i = 0; i + 1 < part.size(); i += 2) generations.emplace_back(std::stoull(part[i]), part[i + 1]);
-    } else {
-      generations.insert(generations.end(), mine.begin(), mine.end());
-    }
+    for (const auto& part : gather_pairs(mine))  // the generations of every rank, in document order
+      generations.insert(generations.end(), part.begin(), part.end());
     for (const auto& p : prepared) loss_tokens += loss_token_count(p.sequence);
     sum += forward_loss(eval_, prepared, layer ? &*layer : nullptr, 1.0, false, &tokens);
   }
-  sum = dist::all_reduce_sum(sum);
-  loss_tokens = dist::all_reduce_sum(loss_tokens);
-  tokens = dist::all_reduce_sum(tokens);
-  generated = dist::all_reduce_sum(generated);
-  hard = dist::all_reduce_sum(hard);
+  const auto totals = dist::all_reduce_sum({sum, (double)loss_tokens, (double)tokens, (double)generated, (double)hard});
+  sum = totals[0];
+  loss_tokens = (int64_t)totals[1];
+  tokens = (int64_t)totals[2];
+  generated = (int64_t)totals[3];
+  hard = (int64_t)totals[4];
   state_.eval_previous = fresh;
   const double loss = sum / (double)std::max<int64_t>(1, loss_tokens);
   const double seconds = since(t0);
@@ -541,10 +543,11 @@ FinetuneSummary Finetuner::run() {
       const auto t_reduce = Clock::now();
       dist::all_reduce_gradients(parameters);
       const double reduce_seconds = since(t_reduce);
-      sum = dist::all_reduce_sum(sum);
-      tokens = dist::all_reduce_sum(tokens);
-      generated = dist::all_reduce_sum(generated);
-      hard = dist::all_reduce_sum(hard);
+      const auto totals = dist::all_reduce_sum({sum, (double)tokens, (double)generated, (double)hard});
+      sum = totals[0];
+      tokens = (int64_t)totals[1];
+      generated = (int64_t)totals[2];
+      hard = (int64_t)totals[3];
       const double lr = scheduled_lr(o_.optimizer.learning_rate, state_.step, warmup_, total_steps_);
       const double norm = optimizer_->step(lr);
       const double step_seconds = since(t1);

@@ -264,10 +264,11 @@ Json pretrain(const PretrainOptions& options) {
     dist::all_reduce_gradients(parameters);
     optimizer.step(scheduled_lr(o.learning_rate, step, warmup, o.steps));
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    int64_t step_tokens = 0;
-    for (int64_t n : b.lengths) step_tokens += n;
-    tokens_total += (double)dist::all_reduce_sum(step_tokens);
-    loss_sum += dist::all_reduce_sum(loss.item<double>());
+    double step_tokens = 0;
+    for (int64_t n : b.lengths) step_tokens += (double)n;
+    const auto totals = dist::all_reduce_sum({step_tokens, loss.item<double>()});
+    tokens_total += totals[0];
+    loss_sum += totals[1];
     ++loss_count;
     char extra[80];
     std::snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s", loss_sum / (double)loss_count,

@@ -101,8 +101,9 @@ void add_finetune(CLI::App& app, Runner& runner) {
   c->add_flag("--overwrite", o.overwrite, "replace an existing run directory");
   c->add_option("--stop_after_steps", o.stop_after_steps, "stop after N optimizer steps (for tests; resume later)");
   c->add_option(
-      "--nproc", args->nproc,
-      "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)");
+       "--nproc", args->nproc,
+       "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)")
+      ->check(CLI::Range(1, 4096));
   c->callback([args, &runner] {
     runner = [args] {
       if (args->nproc > 0) return launch_workers(args->nproc);
@@ -158,8 +159,9 @@ void add_pretrain(CLI::App& app, Runner& runner) {
   c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   c->add_flag("--overwrite", o.overwrite, "replace an existing output directory");
   c->add_option(
-      "--nproc", args->nproc,
-      "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)");
+       "--nproc", args->nproc,
+       "run as N data-parallel ranks on this machine (--batch_size is per rank; or launch with torchrun, mpirun, srun)")
+      ->check(CLI::Range(1, 4096));
   c->callback([args, &runner] {
     runner = [args] {
       if (args->nproc > 0) return launch_workers(args->nproc);

@@ -98,8 +98,10 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   vtrain->add_option("--seed", vt->seed, "seed")->capture_default_str();
   vtrain->add_flag("--overwrite", vt->overwrite, "replace an existing verifier directory");
   auto vt_nproc = std::make_shared<int>(0);
-  vtrain->add_option("--nproc", *vt_nproc,
-                     "decode and compute features as N data-parallel ranks on this machine (docs/distributed.md)");
+  vtrain
+      ->add_option("--nproc", *vt_nproc,
+                   "decode and compute features as N data-parallel ranks on this machine (docs/distributed.md)")
+      ->check(CLI::Range(1, 4096));
   vtrain->callback([&runner, vt, vt_paths, vt_nproc] {
     runner = [vt, vt_paths, vt_nproc] {
       if (*vt_nproc > 0) return launch_workers(*vt_nproc);
@@ -204,7 +206,8 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   eval->add_option("--generation_batch_size", ev->generation_batch_size, "prompts per batch")->capture_default_str();
   eval->add_flag("--overwrite", ev->overwrite, "replace an existing output directory");
   auto ev_nproc = std::make_shared<int>(0);
-  eval->add_option("--nproc", *ev_nproc, "decode as N data-parallel ranks on this machine (docs/distributed.md)");
+  eval->add_option("--nproc", *ev_nproc, "decode as N data-parallel ranks on this machine (docs/distributed.md)")
+      ->check(CLI::Range(1, 4096));
   eval->callback([&runner, ev, ev_args, ev_nproc] {
     runner = [ev, ev_args, ev_nproc] {
       if (*ev_nproc > 0) return launch_workers(*ev_nproc);
