@@ -5,9 +5,11 @@
 // sentences, and whose assistant text is the sentence, or (--task_fraction) the word-ordering
 // task's own prompt answered by the sentence in <sentence> tags. Items are drawn with
 // keyed_rng(seed, step, i), so a resumed run (from `OUTPUT.checkpoint/`) trains the same weights.
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <limits>
 
 #include "sdmlm/dist.h"
 #include "sdmlm/task.h"
@@ -141,6 +143,40 @@ Sequence make_item(const std::vector<std::string>& sentences, const std::string&
   return chat_item(tok, format, user, task::join_words(words, 0, words.size()), answer_only);
 }
 
+// Measured on the tiny preset (2 cores): 512–1024 run a step 1.43× faster than one padded batch;
+// 2048 1.2×; 4096 no faster.
+constexpr int64_t kGroupOverhead = 1024;
+
+// The step's items split into groups of similar length, each run as its own padded forward and
+// backward (the gradients add up to the whole batch's: every group's loss is divided by the step's
+// token count). Padding a mixed batch (plain sentences, copy items, task prompts) to its longest item
+// wastes ~40% of the products; the groups are consecutive runs of the items sorted by length whose
+// cut points minimise the padded positions plus `overhead` positions per group (a forward and
+// backward of their own). Deterministic in the lengths alone.
+std::vector<std::vector<size_t>> length_groups(const std::vector<Sequence>& items, int64_t overhead) {
+  const size_t n = items.size();
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return items[a].ids.size() < items[b].ids.size(); });
+  // best[j]: the least cost of grouping the j shortest items; from[j]: where its last group starts.
+  std::vector<int64_t> best(n + 1, 0);
+  std::vector<size_t> from(n + 1, 0);
+  for (size_t j = 1; j <= n; ++j) {
+    const int64_t longest = (int64_t)items[order[j - 1]].ids.size();
+    best[j] = std::numeric_limits<int64_t>::max();
+    for (size_t i = 0; i < j; ++i) {
+      const int64_t cost = best[i] + overhead + (int64_t)(j - i) * longest;
+      if (cost < best[j]) best[j] = cost, from[j] = i;
+    }
+  }
+  std::vector<std::vector<size_t>> groups;
+  for (size_t j = n; j > 0; j = from[j])
+    groups.emplace_back(order.begin() + (int64_t)from[j], order.begin() + (int64_t)j);
+  std::reverse(groups.begin(), groups.end());
+  return groups;
+}
+
 // Share of `prompts` whose greedy decode (stripped) is `answers[i]`, or, with `prefix`, starts
 // with it; decoded 32 at a time.
 double greedy_accuracy(const lm::CausalLM& model, const Tokenizer& tok,
@@ -253,20 +289,25 @@ Json pretrain(const PretrainOptions& options) {
                                    (double)step / (double)o.steps, o.trailing_words, o.task_fraction, answer_only);
       if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
     }
-    std::vector<const Sequence*> seqs;
-    for (auto& s : items) seqs.push_back(&s);
-    Batch b = collate(seqs, pad, model->device());
+    int64_t item_loss_tokens = 0;
+    double step_tokens = 0;
+    for (const auto& s : items) item_loss_tokens += loss_token_count(s), step_tokens += (double)s.ids.size();
     auto t0 = Clock::now();
-    auto hidden = model->forward(b.ids, {}, nullptr, false, false).hidden;
-    const int64_t loss_tokens = dist::all_reduce_sum(b.loss_tokens);  // the token mean over every rank's items
-    auto loss = next_token_loss_sum(*model, hidden, b.labels) / (double)std::max<int64_t>(1, loss_tokens);
-    loss.backward();
+    const int64_t loss_tokens = dist::all_reduce_sum(item_loss_tokens);  // the token mean over every rank's items
+    double step_loss = 0;
+    for (const auto& group : length_groups(items, kGroupOverhead)) {
+      std::vector<const Sequence*> seqs;
+      for (size_t i : group) seqs.push_back(&items[i]);
+      Batch b = collate(seqs, pad, model->device());
+      auto hidden = model->forward(b.ids, {}, nullptr, false, false).hidden;
+      auto loss = next_token_loss_sum(*model, hidden, b.labels) / (double)std::max<int64_t>(1, loss_tokens);
+      loss.backward();
+      step_loss += loss.item<double>();
+    }
     dist::all_reduce_gradients(parameters);
     optimizer.step(scheduled_lr(o.learning_rate, step, warmup, o.steps));
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    double step_tokens = 0;
-    for (int64_t n : b.lengths) step_tokens += (double)n;
-    const auto totals = dist::all_reduce_sum({step_tokens, loss.item<double>()});
+    const auto totals = dist::all_reduce_sum({step_tokens, step_loss});
     tokens_total += totals[0];
     loss_sum += totals[1];
     ++loss_count;
