@@ -1,7 +1,8 @@
-// sdmlm::report — the paper's evaluation report: surface metrics over one decode (SPEC §6.4), the
-// number formatting of the tables (SPEC §6.5), and Tables 2–5 of the SDM-LM paper rendered as
-// JSON, GitHub Markdown, LaTeX (booktabs rows) and one self-contained HTML page with inline SVG
-// plots. Pure C++ (no torch); every output is deterministic, so it can be compared byte for byte.
+// sdmlm::report — the paper's evaluation report: surface metrics over one decode (docs/reference.md
+// §6.4), the number formatting of the tables (reference §6.5), and Tables 2–5 of the SDM-LM paper
+// rendered as JSON, GitHub Markdown, LaTeX (booktabs rows) and one self-contained HTML page with
+// inline SVG plots. Pure C++ (no torch); every output is deterministic, so it can be compared byte
+// for byte.
 //
 //   report::ModelResult r;
 //   r.dataset = "test";  r.model = "SDM+FT(CM+HN)";
@@ -25,7 +26,7 @@
 
 namespace sdmlm::report {
 
-// SPEC §6.5: exactly 0 -> "0.", exactly 1 -> "1.", 0 < x < 0.005 -> "<0.01", else "%.2f"
+// reference §6.5: exactly 0 -> "0.", exactly 1 -> "1.", 0 < x < 0.005 -> "<0.01", else "%.2f"
 // (so 0.996 -> "1.00"). Non-finite values print as "nan" / "inf" / "-inf".
 std::string format_number(double value);
 
@@ -33,7 +34,7 @@ inline constexpr std::string_view kDash = "\xE2\x80\x93";  // "–": accuracy of
 inline constexpr std::string_view kRejected = "R";         // a stratum with admitted proportion 0
 inline constexpr std::string_view kNotAvailable = "n/a";   // no verifier (selective is null)
 
-// ---- surface metrics (SPEC §6.4, src/report/surface.cpp) ----------------------------------------
+// ---- surface metrics (reference §6.4, src/report/surface.cpp) -----------------------------------
 struct SurfaceMetrics {
   int64_t n = 0, verbatim_exact = 0, sentence_exact = 0, no_response = 0;
   int64_t tp = 0, fp = 0, fn = 0, tn = 0;                // over parseable lines

@@ -1,4 +1,4 @@
-// sdmlm::sdm — the SDM estimator (SDMKIT-CONTRACT.md is the numerical authority).
+// sdmlm::sdm — the SDM estimator (docs/estimator-format.md is the numerical authority).
 //
 // An estimator sits on frozen features h ∈ R^D: an affine exemplar adaptor h' = W1·x̃ + b1 (x̃ the
 // globally standardised h), logits z' = W2·h' + b2, exact squared-L2 matching of h' to the
@@ -235,6 +235,6 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
 // JSON report: accuracy, per calibrated alpha the class-/prediction-conditional accuracy and
 // admitted proportion, and NO-REJECT / HR rows at `alpha` in the layout of the paper's Table 4.
 Json evaluate(const std::vector<Score>& scores, const std::vector<int64_t>& labels, const Model& model, double alpha);
-std::string table_number(double value);  // SPEC §6.5: "0.", "1.", "<0.01", else two decimals
+std::string table_number(double value);  // docs/reference.md §6.5: "0.", "1.", "<0.01", else two decimals
 
 }  // namespace sdmlm::sdm

@@ -1,5 +1,6 @@
-// sdmlm::task — the word-ordering task (SPEC §5.5–5.6, §7): the response formatting helpers, the
-// training-time reward r, and the construction of task records and data splits from sentences.
+// sdmlm::task — the word-ordering task (docs/reference.md §5.5–5.6, §7): the response formatting
+// helpers, the training-time reward r, and the construction of task records and data splits from
+// sentences.
 // Pure C++ (no torch): every function here is unit-tested on exact strings.
 //
 //   auto pos = task::format_positive("The cat sat down.");  // response ends "Yes</verified>\n\n"
@@ -38,7 +39,7 @@ std::string join_words(const std::vector<std::string>& words, size_t begin, size
 std::string normalize_whitespace(std::string_view text);
 bool is_valid_utf8(std::string_view text);
 
-// ---- formatting helpers (SPEC §5.5) -------------------------------------------------------------
+// ---- formatting helpers (reference §5.5) --------------------------------------------------------
 struct Formatted {
   std::string response;      // the assistant response used for training
   std::string verification;  // the verification text, ending exactly with the right-most "<verified>"
@@ -61,7 +62,7 @@ struct ExtractedPair {
 // paired by index while both exist; stops after the first pair whose label is "yes".
 std::vector<ExtractedPair> extract(std::string_view generation);
 
-// ---- reward (SPEC §5.6) -------------------------------------------------------------------------
+// ---- reward (reference §5.6) --------------------------------------------------------------------
 enum class Reward {
   kPositive,      // r = 1: strip(g) == `<sentence>{ref}</sentence>\n<verified>Yes</verified>`
   kWrongLabel,    // the same string with No: correct sentence, wrong label — discarded
@@ -69,7 +70,7 @@ enum class Reward {
 };
 Reward reward(std::string_view generation, std::string_view reference);
 
-// ---- task records (SPEC §7.1–7.2) ---------------------------------------------------------------
+// ---- task records (reference §7.1–7.2) ----------------------------------------------------------
 inline constexpr std::string_view kFieldNames[] = {"id",     "original_document", "genai_document",
                                                    "prompt", "default_negative",  "multiset"};
 inline constexpr double kTagCorruptionProbability = 0.1;
@@ -84,8 +85,8 @@ struct WordOrderRecord {
   int corruption = 0;             // 0 none, 1 opening tag dropped, 2 closing, 3 both (not serialised)
 };
 
-// SPEC §7.1 verbatim: {P} = prefix, {M} = shuffled suffix (the reference's hint suffix is always
-// empty and so omitted).
+// reference §7.1 verbatim: {P} = prefix, {M} = shuffled suffix (the research code's hint suffix is
+// always empty and so omitted).
 inline constexpr std::string_view kPromptTemplate =
     "Complete the sentence '{P}' by reordering all of the following without adding new punctuation "
     "nor words: '{M}'. Only reply with the sentence in the XML <sentence> </sentence> followed by "
@@ -96,7 +97,7 @@ std::string make_prompt(std::string_view prefix, std::string_view multiset);
 // `<sentence>{neg}</sentence>\n<verified>No</verified>` with `corruption` as in WordOrderRecord.
 std::string make_negative(std::string_view negative_sentence, int corruption);
 // True when the sentence cannot form a record with suffix size m: it has no more than m words
-// (empty prefix), or its last m words hold fewer than 2 distinct strings (SPEC §7.3 skip rule).
+// (empty prefix), or its last m words hold fewer than 2 distinct strings (reference §7.3 skip rule).
 bool skip_sentence(const std::vector<std::string>& words, int multiset_size);
 // A random-version UUID string ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") from two Rng draws.
 std::string uuid_from_rng(Rng& rng);
@@ -125,7 +126,7 @@ SentenceSource read_sentence_file(const std::filesystem::path& path);
 // Keeps the first occurrence of every sentence; returns how many were removed.
 int64_t deduplicate(std::vector<std::string>& sentences);
 
-// ---- splits (SPEC §7.3) -------------------------------------------------------------------------
+// ---- splits (reference §7.3) --------------------------------------------------------------------
 struct WordOrderOptions {
   uint64_t seed = 0;
   int multiset_size = 3;

@@ -138,7 +138,7 @@ struct Verdict {
 };
 Verdict split_verdict(std::string_view generation);
 
-// The reward of whole generations (SPEC §5.6 generalised): kPositive when well formed with Yes and
+// The reward of whole generations (docs/reference.md §5.6 generalised): kPositive when well formed with Yes and
 // r(completion, positive) = 1, kWrongLabel when well formed with No and r = 1, else
 // kHardNegative. One batched call of `check` over every generation's completion (so a broken
 // program fails at once). For the wordorder check

@@ -1,4 +1,4 @@
-// sdmlm::train — fine-tuning language models on the word-ordering task (SPEC §5): the chat
+// sdmlm::train — fine-tuning language models on the word-ordering task (docs/reference.md §5): the chat
 // encoding with CONTRASTIVE-MASKING labels, verification features from the same forward pass,
 // the next-token loss (cross-entropy, or the SDM loss with a per-document log base β), AdamW with
 // warm-up and linear decay, online hard negatives, evaluation, checkpoints and exact resume.
@@ -57,7 +57,7 @@ struct Sequence {
                              // or the tag shares a token with the text after it)
 };
 
-// Verification feature layouts (DESIGN decision 1).
+// Verification feature layouts (docs/decisions.md decision 1).
 enum class FeatureLayout {
   kPaper,      // [state at the right-most <verified> ; mean of states up to and including it]
   kReference,  // [mean over all positions ; state of the last template token] (research code)
@@ -76,7 +76,7 @@ class Encoder {
   // The turns with the generation prompt: the prefix that generation continues.
   std::vector<int64_t> prompt(const std::vector<ChatMessage>& turns) const;
   std::vector<int64_t> prompt(const std::string& user) const { return prompt(turns(user)); }
-  // turns + [assistant = response] with labels by SPEC §5.3, the boundary found by token
+  // turns + [assistant = response] with labels by reference §5.3, the boundary found by token
   // alignment with the decoded text. A response without the markers is an Error(kBadInput).
   Sequence encode(const std::vector<ChatMessage>& turns, const std::string& response) const;
   Sequence encode(const std::string& user, const std::string& response) const { return encode(turns(user), response); }
@@ -179,7 +179,7 @@ TaskRecord prompt_record(const task::PromptRow& row);
 std::vector<task::RewardQuery> reward_queries(const std::vector<TaskRecord>& records,
                                               const std::vector<std::string>& generations);
 
-// Hard-negative cache: document id → formatted negative responses (SPEC §5.11), ordered.
+// Hard-negative cache: document id → formatted negative responses (reference §5.11), ordered.
 using NegativeCache = std::map<std::string, std::vector<std::string>>;
 Json cache_to_json(const NegativeCache& cache);
 NegativeCache cache_from_json(const Json& json);
@@ -193,7 +193,7 @@ Rng keyed_rng(uint64_t seed, std::string_view purpose, uint64_t a, uint64_t b = 
 // it has none).
 std::string static_negative(const TaskRecord& record, Rng& rng);
 
-// Documents for an SDM layer (SPEC §5.9 step 2 / §6.2): positive with probability γ+, else a
+// Documents for an SDM layer (reference §5.9 step 2 / §6.2): positive with probability γ+, else a
 // negative: a cached one with probability γ_div when any exists, else the static negative.
 struct LayerDocument {
   std::string verification;  // text ending "<verified>"
@@ -275,7 +275,7 @@ FinetuneSummary finetune(const FinetuneOptions& options);
 // Next-token training of a base model on sentences: plain text, and chat turns in which the user
 // quotes a sentence's head and its shuffled last k (0, 2 or 3) words among distractor words and
 // the assistant writes the sentence — the copying competence that real pre-trained LMs bring
-// (DESIGN performance notes). Not the task's template, tags or sentences (use remaining.txt).
+// (docs/decisions.md, performance notes). Not the task's template, tags or sentences (use remaining.txt).
 struct PretrainOptions {
   fs::path model, output;
   std::vector<fs::path> corpus;  // text files, one sentence per line

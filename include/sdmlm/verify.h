@@ -1,4 +1,4 @@
-// sdmlm::verify — the test-time verifier of an SDM LM (SPEC §6): train the final estimator over
+// sdmlm::verify — the test-time verifier of an SDM LM (docs/reference.md §6): train the final estimator over
 // D_ca with hard negatives mined from the model's own decodes, pair it with exactly that model
 // (a sidecar with the model's fingerprint and the feature layout), generate with verification
 // (the final Yes/No force-decoded from the estimator), and evaluate decodes into the paper's tables.
@@ -116,7 +116,7 @@ struct EmbedOptions {
 // SDK's `sdm train` read. Published atomically; returns {"rows", "dimension", "fingerprint"}.
 Json embed_rows(const EmbedOptions& options);
 
-// ---- evaluation (SPEC §6.3–6.5) ------------------------------------------------------------------
+// ---- evaluation (reference §6.3–6.5) -------------------------------------------------------------
 struct EvalOptions {
   fs::path model;                                        // model or run directory
   std::optional<fs::path> verifier;                      // none: surface metrics only

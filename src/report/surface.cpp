@@ -1,4 +1,4 @@
-// Surface-level evaluation of one decode (SPEC §6.4, `sdm_network_evaluate.py
+// Surface-level evaluation of one decode (docs/reference.md §6.4, `sdm_network_evaluate.py
 // --evaluate_first_sentences`): verbatim and first-sentence exact matches, verification counts,
 // word-level accuracy and the number of attempts.
 #include <algorithm>

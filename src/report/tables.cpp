@@ -1,5 +1,5 @@
-// Tables 2–5 of the SDM-LM paper (SPEC §6.4–6.5, §8.3) as a plain-text table model, rendered as
-// JSON, GitHub Markdown and LaTeX booktabs rows.
+// Tables 2–5 of the SDM-LM paper (docs/reference.md §6.4–6.5, §8.3) as a plain-text table model,
+// rendered as JSON, GitHub Markdown and LaTeX booktabs rows.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -110,7 +110,7 @@ Table table2(const std::vector<ModelResult>& results, const std::vector<size_t>&
 
 Table table3(const std::vector<ModelResult>& results, const std::vector<size_t>& order) {
   Table t{"table3",
-          "Table 3: sentence accuracy and exact-match accuracy (surface, SPEC 6.4)",
+          "Table 3: sentence accuracy and exact-match accuracy (surface, reference §6.4)",
           {"Dataset", "Model", "Sentence acc., exact-match acc.", "N"},
           {}};
   for (size_t i : order) {

@@ -1,4 +1,4 @@
-// .sdmkitmodel v1 read / write (SDMKIT-CONTRACT.md "Artifact").
+// .sdmkitmodel v1 read / write (docs/estimator-format.md, "Artifact").
 #include <sys/stat.h>
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// Selective-classification report over scored rows (SPEC §6.5, the paper's Table 4 layout).
+// Selective-classification report over scored rows (docs/reference.md §6.5, the paper's Table 4 layout).
 #include <cmath>
 #include <cstdio>
 

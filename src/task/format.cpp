@@ -1,5 +1,5 @@
-// Text helpers with Python str semantics, the response formatting helpers (SPEC §5.5) and the
-// training-time reward r (SPEC §5.6).
+// Text helpers with Python str semantics, the response formatting helpers (docs/reference.md
+// §5.5) and the training-time reward r (reference §5.6).
 #include <algorithm>
 
 #include "sdmlm/task.h"

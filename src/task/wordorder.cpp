@@ -1,4 +1,4 @@
-// Word-ordering records (SPEC §7.1–7.2) and the Wikipedia-style splits (SPEC §7.3).
+// Word-ordering records (docs/reference.md §7.1–7.2) and the Wikipedia-style splits (§7.3).
 #include <algorithm>
 #include <set>
 

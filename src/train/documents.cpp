@@ -1,5 +1,5 @@
-// Task documents for training and SDM layers: records, the hard-negative cache (SPEC §5.11),
-// keyed seeded draws, layer-document sampling (SPEC §5.9 step 2, §6.2) and batched greedy
+// Task documents for training and SDM layers: records, the hard-negative cache (docs/reference.md §5.11),
+// keyed seeded draws, layer-document sampling (reference §5.9 step 2, §6.2) and batched greedy
 // generation of responses.
 #include <algorithm>
 

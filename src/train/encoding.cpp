@@ -1,5 +1,5 @@
-// Chat encoding of task documents with CONTRASTIVE-MASKING labels (SPEC §5.1, §5.3) and the
-// verification features taken from final-layer states (SPEC §5.4, DESIGN decision 1).
+// Chat encoding of task documents with CONTRASTIVE-MASKING labels (docs/reference.md §5.1, §5.3) and the
+// verification features taken from final-layer states (reference §5.4, docs/decisions.md decision 1).
 //
 // Mask boundaries come from token alignment: L(k) = length of the decoded first k tokens (special
 // tokens kept) is non-decreasing, so the tokens lying wholly before character c are the largest

@@ -1,9 +1,9 @@
-// The fine-tuning loop (SPEC §5.7–5.13 with DESIGN decisions 2–4, 8): per optimizer step, sample
+// The fine-tuning loop (docs/reference.md §5.7–5.13): per optimizer step, sample
 // each document's sequence (positive with γ+, else a negative: static, cached or generated online
 // with γ_gen from the second epoch on), encode with CONTRASTIVE-MASKING, take the token-mean loss
 // over the whole step (cross-entropy, or the SDM loss with β from the epoch's frozen SDM layer at
 // the feature of the same forward pass), AdamW, evaluation with checkpoint selection, checkpoints
-// that resume to the same weights.
+// that resume to the same weights. Where it departs from the reference: docs/decisions.md decisions 2–4, 8.
 //
 // Every random choice comes from keyed_rng(seed, purpose, epoch/step, document), so a resumed run
 // draws exactly what an uninterrupted one draws, and a data-parallel job (sdmlm/dist.h) draws what
@@ -404,7 +404,7 @@ double Finetuner::evaluate() {
       {"eval_loss", loss},      {"documents", eval_.size()}, {"generated", generated},
       {"hard_negatives", hard}, {"seconds", seconds}};
   if (layer) line["eval_layer_regions"] = layer->estimator->model().regions.size();
-  if (!generations.empty()) {  // SPEC §6.4 over this evaluation's online generations
+  if (!generations.empty()) {  // reference §6.4 over this evaluation's online generations
     std::vector<std::string> responses, references, positives;
     for (const auto& [record, response] : generations) {
       responses.push_back(response);
@@ -573,7 +573,7 @@ FinetuneSummary Finetuner::run() {
       std::snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, window_tokens / std::max(1e-9, window_seconds));
       bar.update(state_.step, extra);
       const bool epoch_end = s + 1 == steps_per_epoch_;
-      if (epoch_end) {  // SPEC §5.11: this epoch's generations feed the next epoch's layer; reset
+      if (epoch_end) {  // reference §5.11: this epoch's generations feed the next epoch's layer; reset
         state_.train_previous = state_.train_current;
         state_.train_current.clear();
       }

@@ -1,5 +1,5 @@
-// The next-token losses of SPEC §5.8 / DESIGN decision 3: the cross-entropy (β = e) and the SDM
-// loss −log_β softmax_β(z)[label] with a per-document base β_n = 2 + SDM(z')_y ∈ [2, 3].
+// The next-token losses of docs/reference.md §5.8 / docs/decisions.md decision 3: the cross-entropy
+// (β = e) and the SDM loss −log_β softmax_β(z)[label] with a per-document base β_n = 2 + SDM(z')_y ∈ [2, 3].
 #include "sdmlm/train.h"
 
 namespace sdmlm::train {

@@ -1,4 +1,4 @@
-// An SDM layer over task documents (SPEC §5.9, §5.10, §6.2): sample each document (positive with
+// An SDM layer over task documents (docs/reference.md §5.9, §5.10, §6.2): sample each document (positive with
 // γ+, else a negative), split at random in halves (flag 1 → the layer's training support, flag 0
 // → its calibration set), compute verification features with the frozen LM, fit and calibrate.
 #include <chrono>

@@ -1,6 +1,6 @@
-// `sdmlm eval` (SPEC §6.3–6.5, DESIGN decision 5): greedy decodes of test files, the label y by
-// exact match of the formatted response (the first-sentence content match beside it), verifier
-// scores, predictions JSONL and the paper's tables.
+// `sdmlm eval` (docs/reference.md §6.3–6.5, docs/decisions.md decision 5): greedy decodes of test
+// files, the label y by exact match of the formatted response (the first-sentence content match
+// beside it), verifier scores, predictions JSONL and the paper's tables.
 #include <cmath>
 
 #include "sdmlm/dist.h"

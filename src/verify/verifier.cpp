@@ -1,6 +1,7 @@
-// The test-time verifier (SPEC §6.1–6.3, DESIGN decisions 5–6): hard negatives from the model's
-// own decode of D_ca, the final estimator over D_ca documents (γ+ 0.5, γ_gen 1, γ_div 1), the
-// sidecar that pairs it with one model, and verified generation with force-decoded Yes/No.
+// The test-time verifier (docs/reference.md §6.1–6.3, docs/decisions.md decisions 5–6): hard
+// negatives from the model's own decode of D_ca, the final estimator over D_ca documents (γ+ 0.5,
+// γ_gen 1, γ_div 1), the sidecar that pairs it with one model, and verified generation with
+// force-decoded Yes/No.
 #include <fstream>
 #include <iostream>
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`sdmlm data wordorder` end to end: records exactly per SPEC §7.1–7.2, splits per §7.3, the
+"""`sdmlm data wordorder` end to end: records exactly per docs/reference.md §7.1–7.2, splits per §7.3, the
 manifest, determinism for a seed, and bad inputs exiting 3 (usage errors 2) with no partial output.
 Usage: test_data_wordorder.py SDMLM_BINARY WORKDIR
 """

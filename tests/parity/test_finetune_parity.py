@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """One fine-tuning micro-batch against the references, on tiny Llama and Phi-3 models made by sdmlm:
-* CONTRASTIVE-MASKING boundaries equal SPEC §5.3's reference rule (decode the full sequence, find
+* CONTRASTIVE-MASKING boundaries equal docs/reference.md §5.3's rule (decode the full sequence, find
   the final `<verified>No</verified>` or the last `<|assistant|>`, re-tokenise the prefix with the
   PyPI `sentencepiece`) on golden documents: positive, static, tag-corrupted, generated and
   repeated-label negatives; the ids equal sentencepiece's encoding of the rendered chat text.
@@ -25,7 +25,7 @@ SYSTEM = "You are a helpful AI assistant."
 TOLERANCE = 1e-4
 
 
-def format_malformed(g):  # SPEC §5.5
+def format_malformed(g):  # reference §5.5
     t = g.strip()
     if t.endswith("<verified>No</verified>"):
         return t + "\n\n"
@@ -34,11 +34,11 @@ def format_malformed(g):  # SPEC §5.5
     return t + "\n<verified>No</verified>\n\n"
 
 
-def render(prompt, response):  # SPEC §5.1, Phi-3.5 template without the generation prompt
+def render(prompt, response):  # reference §5.1, Phi-3.5 template without the generation prompt
     return f"<|system|>\n{SYSTEM}<|end|>\n<|user|>\n{prompt}<|end|>\n<|assistant|>\n{response}<|end|>\n<|endoftext|>"
 
 
-def reference_mask(sp, ids, response):  # SPEC §5.3 as the research code does it
+def reference_mask(sp, ids, response):  # reference §5.3 as the research code does it
     full = sp.decode(ids)
     if "<verified>No</verified>" in response:
         p = response.rfind("<verified>No</verified>")

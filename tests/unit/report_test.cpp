@@ -1,4 +1,4 @@
-// Report module: SPEC §6.5 number formatting at its boundaries, SPEC §6.4 surface metrics on
+// Report module: docs/reference.md §6.5 number formatting at its boundaries, §6.4 surface metrics on
 // hand-made decodes, the paper's table rows (R, <0.01, –, n/a), escaping and the written files.
 #include "sdmlm/report.h"
 
@@ -29,7 +29,7 @@ Json stratified(Json y0, Json y1, Json p0, Json p1, Json marginal) {
   return {{"classConditional", {y0, y1}}, {"predictionConditional", {p0, p1}}, {"marginal", marginal}};
 }
 
-// SPEC §8.3 HARVARD FT(CM): NO-REJECT .59 .05 | .96 .95 | .49 .07 | .98 .93 | .94 1. and
+// reference §8.3 HARVARD FT(CM): NO-REJECT .59 .05 | .96 .95 | .49 .07 | .98 .93 | .94 1. and
 // SDM_HR 0. .01 | 1. .46 | R 0. | .99 .47 | .99 .47.
 Json harvard_ft_cm() {
   Json no_reject = stratified(cell(36, 0.05, 0.59), cell(684, 0.95, 0.96), cell(50, 0.07, 0.49), cell(670, 0.93, 0.98),
@@ -76,14 +76,14 @@ ModelResult result(std::string dataset, std::string model, Json selective) {
   return r;
 }
 
-// ---- number formatting (SPEC §6.5) --------------------------------------------------------------
+// ---- number formatting (reference §6.5) ---------------------------------------------------------
 
 TEST(ReportFormat, ExactZeroAndOne) {
   EXPECT_EQ(format_number(0.0), "0.");
   EXPECT_EQ(format_number(-0.0), "0.");
   EXPECT_EQ(format_number(1.0), "1.");
   EXPECT_EQ(format_number(std::nextafter(1.0, 0.0)), "1.00");  // not exactly 1
-  EXPECT_EQ(format_number(0.9999), "1.00");                    // SPEC §8.3 CVS FT(CM+HN) "1.00 .90"
+  EXPECT_EQ(format_number(0.9999), "1.00");                    // reference §8.3 CVS FT(CM+HN) "1.00 .90"
 }
 
 TEST(ReportFormat, SmallPositiveIsBelowOneHundredth) {
@@ -104,7 +104,7 @@ TEST(ReportFormat, TwoDecimalsFollowPrintfRounding) {
   EXPECT_EQ(format_number(-0.25), "-0.25");
 }
 
-TEST(ReportFormat, PaperTable2Cells) {  // SPEC §8.3: "–, 0.", "1., <0.01", "0.99, 0.47"
+TEST(ReportFormat, PaperTable2Cells) {  // reference §8.3: "–, 0.", "1., <0.01", "0.99, 0.47"
   EXPECT_EQ(table4_cells(empty_hr()["highReliability"]).back(), "0.");
   ModelResult base = result("harvard", "PHI3.5", empty_hr());
   auto tables = paper_tables({base}, 0.95);
@@ -115,7 +115,7 @@ TEST(ReportFormat, PaperTable2Cells) {  // SPEC §8.3: "–, 0.", "1., <0.01", "
   EXPECT_EQ(paper_tables({result("harvard", "FT(CM)", harvard_ft_cm())}, 0.95)[0].rows[0][2], "0.99, 0.47");
 }
 
-// ---- surface metrics (SPEC §6.4) ----------------------------------------------------------------
+// ---- surface metrics (reference §6.4) -----------------------------------------------------------
 
 const std::string kRef = "The cat sat down .";
 const std::string kGenai = "<sentence>The cat sat down .</sentence>\n<verified>Yes</verified>";
@@ -247,7 +247,7 @@ TEST(ReportTables, Table4CellsRecomputeRejectAndSmall) {
   Json hr = harvard_ft_cm()["highReliability"];
   std::vector<std::string> want = {"0.", "0.01", "1.", "0.46", "R", "0.", "0.99", "0.47", "0.99", "0.47"};
   EXPECT_EQ(table4_cells(hr), want);
-  hr["classConditional"][0] = cell(1, 0.0004, 0.5);  // SPEC §8.3 CVS: ".50 <.01"
+  hr["classConditional"][0] = cell(1, 0.0004, 0.5);  // reference §8.3 CVS: ".50 <.01"
   EXPECT_EQ(table4_cells(hr)[0], "0.50");
   EXPECT_EQ(table4_cells(hr)[1], "<0.01");
   hr["classConditional"][1]["accuracy"] = "high";
@@ -289,7 +289,7 @@ TEST(ReportTables, NoVerifierPrintsNotAvailable) {
   r.surface = surface_of(2000, 492, 525);
   auto tables = paper_tables({r}, 0.95);
   EXPECT_EQ(tables[0].rows[0][2], "n/a");
-  EXPECT_EQ(tables[1].rows[0][2], "0.26, 0.25");  // SPEC §8.3 PHI3.5 WIKIPEDIA T3
+  EXPECT_EQ(tables[1].rows[0][2], "0.26, 0.25");  // reference §8.3 PHI3.5 WIKIPEDIA T3
   ASSERT_EQ(tables[2].rows.size(), 2u);
   for (size_t c = 3; c < tables[2].rows[0].size(); ++c) EXPECT_EQ(tables[2].rows[0][c], "n/a");
   Json j = tables_json({r}, 0.95);

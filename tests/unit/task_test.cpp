@@ -46,7 +46,7 @@ TEST(TaskText, SplitAndNormalize) {
   EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));  // surrogate
 }
 
-// ---- formatting helpers (SPEC §5.5) -------------------------------------------------------------
+// ---- formatting helpers (docs/reference.md §5.5) ------------------------------------------------
 
 TEST(TaskFormat, PositiveGolden) {
   auto yes = format_positive("The cat sat.");
@@ -117,7 +117,7 @@ TEST(TaskReward, ExactMatchOnly) {
             Reward::kHardNegative);
 }
 
-// ---- records (SPEC §7.1–7.2) --------------------------------------------------------------------
+// ---- records (reference §7.1–7.2) ---------------------------------------------------------------
 
 TEST(TaskRecord, PromptGolden) {
   EXPECT_EQ(make_prompt("The birch canoe slid on the", "planks. smooth the"),
@@ -330,7 +330,7 @@ TEST(TaskSources, RealWordnetCounts) {
   EXPECT_EQ(in_range, 29580);
 }
 
-// ---- splits (SPEC §7.3) -------------------------------------------------------------------------
+// ---- splits (reference §7.3) --------------------------------------------------------------------
 
 std::vector<std::string> synthetic_corpus(int n) {
   std::vector<std::string> out;

@@ -19,7 +19,7 @@ void add_data_commands(CLI::App& app, Runner& runner) {
   data_cmd->require_subcommand(1);
   auto a = std::make_shared<task::WordOrderJob>();
   auto* cmd = data_cmd->add_subcommand("wordorder",
-                                       "Word-ordering task records (SPEC §7): train, calibration, "
+                                       "Word-ordering task records (docs/reference.md §7): train, calibration, "
                                        "test and shifted splits + manifest.json");
   cmd->footer(
       "Example: sdmlm data wordorder --sentences wordnet --output data/wordorder "
