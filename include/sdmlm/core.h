@@ -48,6 +48,24 @@ class Error : public std::runtime_error {
 [[noreturn]] void fail_input(const std::string& message);  // ExitCode::kBadInput
 [[noreturn]] void fail_io(const std::string& message);     // ExitCode::kIo
 [[noreturn]] void fail_usage(const std::string& message);  // ExitCode::kUsage
+// The one refusal of an output that exists (ExitCode::kUsage, every command): "PATH: already exists
+// (pass --overwrite to replace it)"; `remedy` names the options that allow it when they differ.
+[[noreturn]] void fail_output_exists(const fs::path& output,
+                                     const std::string& remedy = "pass --overwrite to replace it");
+inline void refuse_existing_output(const fs::path& output, bool overwrite) {
+  if (!overwrite && fs::exists(output)) fail_output_exists(output);
+}
+
+// A programmer error: an invariant no input can break. Failing it is a bug, reported as an internal
+// error (ExitCode::kInternal, exit 1) naming the source line and the condition, never as bad input.
+//   SDMLM_ASSERT(rows.size() == labels.size(), "one label per row");
+#define SDMLM_ASSERT(condition, message) \
+  ((condition) ? (void)0 : ::sdmlm::detail::assertion_failed(#condition, (message), __FILE__, __LINE__))
+// A branch no input can reach (after a switch over every case, or a loop that must return).
+#define SDMLM_UNREACHABLE(message) ::sdmlm::detail::assertion_failed("unreachable", (message), __FILE__, __LINE__)
+namespace detail {
+[[noreturn]] void assertion_failed(const char* condition, const std::string& message, const char* file, int line);
+}  // namespace detail
 
 // ---- strict JSON -------------------------------------------------------------------------------
 // Parses one JSON text, rejecting duplicate object keys, NaN/Infinity tokens and trailing data.

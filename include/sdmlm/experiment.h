@@ -9,17 +9,73 @@
 //   std::cout << summary["report"] << "\n";               // runs/demo/report/report.html
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "sdmlm/core.h"
 
 namespace sdmlm::experiment {
+
+// An experiment config, typed: read once from the resolved JSON (resolve_config has filled the
+// defaults and checked every field's type and range), then used field by field. configs/cpu.json
+// and docs/file-formats.md ("Experiment configs") describe each field.
+struct DataConfig {
+  std::vector<std::string> sentences;              // word-ordering sentence sources ("wordnet", files)
+  std::map<std::string, std::string> extra_tests;  // NAME -> sentence file of an extra test split
+  int64_t training_size = 0, calibration_size = 0, test_size = 0, shifted_size = 0;
+  std::optional<std::string> task;  // a task file of one's own instead of word ordering
+};
+struct BaseConfig {
+  std::string model;  // a model directory, or "" to build one (tokenizer, init, pretraining)
+  int64_t vocab_size = 0;
+  std::string arch, preset;
+  int64_t pretrain_steps = 0, pretrain_batch_size = 0;
+  double pretrain_learning_rate = 0, copy_fraction = 0, task_fraction = 0;
+};
+struct FinetuneConfig {
+  int epochs = 0;
+  int64_t batch_size = 0, gradient_accumulation_steps = 0;
+  double learning_rate = 0, warmup_ratio = 0;
+  double positive_probability = 0, hard_negative_probability = 0, hard_negative_diversity = 0;
+  int64_t max_generation_new_tokens = 0, train_limit = 0, eval_limit = 0;
+  int sdm_epochs = 0;
+  int64_t sdm_exemplar_dimension = 0, sdm_batch_size = 0;
+  double sdm_learning_rate = 0;
+  bool bf16 = false, gradient_checkpointing = false;
+};
+struct VerifierConfig {
+  int64_t limit = 0;
+  int sdm_epochs = 0;
+  double sdm_learning_rate = 0;
+  int64_t sdm_exemplar_dimension = 0;
+};
+struct EvalConfig {
+  std::vector<std::string> datasets;
+  int64_t limit = 0, max_new_tokens = 0;
+};
+struct ExperimentConfig {
+  std::string name, device, reward;  // reward "": each command's default for the data
+  uint64_t seed = 0;
+  double alpha = 0;
+  std::vector<std::string> variants;
+  std::vector<uint64_t> seeds;
+  DataConfig data;
+  BaseConfig base;
+  FinetuneConfig finetune;
+  VerifierConfig verifier;
+  EvalConfig eval;
+  Json json;  // the resolved JSON itself: what a run records, and what cache keys hash
+};
 
 // "demo" (FT(CM) and SDM+FT(CM+HN) at a 2-core scale), "cpu" (all variants at that scale),
 // "tiny" (the e2e test's seconds-long scale). Unknown names are a usage error.
 Json builtin_config(const std::string& name);
 // Fills defaults and validates a config (errors name the field). `where` names the source.
 Json resolve_config(const Json& config, const std::string& where);
+// The typed view of a resolved config (the one place its fields are read).
+ExperimentConfig parse_config(const Json& resolved);
 // Runs every stage into `output`; returns the summary (also written to output/summary.json).
 // The base model (when the config builds one) comes from the cache, else from a shipped model
 // made for the same settings and data (models/NAME/, every file's SHA-256 checked against its

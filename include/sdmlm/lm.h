@@ -23,8 +23,13 @@
 
 namespace sdmlm::lm {
 
+// The RoPE variants the runtime implements, parsed once from config.json (an unknown one is bad
+// input there, exit 3); "su" is Phi-3's early spelling of longrope.
+enum class RopeType { kDefault, kLinear, kLlama3, kLongRope };
+const char* rope_type_name(RopeType type);  // "default", "linear", "llama3", "longrope"
+
 struct RopeConfig {
-  std::string type = "default";  // "default", "linear", "llama3", "longrope"
+  RopeType type = RopeType::kDefault;
   double theta = 10000.0;
   double partial_rotary_factor = 1.0;
   double factor = 1.0;                                   // linear / llama3 / longrope (derived if absent)

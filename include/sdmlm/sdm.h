@@ -183,6 +183,12 @@ class Estimator {
 };
 
 Json score_to_json(const Score& score, const Model& model, const std::string* id, const std::optional<int64_t>& label);
+// The estimator's fields that every other scored row carries (`generate --verifier`, `eval`'s
+// predictions, the server's `sdm` object), under the SDK's names as score_to_json writes them:
+// prediction, sdm, q, d, qPrime, centroidRegionAlpha, lowerRegionAlpha and, when the score lists
+// neighbours, nearestSupportMatches [{supportIndex, id, label, predictedLabel, squaredDistance,
+// document?}]. Fields a row adds of its own (high_reliability, accepted, ...) stay snake_case.
+Json estimator_fields(const Score& score, const Model& model);
 
 // ---- training (src/sdm/trainer.cpp) -------------------------------------------------------------
 struct TrainConfig {

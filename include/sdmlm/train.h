@@ -243,10 +243,16 @@ SdmLayer fit_sdm_layer(const lm::CausalLM& model, const Encoder& encoder, const 
                        bool progress);
 
 // ---- the fine-tuning loop (src/train/finetune.cpp) ----------------------------------------------
+// The next-token loss of fine-tuning: cross-entropy (the FT baselines) or the SDM loss (β = 2 +
+// SDM(z')_y per document). Parsed once from "ce" / "sdm" (exit 2 otherwise).
+enum class FinetuneLoss { kCrossEntropy, kSdm };
+FinetuneLoss parse_finetune_loss(const std::string& name);
+std::string finetune_loss_name(FinetuneLoss loss);  // "ce" or "sdm"
+
 struct FinetuneOptions {
   fs::path model, data, output;
-  std::string reward;       // --reward spec; "" = the data's default (task::default_reward)
-  std::string loss = "ce";  // "ce" or "sdm"
+  std::string reward;  // --reward spec; "" = the data's default (task::default_reward)
+  FinetuneLoss loss = FinetuneLoss::kCrossEntropy;
   int epochs = 3;
   int64_t batch_size = 8, gradient_accumulation_steps = 1;
   AdamWConfig optimizer;
@@ -263,6 +269,45 @@ struct FinetuneOptions {
   bool resume = false, overwrite = false, progress = true;
   int64_t stop_after_steps = -1;  // tests: stop (as if killed) after this many optimizer steps
 };
+// The one schema of fine-tuning's settings: every number and switch of FinetuneOptions once, with
+// its name (the --flag and the config.json key) and its help text. `visit(name, field, help, cli)`
+// is called for each; `cli` false for those only config.json records (Adam's betas and epsilon,
+// the calibration ladder's resolution). The CLI registers the flags from it, config.json is written
+// from it, and --resume compares what it wrote; the paths, reward, loss, feature layout, device and
+// the run-control switches (resume, overwrite, progress, stop_after_steps) are named in both places.
+template <class Options, class Visit>
+void for_each_finetune_setting(Options& o, Visit&& visit) {
+  visit("epochs", o.epochs, "training epochs", true);
+  visit("batch_size", o.batch_size, "documents per micro-batch (per rank)", true);
+  visit("gradient_accumulation_steps", o.gradient_accumulation_steps, "micro-batches per optimizer step", true);
+  visit("learning_rate", o.optimizer.learning_rate, "peak AdamW learning rate", true);
+  visit("adam_beta1", o.optimizer.beta1, "AdamW beta1", false);
+  visit("adam_beta2", o.optimizer.beta2, "AdamW beta2", false);
+  visit("adam_epsilon", o.optimizer.eps, "AdamW epsilon", false);
+  visit("weight_decay", o.optimizer.weight_decay, "AdamW weight decay (not on norms and biases)", true);
+  visit("max_grad_norm", o.optimizer.max_grad_norm, "global gradient-norm clip (0 = off)", true);
+  visit("warmup_ratio", o.warmup_ratio, "share of steps with linear warm-up", true);
+  visit("positive_probability", o.positive_probability, "γ+: probability of the positive document", true);
+  visit("hard_negative_probability", o.hard_negative_probability,
+        "γ_gen: probability of generating a hard negative for a negative document (from the 2nd epoch)", true);
+  visit("hard_negative_diversity", o.hard_negative_diversity,
+        "γ_div: probability of using a generated negative over the static one when one exists", true);
+  visit("eval_steps", o.eval_steps, "evaluate every N optimizer steps (0 = middle and end of each epoch)", true);
+  visit("max_generation_new_tokens", o.max_generation_new_tokens, "new-token limit of online generation", true);
+  visit("max_length", o.max_length, "right truncation of encoded documents", true);
+  visit("train_limit", o.train_limit, "use only the first N training records (-1 = all)", true);
+  visit("eval_limit", o.eval_limit, "use only the first N calibration records (-1 = all)", true);
+  visit("generation_batch_size", o.generation_batch_size, "prompts per batched generation", true);
+  visit("sdm_exemplar_dimension", o.sdm.exemplar_dimension, "SDM adaptor width M", true);
+  visit("sdm_max_neighbors", o.sdm.max_neighbors, "SDM neighbour limit K", true);
+  visit("sdm_epochs", o.sdm.epochs, "epochs of each SDM layer fit", true);
+  visit("sdm_batch_size", o.sdm.batch_size, "SDM layer batch size", true);
+  visit("sdm_learning_rate", o.sdm.learning_rate, "SDM layer learning rate", true);
+  visit("sdm_alpha_resolution", o.sdm.alpha_resolution, "spacing of the SDM layers' alpha ladder", false);
+  visit("seed", o.seed, "seed of every random choice", true);
+  visit("bf16", o.bf16, "bf16 autocast for the LM forward/backward", true);
+  visit("gradient_checkpointing", o.gradient_checkpointing, "recompute each block in the backward pass", true);
+}
 Json finetune_options_to_json(const FinetuneOptions& options);
 struct FinetuneSummary {
   int64_t steps = 0, best_step = 0;

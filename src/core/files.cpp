@@ -54,8 +54,7 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
 
 AtomicDir::AtomicDir(const fs::path& target, bool overwrite) : target_(target), overwrite_(overwrite) {
   if (target.filename().empty()) fail_usage("output directory name is empty: " + target.string());
-  if (fs::exists(target) && !overwrite)
-    fail_usage(target.string() + ": already exists (pass --overwrite to replace it)");
+  if (fs::exists(target) && !overwrite) fail_output_exists(target);
   if (fs::exists(target) && !fs::is_directory(target)) fail_usage(target.string() + ": exists and is not a directory");
   fs::path parent = parent_or_dot(target);
   std::error_code ec;

@@ -9,6 +9,23 @@ namespace sdmlm {
 void fail_input(const std::string& message) { throw Error(ExitCode::kBadInput, message); }
 void fail_io(const std::string& message) { throw Error(ExitCode::kIo, message); }
 void fail_usage(const std::string& message) { throw Error(ExitCode::kUsage, message); }
+void fail_output_exists(const fs::path& output, const std::string& remedy) {
+  fail_usage(output.string() + ": already exists (" + remedy + ")");
+}
+
+namespace detail {
+void assertion_failed(const char* condition, const std::string& message, const char* file, int line) {
+  std::string where = file;  // repository-relative: from the last src/, tools/, tests/ or include/
+  size_t cut = std::string::npos;
+  for (const char* top : {"/src/", "/tools/", "/tests/", "/include/"}) {
+    const size_t at = where.rfind(top);
+    if (at != std::string::npos && (cut == std::string::npos || at > cut)) cut = at;
+  }
+  if (cut != std::string::npos) where = where.substr(cut + 1);
+  throw Error(ExitCode::kInternal, "internal error (a bug) at " + where + ":" + std::to_string(line) + ": " + message +
+                                       " [" + condition + "]");
+}
+}  // namespace detail
 
 std::string json_type_name(const Json& value) {
   if (value.is_string()) {

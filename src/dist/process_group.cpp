@@ -273,7 +273,7 @@ std::vector<std::string> map_shares(size_t n,
                                     const std::function<std::vector<std::string>(size_t begin, size_t end)>& work) {
   const auto [begin, end] = share(n);
   auto mine = work(begin, end);
-  if (mine.size() != end - begin) throw Error(ExitCode::kInternal, "map_shares: a share returned the wrong count");
+  SDMLM_ASSERT(mine.size() == end - begin, "map_shares: a share returns one string per item");
   if (!world().active()) return mine;
   std::vector<std::string> all;
   for (auto& part : all_gather_lists(mine))

@@ -155,4 +155,65 @@ Json resolve_config(const Json& config, const std::string& where) {
   return c;
 }
 
+ExperimentConfig parse_config(const Json& c) {
+  ExperimentConfig x;
+  x.json = c;
+  x.name = c.at("name").get<std::string>();
+  x.device = c.at("device").get<std::string>();
+  x.reward = c.value("reward", "");
+  x.seed = c.at("seed").get<uint64_t>();
+  x.alpha = c.at("alpha").get<double>();
+  x.variants = c.at("variants").get<std::vector<std::string>>();
+  x.seeds = c.at("seeds").get<std::vector<uint64_t>>();
+  const Json& d = c.at("data");
+  x.data.sentences = d.at("sentences").get<std::vector<std::string>>();
+  for (const auto& [name, path] : d.at("extra_tests").items()) {
+    if (!path.is_string()) fail_input("config.data.extra_tests." + name + " must be a file path");
+    x.data.extra_tests[name] = path.get<std::string>();
+  }
+  x.data.training_size = d.at("training_size").get<int64_t>();
+  x.data.calibration_size = d.at("calibration_size").get<int64_t>();
+  x.data.test_size = d.at("test_size").get<int64_t>();
+  x.data.shifted_size = d.at("shifted_size").get<int64_t>();
+  if (d.contains("task")) x.data.task = d.at("task").get<std::string>();
+  const Json& b = c.at("base");
+  x.base.model = b.at("model").get<std::string>();
+  x.base.vocab_size = b.at("vocab_size").get<int64_t>();
+  x.base.arch = b.at("arch").get<std::string>();
+  x.base.preset = b.at("preset").get<std::string>();
+  x.base.pretrain_steps = b.at("pretrain_steps").get<int64_t>();
+  x.base.pretrain_batch_size = b.at("pretrain_batch_size").get<int64_t>();
+  x.base.pretrain_learning_rate = b.at("pretrain_learning_rate").get<double>();
+  x.base.copy_fraction = b.at("copy_fraction").get<double>();
+  x.base.task_fraction = b.at("task_fraction").get<double>();
+  const Json& f = c.at("finetune");
+  x.finetune.epochs = f.at("epochs").get<int>();
+  x.finetune.batch_size = f.at("batch_size").get<int64_t>();
+  x.finetune.gradient_accumulation_steps = f.at("gradient_accumulation_steps").get<int64_t>();
+  x.finetune.learning_rate = f.at("learning_rate").get<double>();
+  x.finetune.warmup_ratio = f.at("warmup_ratio").get<double>();
+  x.finetune.positive_probability = f.at("positive_probability").get<double>();
+  x.finetune.hard_negative_probability = f.at("hard_negative_probability").get<double>();
+  x.finetune.hard_negative_diversity = f.at("hard_negative_diversity").get<double>();
+  x.finetune.max_generation_new_tokens = f.at("max_generation_new_tokens").get<int64_t>();
+  x.finetune.train_limit = f.at("train_limit").get<int64_t>();
+  x.finetune.eval_limit = f.at("eval_limit").get<int64_t>();
+  x.finetune.sdm_epochs = f.at("sdm_epochs").get<int>();
+  x.finetune.sdm_exemplar_dimension = f.at("sdm_exemplar_dimension").get<int64_t>();
+  x.finetune.sdm_batch_size = f.at("sdm_batch_size").get<int64_t>();
+  x.finetune.sdm_learning_rate = f.at("sdm_learning_rate").get<double>();
+  x.finetune.bf16 = f.at("bf16").get<bool>();
+  x.finetune.gradient_checkpointing = f.at("gradient_checkpointing").get<bool>();
+  const Json& v = c.at("verifier");
+  x.verifier.limit = v.at("limit").get<int64_t>();
+  x.verifier.sdm_epochs = v.at("sdm_epochs").get<int>();
+  x.verifier.sdm_learning_rate = v.at("sdm_learning_rate").get<double>();
+  x.verifier.sdm_exemplar_dimension = v.at("sdm_exemplar_dimension").get<int64_t>();
+  const Json& e = c.at("eval");
+  x.eval.datasets = e.at("datasets").get<std::vector<std::string>>();
+  x.eval.limit = e.at("limit").get<int64_t>();
+  x.eval.max_new_tokens = e.at("max_new_tokens").get<int64_t>();
+  return x;
+}
+
 }  // namespace sdmlm::experiment

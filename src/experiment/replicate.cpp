@@ -77,28 +77,27 @@ report::ModelResult result_from_json(const Json& j) {
   return r;
 }
 
-const Json& section(const Json& c, const char* name) { return c.at(name); }
-
-// The shell commands that build the same base model by hand (recorded beside it).
-Json base_commands(const Json& c) {
-  const Json& b = section(c, "base");
-  const Json& d = section(c, "data");
-  const std::string seed = std::to_string(c.at("seed").get<uint64_t>());
+// The shell commands that build the same base model by hand (recorded beside it). Numbers are
+// written as the config's JSON writes them (the recorded commands of shipped bases stay the same).
+Json base_commands(const ExperimentConfig& c) {
+  const BaseConfig& b = c.base;
+  const DataConfig& d = c.data;
+  const std::string seed = std::to_string(c.seed);
   std::string sentences;
-  for (const auto& s : d.at("sentences")) sentences += " " + s.get<std::string>();
-  auto n = [](const Json& v) { return std::to_string(v.get<int64_t>()); };
-  return Json::array(
-      {"sdmlm data wordorder --sentences" + sentences + " --seed " + seed + " --training_size " +
-           n(d.at("training_size")) + " --calibration_size " + n(d.at("calibration_size")) + " --test_size " +
-           n(d.at("test_size")) + " --shifted_size " + n(d.at("shifted_size")) + " --output data",
-       "sdmlm tokenizer train --input data/remaining.txt --vocab_size " + n(b.at("vocab_size")) + " --seed " + seed +
-           " --output tokenizer",
-       "sdmlm model init --arch " + b.at("arch").get<std::string>() + " --preset " + b.at("preset").get<std::string>() +
-           " --seed " + seed + " --tokenizer tokenizer --output init",
-       "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.at("pretrain_steps")) +
-           " --batch_size " + n(b.at("pretrain_batch_size")) + " --learning_rate " +
-           b.at("pretrain_learning_rate").dump() + " --copy_fraction " + b.at("copy_fraction").dump() +
-           " --task_fraction " + b.at("task_fraction").dump() + " --seed " + seed + " --output base"});
+  for (const auto& s : d.sentences) sentences += " " + s;
+  auto n = [](int64_t v) { return std::to_string(v); };
+  auto real = [](double v) { return Json(v).dump(); };
+  return Json::array({"sdmlm data wordorder --sentences" + sentences + " --seed " + seed + " --training_size " +
+                          n(d.training_size) + " --calibration_size " + n(d.calibration_size) + " --test_size " +
+                          n(d.test_size) + " --shifted_size " + n(d.shifted_size) + " --output data",
+                      "sdmlm tokenizer train --input data/remaining.txt --vocab_size " + n(b.vocab_size) + " --seed " +
+                          seed + " --output tokenizer",
+                      "sdmlm model init --arch " + b.arch + " --preset " + b.preset + " --seed " + seed +
+                          " --tokenizer tokenizer --output init",
+                      "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.pretrain_steps) +
+                          " --batch_size " + n(b.pretrain_batch_size) + " --learning_rate " +
+                          real(b.pretrain_learning_rate) + " --copy_fraction " + real(b.copy_fraction) +
+                          " --task_fraction " + real(b.task_fraction) + " --seed " + seed + " --output base"});
 }
 
 // A shipped base model (models/NAME/ with manifest.json) made for exactly this cache key, with
@@ -146,13 +145,15 @@ double gemm_gflops() {
   return 2.0 * 1024 * 1024 * 1024 / best / 1e9;
 }
 
-fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool rebuild, StageTimes& times) {
-  const Json& b = section(c, "base");
-  if (!b.at("model").get<std::string>().empty()) return b.at("model").get<std::string>();
-  // The cache key: the base settings and the pretraining corpus.
+fs::path build_base(const ExperimentConfig& c, const fs::path& data_dir, bool progress, bool rebuild,
+                    StageTimes& times) {
+  const BaseConfig& b = c.base;
+  if (!b.model.empty()) return b.model;
+  // The cache key: the base settings (their JSON text) and the pretraining corpus.
   // kPretrainRecipe changes whenever the pretraining items or schedule change.
+  const Json& base_json = c.json.at("base");
   const std::string corpus_sha256 = sha256_file_hex(data_dir / "remaining.txt");
-  const std::string key = sha256_hex(b.dump() + std::to_string(kPretrainRecipe) + corpus_sha256).substr(0, 16);
+  const std::string key = sha256_hex(base_json.dump() + std::to_string(kPretrainRecipe) + corpus_sha256).substr(0, 16);
   const fs::path target = cache_dir() / ("base-" + key);
   if (!rebuild) {
     if (fs::exists(target / "config.json")) {
@@ -172,15 +173,15 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool
   fs::create_directories(work);
   TokenizerTrainOptions tok;
   tok.inputs = {data_dir / "remaining.txt"};
-  tok.vocab_size = b.at("vocab_size").get<int64_t>();
-  tok.seed = c.at("seed").get<uint64_t>();
+  tok.vocab_size = b.vocab_size;
+  tok.seed = c.seed;
   tok.output = work / "tokenizer";
   tok.overwrite = true;
   tokenizer_train(tok);
   lm::InitOptions init;
-  init.arch = b.at("arch").get<std::string>();
-  init.preset = b.at("preset").get<std::string>();
-  init.seed = c.at("seed").get<uint64_t>();
+  init.arch = b.arch;
+  init.preset = b.preset;
+  init.seed = c.seed;
   init.tokenizer_dir = work / "tokenizer";
   init.output = work / "init";
   init.overwrite = true;
@@ -194,20 +195,20 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool
   pre.model = work / "init";
   pre.corpus = {data_dir / "remaining.txt"};
   pre.output = work / "base";
-  pre.steps = b.at("pretrain_steps").get<int64_t>();
-  pre.batch_size = b.at("pretrain_batch_size").get<int64_t>();
-  pre.learning_rate = b.at("pretrain_learning_rate").get<double>();
-  pre.copy_fraction = b.at("copy_fraction").get<double>();
-  pre.task_fraction = b.at("task_fraction").get<double>();
-  pre.seed = c.at("seed").get<uint64_t>();
+  pre.steps = b.pretrain_steps;
+  pre.batch_size = b.pretrain_batch_size;
+  pre.learning_rate = b.pretrain_learning_rate;
+  pre.copy_fraction = b.copy_fraction;
+  pre.task_fraction = b.task_fraction;
+  pre.seed = c.seed;
   pre.progress = progress;
   pre.overwrite = true;
   train::pretrain(pre);
   // What it was made from, so that it can be shipped (models/NAME/manifest.json) and rebuilt.
-  const Json recipe = {
-      {"cache_key", key},           {"pretrain_recipe", kPretrainRecipe}, {"base", b},
-      {"seed", c.at("seed")},       {"data", section(c, "data")},         {"remaining_sha256", corpus_sha256},
-      {"sdmlm_version", version()}, {"commands", base_commands(c)}};
+  const Json recipe = {{"cache_key", key},           {"pretrain_recipe", kPretrainRecipe},
+                       {"base", base_json},          {"seed", c.json.at("seed")},
+                       {"data", c.json.at("data")},  {"remaining_sha256", corpus_sha256},
+                       {"sdmlm_version", version()}, {"commands", base_commands(c)}};
   write_file_atomic(work / "base" / "recipe.json", recipe.dump(2) + "\n");
   fs::remove_all(target);             // --rebuild_base over a cached one
   fs::rename(work / "base", target);  // same directory: the finished model appears at once
@@ -216,37 +217,38 @@ fs::path build_base(const Json& c, const fs::path& data_dir, bool progress, bool
   return target;
 }
 
-train::FinetuneOptions finetune_options(const Json& c, const Variant& v, uint64_t seed, const fs::path& base,
-                                        const fs::path& data, const fs::path& run, bool progress) {
-  const Json& f = section(c, "finetune");
+train::FinetuneOptions finetune_options(const ExperimentConfig& c, const Variant& v, uint64_t seed,
+                                        const fs::path& base, const fs::path& data, const fs::path& run,
+                                        bool progress) {
+  const FinetuneConfig& f = c.finetune;
   train::FinetuneOptions o;
   o.model = base;
   o.data = data;
   o.output = run;
-  o.loss = v.sdm ? "sdm" : "ce";
-  o.epochs = f.at("epochs").get<int>();
-  o.batch_size = f.at("batch_size").get<int64_t>();
-  o.gradient_accumulation_steps = f.at("gradient_accumulation_steps").get<int64_t>();
-  o.optimizer.learning_rate = f.at("learning_rate").get<double>();
-  o.warmup_ratio = f.at("warmup_ratio").get<double>();
-  o.positive_probability = f.at("positive_probability").get<double>();
-  o.hard_negative_probability = v.hard_negatives ? f.at("hard_negative_probability").get<double>() : 0.0;
-  o.hard_negative_diversity = f.at("hard_negative_diversity").get<double>();
-  o.max_generation_new_tokens = f.at("max_generation_new_tokens").get<int64_t>();
-  o.eval_limit = f.at("eval_limit").get<int64_t>();
-  o.train_limit = f.at("train_limit").get<int64_t>();
-  o.sdm.epochs = f.at("sdm_epochs").get<int>();
-  o.sdm.exemplar_dimension = f.at("sdm_exemplar_dimension").get<int64_t>();
-  o.sdm.batch_size = f.at("sdm_batch_size").get<int64_t>();
-  o.sdm.learning_rate = f.at("sdm_learning_rate").get<double>();
+  o.loss = v.sdm ? train::FinetuneLoss::kSdm : train::FinetuneLoss::kCrossEntropy;
+  o.epochs = f.epochs;
+  o.batch_size = f.batch_size;
+  o.gradient_accumulation_steps = f.gradient_accumulation_steps;
+  o.optimizer.learning_rate = f.learning_rate;
+  o.warmup_ratio = f.warmup_ratio;
+  o.positive_probability = f.positive_probability;
+  o.hard_negative_probability = v.hard_negatives ? f.hard_negative_probability : 0.0;
+  o.hard_negative_diversity = f.hard_negative_diversity;
+  o.max_generation_new_tokens = f.max_generation_new_tokens;
+  o.eval_limit = f.eval_limit;
+  o.train_limit = f.train_limit;
+  o.sdm.epochs = f.sdm_epochs;
+  o.sdm.exemplar_dimension = f.sdm_exemplar_dimension;
+  o.sdm.batch_size = f.sdm_batch_size;
+  o.sdm.learning_rate = f.sdm_learning_rate;
   o.sdm.seed = seed;
   o.seed = seed;
-  o.device = torch::Device(c.at("device").get<std::string>());
-  o.bf16 = f.at("bf16").get<bool>();
-  o.gradient_checkpointing = f.at("gradient_checkpointing").get<bool>();
+  o.device = torch::Device(c.device);
+  o.bf16 = f.bf16;
+  o.gradient_checkpointing = f.gradient_checkpointing;
   o.progress = progress;
   o.resume = fs::exists(run / "config.json");
-  o.reward = c.value("reward", "");
+  o.reward = c.reward;
   return o;
 }
 
@@ -265,7 +267,7 @@ fs::path cache_dir() {
 }
 
 Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebuild_base) {
-  const Json c = resolve_config(raw, "config");
+  const ExperimentConfig c = parse_config(resolve_config(raw, "config"));
   const auto started = Clock::now();
   fs::create_directories(output);
   // A run directory can grow by variants or seeds (e.g. `demo`, then `replicate --config cpu` on the
@@ -275,10 +277,10 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
     return j;
   };
   const Json saved = fs::exists(output / "config.json") ? json_read_file(output / "config.json") : Json();
-  if (!saved.is_null() && settings(saved) != settings(c))
+  if (!saved.is_null() && settings(saved) != settings(c.json))
     fail_usage((output / "config.json").string() +
                " holds other settings (data, base, finetune, verifier or eval); use a new --output");
-  write_file_atomic(output / "config.json", c.dump(2) + "\n");
+  write_file_atomic(output / "config.json", c.json.dump(2) + "\n");
   StageTimes times(output / "stage_seconds.json");
 
   // 1. Data: the word-ordering splits, or a seeded split of one's own task file (data.task).
@@ -286,42 +288,41 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
   if (!fs::exists(data / "manifest.json")) {
     std::cerr << "== data\n";
     auto t0 = Clock::now();
-    const Json& d = section(c, "data");
-    if (d.contains("task")) {
+    const DataConfig& d = c.data;
+    if (d.task) {
       task::SplitJob split;
-      split.input = d.at("task").get<std::string>();
+      split.input = *d.task;
       split.output = data;
-      split.calibration_size = d.at("calibration_size").get<int64_t>();
-      split.test_size = d.at("test_size").get<int64_t>();
-      split.seed = c.at("seed").get<uint64_t>();
+      split.calibration_size = d.calibration_size;
+      split.test_size = d.test_size;
+      split.seed = c.seed;
       task::write_split(split);
     } else {
       task::WordOrderJob job;
-      job.sentences = d.at("sentences").get<std::vector<std::string>>();
-      for (const auto& [name, path] : d.at("extra_tests").items())
-        job.extra_tests.push_back(name + "=" + path.get<std::string>());
+      job.sentences = d.sentences;
+      for (const auto& [name, path] : d.extra_tests) job.extra_tests.push_back(name + "=" + path);
       job.output = data.string();
-      job.options.seed = c.at("seed").get<uint64_t>();
-      job.options.training_size = d.at("training_size").get<int64_t>();
-      job.options.calibration_size = d.at("calibration_size").get<int64_t>();
-      job.options.test_size = d.at("test_size").get<int64_t>();
-      job.options.shifted_size = d.at("shifted_size").get<int64_t>();
+      job.options.seed = c.seed;
+      job.options.training_size = d.training_size;
+      job.options.calibration_size = d.calibration_size;
+      job.options.test_size = d.test_size;
+      job.options.shifted_size = d.shifted_size;
       task::write_wordorder(job);
     }
     times.add("data", std::chrono::duration<double>(Clock::now() - t0).count());
   }
-  const std::string reward = c.value("reward", "");  // "" = each command's default for the data
+  const std::string& reward = c.reward;
   // 2. Base model.
   const fs::path base = build_base(c, data, progress, rebuild_base, times);
   // 3. Variants: fine-tune, verifier, decodes.
   std::vector<report::ModelResult> results;
   std::vector<std::pair<std::string, uint64_t>> result_runs;  // (variant, seed) of each result
   Json cost = Json::object();
-  const auto seeds = c.at("seeds").get<std::vector<uint64_t>>();
-  const Json& e = section(c, "eval");
-  const Json& vcfg = section(c, "verifier");
+  const std::vector<uint64_t>& seeds = c.seeds;
+  const EvalConfig& e = c.eval;
+  const VerifierConfig& vcfg = c.verifier;
   for (uint64_t seed : seeds) {
-    for (const auto& name : c.at("variants").get<std::vector<std::string>>()) {
+    for (const auto& name : c.variants) {
       const Variant v = parse_variant(name);
       // Seed 0 keeps the plain names, so `demo` and then `replicate` with more seeds on the same
       // output reuse its runs; the tables name every seed when there are several.
@@ -348,14 +349,14 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
         o.reward = reward;
         o.output = verifier;
         o.overwrite = true;
-        o.limit = vcfg.at("limit").get<int64_t>();
-        o.max_new_tokens = e.at("max_new_tokens").get<int64_t>();
-        o.sdm.epochs = vcfg.at("sdm_epochs").get<int>();
-        o.sdm.learning_rate = vcfg.at("sdm_learning_rate").get<double>();
-        o.sdm.exemplar_dimension = vcfg.at("sdm_exemplar_dimension").get<int64_t>();
+        o.limit = vcfg.limit;
+        o.max_new_tokens = e.max_new_tokens;
+        o.sdm.epochs = vcfg.sdm_epochs;
+        o.sdm.learning_rate = vcfg.sdm_learning_rate;
+        o.sdm.exemplar_dimension = vcfg.sdm_exemplar_dimension;
         o.sdm.seed = seed;
         o.seed = seed;
-        o.device = torch::Device(c.at("device").get<std::string>());
+        o.device = torch::Device(c.device);
         o.progress = progress;
         verify::verifier_train(o);
         times.add(label + "/verifier", std::chrono::duration<double>(Clock::now() - t0).count());
@@ -368,7 +369,7 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
         o.model = model;
         o.verifier = verifier;
         o.reward = reward;
-        for (const auto& dataset : e.at("datasets").get<std::vector<std::string>>()) {
+        for (const auto& dataset : e.datasets) {
           if (!fs::exists(data / (dataset + ".jsonl")))
             fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
           o.inputs.emplace_back(dataset, data / (dataset + ".jsonl"));
@@ -376,10 +377,10 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
         o.output = eval_dir;
         o.overwrite = true;
         o.label = label;
-        o.alpha = c.at("alpha").get<double>();
-        o.limit = e.at("limit").get<int64_t>();
-        o.max_new_tokens = e.at("max_new_tokens").get<int64_t>();
-        o.device = torch::Device(c.at("device").get<std::string>());
+        o.alpha = c.alpha;
+        o.limit = e.limit;
+        o.max_new_tokens = e.max_new_tokens;
+        o.device = torch::Device(c.device);
         o.progress = progress;
         Json serial = Json::array();
         for (const auto& r : verify::evaluate(o)) serial.push_back(result_to_json(r));
@@ -399,8 +400,8 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
     }
   }
   // 4. Combined tables and the cost ratios the issue asks for.
-  const double alpha = c.at("alpha").get<double>();
-  report::write_report(results, alpha, output / "report", "sdmlm " + c.at("name").get<std::string>());
+  const double alpha = c.alpha;
+  report::write_report(results, alpha, output / "report", "sdmlm " + c.name);
   auto ft = [&](const std::string& label) {
     return cost.contains(label) ? cost[label].value("finetune_seconds", 0.0) : 0.0;
   };
@@ -420,11 +421,11 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
                                        {"SDM+FT(CM)", "FT(CM)"},
                                        {"FT(CM+HN)", "FT(CM)"},
                                        {"SDM+FT(CM+HN)", "FT(CM+HN)"}},
-                                      c.at("seed").get<uint64_t>());
+                                      c.seed);
     write_file_atomic(output / "report" / "seeds.json", seed_table.dump(2) + "\n");
     write_file_atomic(output / "report" / "seeds.md", report::seed_summary_markdown(seed_table));
   }
-  Json summary = {{"name", c.at("name")},
+  Json summary = {{"name", c.name},
                   {"output", output.string()},
                   {"seeds", seed_table},
                   {"report", (output / "report" / "report.html").string()},

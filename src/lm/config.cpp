@@ -101,10 +101,17 @@ ModelConfig ModelConfig::load(const fs::path& path) {
   else if (j.contains("rope_scaling") && j["rope_scaling"].is_object())
     rope = j["rope_scaling"];
   RopeConfig& p = c.rope;
-  p.type = rope.value("rope_type", rope.value("type", std::string("default")));
-  if (p.type == "su") p.type = "longrope";  // early Phi-3 spelling
-  if (p.type != "default" && p.type != "linear" && p.type != "llama3" && p.type != "longrope")
-    r.fail("rope_scaling", "type \"" + p.type + "\" is not supported (default, linear, llama3, longrope)");
+  const std::string type = rope.value("rope_type", rope.value("type", std::string("default")));
+  if (type == "default")
+    p.type = RopeType::kDefault;
+  else if (type == "linear")
+    p.type = RopeType::kLinear;
+  else if (type == "llama3")
+    p.type = RopeType::kLlama3;
+  else if (type == "longrope" || type == "su")  // "su": early Phi-3 spelling
+    p.type = RopeType::kLongRope;
+  else
+    r.fail("rope_scaling", "type \"" + type + "\" is not supported (default, linear, llama3, longrope)");
   p.theta = r.number(rope, "rope_theta", r.number(j, "rope_theta", 10000.0));
   p.partial_rotary_factor = r.number(rope, "partial_rotary_factor", r.number(j, "partial_rotary_factor", 1.0));
   p.factor = r.number(rope, "factor", 1.0);
@@ -118,13 +125,27 @@ ModelConfig ModelConfig::load(const fs::path& path) {
   if (rope.contains("attention_factor") && rope["attention_factor"].is_number())
     p.attention_factor = rope["attention_factor"].get<double>();
   const int64_t rotary = (int64_t)(c.head_dim * p.partial_rotary_factor);
-  if (p.type == "longrope") {
+  if (p.type == RopeType::kLongRope) {
     if ((int64_t)p.short_factor.size() != rotary / 2 || (int64_t)p.long_factor.size() != rotary / 2)
       r.fail("rope_scaling", "longrope short_factor and long_factor need " + std::to_string(rotary / 2) + " values");
     if (!rope.contains("factor"))
       p.factor = (double)c.max_position_embeddings / (double)p.original_max_position_embeddings;
   }
   return c;
+}
+
+const char* rope_type_name(RopeType type) {
+  switch (type) {
+    case RopeType::kDefault:
+      return "default";
+    case RopeType::kLinear:
+      return "linear";
+    case RopeType::kLlama3:
+      return "llama3";
+    case RopeType::kLongRope:
+      return "longrope";
+  }
+  SDMLM_UNREACHABLE("a RopeType outside the enumeration");
 }
 
 }  // namespace sdmlm::lm

@@ -82,7 +82,7 @@ std::vector<std::vector<int64_t>> CausalLM::generate(const std::vector<std::vect
   // as transformers does for Phi-3, the cache built with the short factors is discarded once the
   // sequence outgrows the original context, and the sequence is re-encoded with the long factors.
   const int64_t original = config_.rope.original_max_position_embeddings;
-  const bool reencode = config_.rope.type == "longrope" && capacity > original;
+  const bool reencode = config_.rope.type == RopeType::kLongRope && capacity > original;
   torch::Tensor all_ids, all_mask;
   if (reencode) {
     all_ids = torch::full({B, capacity}, pad, torch::kInt64);

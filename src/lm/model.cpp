@@ -39,8 +39,8 @@ torch::Tensor inverse_frequencies(const RopeConfig& rope, int64_t dim, const std
   auto base_pow = torch::pow(rope.theta, exponent);
   if (ext) return 1.0 / (torch::tensor(*ext, torch::kFloat64).to(torch::kFloat32) * base_pow);
   auto inv = 1.0 / base_pow;
-  if (rope.type == "linear") inv = inv / rope.factor;
-  if (rope.type == "llama3") {
+  if (rope.type == RopeType::kLinear) inv = inv / rope.factor;
+  if (rope.type == RopeType::kLlama3) {
     const double old_len = (double)rope.original_max_position_embeddings;
     const double low_wavelen = old_len / rope.low_freq_factor, high_wavelen = old_len / rope.high_freq_factor;
     auto wavelen = 2 * M_PI / inv;
@@ -113,7 +113,7 @@ std::unique_ptr<CausalLM> CausalLM::load(const fs::path& dir, torch::Device devi
     m->layers_.push_back(std::move(L));
   }
   const int64_t rotary = (int64_t)(d * c.rope.partial_rotary_factor);
-  const bool longrope = c.rope.type == "longrope";
+  const bool longrope = c.rope.type == RopeType::kLongRope;
   m->inv_freq_short_ = inverse_frequencies(c.rope, rotary, longrope ? &c.rope.short_factor : nullptr).to(device);
   m->inv_freq_long_ =
       longrope ? inverse_frequencies(c.rope, rotary, &c.rope.long_factor).to(device) : m->inv_freq_short_;
@@ -128,7 +128,7 @@ std::unique_ptr<CausalLM> CausalLM::load(const fs::path& dir, torch::Device devi
 
 std::pair<torch::Tensor, torch::Tensor> CausalLM::rope_tables(const torch::Tensor& positions) const {
   // LongRoPE switches to the long factors once the sequence outgrows the original context.
-  const bool use_long = config_.rope.type == "longrope" &&
+  const bool use_long = config_.rope.type == RopeType::kLongRope &&
                         positions.max().item<int64_t>() + 1 > config_.rope.original_max_position_embeddings;
   const auto& inv = use_long ? inv_freq_long_ : inv_freq_short_;
   auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv;  // [B, T, rotary/2]
@@ -280,7 +280,7 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
       if (!cache->rope_cos.defined() && !cache->keys.empty()) {
         const int64_t capacity = cache->keys[0].size(2);
         const bool may_switch =
-            config_.rope.type == "longrope" && capacity > config_.rope.original_max_position_embeddings;
+            config_.rope.type == RopeType::kLongRope && capacity > config_.rope.original_max_position_embeddings;
         if (!may_switch) {
           auto [table_cos, table_sin] =
               rope_tables(torch::arange(capacity, torch::dtype(torch::kInt64).device(device_)).view({1, -1}));

@@ -122,6 +122,35 @@ std::vector<Score> Estimator::score(const torch::Tensor& features, const std::ve
   return scores;
 }
 
+namespace {
+Json nearest_matches_json(const Score& s, const Model& model) {
+  Json matches = Json::array();
+  for (const auto& m : s.nearest_matches) {
+    const auto& rec = model.support[(size_t)m.support_index];
+    Json j = {{"supportIndex", m.support_index},
+              {"id", rec.id},
+              {"label", rec.label},
+              {"predictedLabel", rec.predicted_label},
+              {"squaredDistance", (double)m.squared_distance}};
+    if (rec.document) j["document"] = *rec.document;
+    matches.push_back(j);
+  }
+  return matches;
+}
+}  // namespace
+
+Json estimator_fields(const Score& s, const Model& model) {
+  Json row = {{"prediction", s.prediction},
+              {"sdm", s.sdm},
+              {"q", s.q},
+              {"d", (double)s.d},
+              {"qPrime", (double)s.q_prime},
+              {"centroidRegionAlpha", s.centroid_region_alpha},
+              {"lowerRegionAlpha", s.lower_region_alpha}};
+  if (!s.nearest_matches.empty()) row["nearestSupportMatches"] = nearest_matches_json(s, model);
+  return row;
+}
+
 Json score_to_json(const Score& s, const Model& model, const std::string* id, const std::optional<int64_t>& label) {
   auto floats = [](const std::vector<float>& v) {
     Json a = Json::array();
@@ -154,20 +183,7 @@ Json score_to_json(const Score& s, const Model& model, const std::string* id, co
   row["isInMostConservativeRegionLower"] = top > 0 && s.lower_region_alpha == top;
   row["nearestSupportIndex"] = s.nearest_support_index;
   row["nearestSupportID"] = model.support[(size_t)s.nearest_support_index].id;
-  if (!s.nearest_matches.empty()) {
-    Json matches = Json::array();
-    for (const auto& m : s.nearest_matches) {
-      const auto& rec = model.support[(size_t)m.support_index];
-      Json j = {{"supportIndex", m.support_index},
-                {"id", rec.id},
-                {"label", rec.label},
-                {"predictedLabel", rec.predicted_label},
-                {"squaredDistance", (double)m.squared_distance}};
-      if (rec.document) j["document"] = *rec.document;
-      matches.push_back(j);
-    }
-    row["nearestSupportMatches"] = matches;
-  }
+  if (!s.nearest_matches.empty()) row["nearestSupportMatches"] = nearest_matches_json(s, model);
   return row;
 }
 

@@ -229,27 +229,14 @@ ApiRequest parse_request(std::string_view text, bool chat, const ApiLimits& limi
 
 Json sdm_object(const ChoiceResult& result, const sdm::Model& estimator, double alpha) {
   const sdm::Score& s = *result.score;
-  Json nearest = Json::array();
-  for (const auto& m : s.nearest_matches) {
-    const auto& rec = estimator.support[(size_t)m.support_index];
-    Json j = {{"id", rec.id},
-              {"label", rec.label},
-              {"support_index", m.support_index},
-              {"squared_distance", (double)m.squared_distance}};
-    if (rec.document) j["document"] = *rec.document;
-    nearest.push_back(std::move(j));
-  }
-  return {{"verified", s.prediction == 1 ? "Yes" : "No"},
-          {"probability", s.sdm.size() > 1 ? (double)s.sdm[1] : 0.0},
-          {"q", s.q},
-          {"d", (double)s.d},
-          {"q_prime", (double)s.q_prime},
-          {"region_alpha", s.centroid_region_alpha},
-          {"lower_region_alpha", s.lower_region_alpha},
-          {"alpha", alpha},
-          {"high_reliability", result.high_reliability},
-          {"attempts", result.attempts},
-          {"nearest_exemplars", nearest}};
+  Json out = sdm::estimator_fields(s, estimator);
+  if (!out.contains("nearestSupportMatches")) out["nearestSupportMatches"] = Json::array();
+  out["verified"] = s.prediction == 1 ? "Yes" : "No";
+  out["probability"] = s.sdm.size() > 1 ? (double)s.sdm[1] : 0.0;
+  out["alpha"] = alpha;
+  out["high_reliability"] = result.high_reliability;
+  out["attempts"] = result.attempts;
+  return out;
 }
 
 namespace {

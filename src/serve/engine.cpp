@@ -110,7 +110,7 @@ Engine::Engine(const lm::CausalLM& model, const Tokenizer& tokenizer, const trai
   capacity_ = config.max_position_embeddings;
   // LongRoPE switches factors past the original context (transformers re-encodes there); the server
   // stays inside it.
-  if (config.rope.type == "longrope" && config.rope.original_max_position_embeddings > 0)
+  if (config.rope.type == lm::RopeType::kLongRope && config.rope.original_max_position_embeddings > 0)
     capacity_ = std::min(capacity_, config.rope.original_max_position_embeddings);
   if (options_.context > 0) capacity_ = std::min(capacity_, options_.context);
   stop_ids_ = encoder_.stop_ids();
@@ -283,7 +283,7 @@ void Engine::ensure_room() {
     shift_columns(-lowest_start);
     rebuild_masks();
   }
-  if (length_ + 1 > capacity_) throw std::logic_error("a sequence outgrew the cache (validation should bound it)");
+  SDMLM_ASSERT(length_ + 1 <= capacity_, "a sequence fits the cache (request validation bounds it)");
 }
 
 void Engine::remove_row(size_t row) {

@@ -106,11 +106,11 @@ async function ask(text) {
         " · q = " + sdm.q + " · d = " + sdm.d.toFixed(3) + " · α = " + sdm.alpha + " · attempts " + sdm.attempts));
       card.appendChild(meta);
       const list = el("ol", "exemplars");
-      for (const n of sdm.nearest_exemplars) {
+      for (const n of sdm.nearestSupportMatches) {
         const doc = n.document ? " — " + n.document.slice(0, 120) : "";
-        list.appendChild(el("li", "", "exemplar " + n.id + " (label " + n.label + ", distance² " + n.squared_distance.toFixed(3) + ")" + doc));
+        list.appendChild(el("li", "", "exemplar " + n.id + " (label " + n.label + ", distance² " + n.squaredDistance.toFixed(3) + ")" + doc));
       }
-      if (sdm.nearest_exemplars.length) { card.appendChild(el("div", "meta", "Nearest training exemplars:")); card.appendChild(list); }
+      if (sdm.nearestSupportMatches.length) { card.appendChild(el("div", "meta", "Nearest training exemplars:")); card.appendChild(list); }
     } else {
       meta.appendChild(el("span", "", "no verifier loaded: the answer is not verified"));
       card.appendChild(meta);

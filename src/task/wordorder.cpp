@@ -18,7 +18,8 @@ std::string shuffled_suffix(const std::vector<std::string>& suffix, const std::s
     std::string joined = join_words(words, 0, words.size());
     if (joined != original) return joined;
   }
-  throw Error(ExitCode::kInternal, "no suffix permutation differs from \"" + original + "\" (skip rule not applied?)");
+  SDMLM_UNREACHABLE("no suffix permutation differs from \"" + original +
+                    "\" (the skip rule admits only suffixes with 2+ distinct words)");
 }
 
 // Each split draws from its own generator so that one split's records do not depend on another's.
@@ -66,7 +67,7 @@ std::string make_negative(std::string_view negative_sentence, int corruption) {
     case 3:
       return neg + "\n<verified>No</verified>";
   }
-  throw Error(ExitCode::kInternal, "make_negative: corruption kind must be 0..3, got " + std::to_string(corruption));
+  SDMLM_UNREACHABLE("make_negative: corruption kind must be 0..3, got " + std::to_string(corruption));
 }
 
 bool skip_sentence(const std::vector<std::string>& words, int multiset_size) {
@@ -103,8 +104,7 @@ std::optional<WordOrderRecord> make_record(std::string_view sentence, int multis
   const std::string original = join_words(suffix, 0, suffix.size());
   std::string first, second;
   for (int attempt = 0;; ++attempt) {
-    if (attempt == kMaxPermutationAttempts)
-      throw Error(ExitCode::kInternal, "no two distinct suffix permutations of \"" + original + "\"");
+    SDMLM_ASSERT(attempt < kMaxPermutationAttempts, "two distinct suffix permutations of \"" + original + "\"");
     first = shuffled_suffix(suffix, original, rng);
     second = shuffled_suffix(suffix, original, rng);
     if (first != second) break;

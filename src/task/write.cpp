@@ -40,7 +40,7 @@ Json write_wordorder(const WordOrderJob& a) {
     if (!extra_names.insert(extra_specs.back().first).second)
       fail_usage("--extra_test name \"" + extra_specs.back().first + "\" given twice");
   }
-  if (fs::exists(a.output) && !a.overwrite) fail_usage(a.output + ": already exists (pass --overwrite to replace it)");
+  refuse_existing_output(a.output, a.overwrite);
 
   // Sources: WordNet and/or files, concatenated in the order given, then deduplicated.
   std::vector<std::string> corpus;

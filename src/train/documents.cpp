@@ -51,8 +51,7 @@ TaskRecord prompt_record(const task::PromptRow& row) {
 
 std::vector<task::RewardQuery> reward_queries(const std::vector<TaskRecord>& records,
                                               const std::vector<std::string>& generations) {
-  if (records.size() != generations.size())
-    throw Error(ExitCode::kInternal, "reward_queries: records and generations differ in number");
+  SDMLM_ASSERT(records.size() == generations.size(), "reward_queries: one generation per record");
   std::vector<task::RewardQuery> queries;
   for (size_t i = 0; i < records.size(); ++i)
     queries.push_back({records[i].id, records[i].prompt, generations[i], records[i].positive});

@@ -182,7 +182,7 @@ torch::Tensor features_from_hidden(const torch::Tensor& hidden, const torch::Ten
   for (int64_t i = 0; i < B; ++i) {
     if (layout == FeatureLayout::kPaper) {
       const int64_t v = verified[(size_t)i];
-      if (v < 0) fail_input("internal: a document has no aligned <verified> token for its feature");
+      SDMLM_ASSERT(v >= 0, "a featurised document has an aligned <verified> token");
       out[i].narrow(0, 0, H).copy_(h[i][v]);
       out[i].narrow(0, H, H).copy_(h[i].narrow(0, 0, v + 1).mean(0));
     } else {

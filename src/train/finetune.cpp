@@ -145,7 +145,6 @@ class Finetuner {
 };
 
 void Finetuner::validate() const {
-  if (o_.loss != "ce" && o_.loss != "sdm") fail_usage("--loss must be ce or sdm, got \"" + o_.loss + "\"");
   auto in01 = [](double p, const char* name) {
     if (!(p >= 0.0 && p <= 1.0)) fail_usage(std::string(name) + " must be in [0, 1], got " + std::to_string(p));
   };
@@ -183,8 +182,7 @@ void Finetuner::open_run_dir() {
     return;
   }
   const bool occupied = fs::exists(run_) && !fs::is_empty(run_);
-  if (occupied && !o_.overwrite)
-    fail_io(run_.string() + " exists; pass --resume to continue it or --overwrite to replace it");
+  if (occupied && !o_.overwrite) fail_output_exists(run_, "pass --resume to continue it or --overwrite to replace it");
   dist::barrier();  // every rank has looked before rank 0 replaces it
   if (dist::world().main()) {
     if (occupied) fs::remove_all(run_);
@@ -364,7 +362,7 @@ double Finetuner::evaluate() {
   auto t0 = Clock::now();
   torch::NoGradGuard no_grad;
   std::optional<SdmLayer> layer;
-  if (o_.loss == "sdm") {
+  if (o_.loss == FinetuneLoss::kSdm) {
     layer = fit_sdm_layer(*model_, *encoder_, eval_, state_.eval_previous, o_.sdm, o_.positive_probability,
                           o_.hard_negative_diversity, "eval-layer", (uint64_t)state_.step, representation_, false);
     state_.timing.sdm_fits += layer->seconds_fit;
@@ -514,7 +512,7 @@ FinetuneSummary Finetuner::run() {
                                          : (in_epoch == (steps_per_epoch_ + 1) / 2 || in_epoch == steps_per_epoch_);
     if (point) eval_points_.push_back(s);
   }
-  Progress bar("finetune " + o_.loss, total_steps_, o_.progress && dist::world().main());
+  Progress bar("finetune " + finetune_loss_name(o_.loss), total_steps_, o_.progress && dist::world().main());
   std::vector<torch::Tensor> parameters;
   for (const auto& [name, p] : model_->named_parameters()) parameters.push_back(p);
   double window_tokens = 0, window_seconds = 0;
@@ -522,7 +520,7 @@ FinetuneSummary Finetuner::run() {
     const int64_t epoch = state_.step / steps_per_epoch_;
     const int64_t first = state_.step % steps_per_epoch_;
     std::optional<SdmLayer> layer;
-    if (o_.loss == "sdm") layer = layer_for_epoch(epoch);
+    if (o_.loss == FinetuneLoss::kSdm) layer = layer_for_epoch(epoch);
     Rng order_rng = keyed_rng(o_.seed, "train/order", (uint64_t)epoch);
     auto order = order_rng.permutation((int64_t)train_.size());
     for (int64_t s = first; s < steps_per_epoch_; ++s) {
@@ -609,47 +607,29 @@ FinetuneSummary Finetuner::run() {
 
 }  // namespace
 
+FinetuneLoss parse_finetune_loss(const std::string& name) {
+  if (name == "ce") return FinetuneLoss::kCrossEntropy;
+  if (name == "sdm") return FinetuneLoss::kSdm;
+  fail_usage("--loss must be ce or sdm, got \"" + name + "\"");
+}
+
+std::string finetune_loss_name(FinetuneLoss loss) { return loss == FinetuneLoss::kSdm ? "sdm" : "ce"; }
+
 Json finetune_options_to_json(const FinetuneOptions& o) {
-  return {{"model", o.model.string()},
-          {"data", o.data.string()},
-          {"output", o.output.string()},
-          {"reward", o.reward},
-          {"loss", o.loss},
-          {"epochs", o.epochs},
-          {"batch_size", o.batch_size},
-          {"gradient_accumulation_steps", o.gradient_accumulation_steps},
-          {"learning_rate", o.optimizer.learning_rate},
-          {"adam_beta1", o.optimizer.beta1},
-          {"adam_beta2", o.optimizer.beta2},
-          {"adam_epsilon", o.optimizer.eps},
-          {"weight_decay", o.optimizer.weight_decay},
-          {"max_grad_norm", o.optimizer.max_grad_norm},
-          {"warmup_ratio", o.warmup_ratio},
-          {"positive_probability", o.positive_probability},
-          {"hard_negative_probability", o.hard_negative_probability},
-          {"hard_negative_diversity", o.hard_negative_diversity},
-          {"eval_steps", o.eval_steps},
-          {"max_generation_new_tokens", o.max_generation_new_tokens},
-          {"max_length", o.max_length},
-          {"train_limit", o.train_limit},
-          {"eval_limit", o.eval_limit},
-          {"generation_batch_size", o.generation_batch_size},
-          {"sdm_exemplar_dimension", o.sdm.exemplar_dimension},
-          {"sdm_max_neighbors", o.sdm.max_neighbors},
-          {"sdm_epochs", o.sdm.epochs},
-          {"sdm_batch_size", o.sdm.batch_size},
-          {"sdm_learning_rate", o.sdm.learning_rate},
-          {"sdm_alpha_resolution", o.sdm.alpha_resolution},
-          {"feature_layout", feature_layout_name(o.sdm.layout)},
-          {"seed", o.seed},
-          {"device", o.device.str()},
-          {"bf16", o.bf16},
-          {"gradient_checkpointing", o.gradient_checkpointing},
-          {"resume", o.resume},
-          {"overwrite", o.overwrite},
-          {"progress", o.progress},
-          {"stop_after_steps", o.stop_after_steps},
-          {"sdmlm_version", version()}};
+  Json j = {{"model", o.model.string()},
+            {"data", o.data.string()},
+            {"output", o.output.string()},
+            {"reward", o.reward},
+            {"loss", finetune_loss_name(o.loss)},
+            {"feature_layout", feature_layout_name(o.sdm.layout)},
+            {"device", o.device.str()},
+            {"resume", o.resume},
+            {"overwrite", o.overwrite},
+            {"progress", o.progress},
+            {"stop_after_steps", o.stop_after_steps},
+            {"sdmlm_version", version()}};
+  for_each_finetune_setting(o, [&](const char* name, const auto& field, const char*, bool) { j[name] = field; });
+  return j;
 }
 
 FinetuneSummary finetune(const FinetuneOptions& options) {

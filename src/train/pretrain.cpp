@@ -1,5 +1,5 @@
 // `sdmlm pretrain`: next-token training of a small base model on sentences, so that CPU-scale
-// fine-tuning starts from a model with language and copying competence (DESIGN performance notes).
+// fine-tuning starts from a model with language and copying competence (docs/decisions.md, performance notes).
 // Each item is either a plain sentence (BOS … EOS) or a chat turn whose user text quotes the
 // sentence's head and its shuffled last k ∈ {0, 2, 3} words among distractor words from other
 // sentences, and whose assistant text is the sentence, or (--task_fraction) the word-ordering
@@ -253,7 +253,7 @@ Json pretrain(const PretrainOptions& options) {
     fail_usage("--loss_on must be all or answer, got \"" + o.loss_on + "\"");
   const bool answer_only = o.loss_on == "answer";
   const auto sentences = read_corpus(o.corpus);
-  if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
+  refuse_existing_output(o.output, o.overwrite);
   const fs::path checkpoint = o.output.string() + ".checkpoint";
   const bool resuming = fs::exists(checkpoint / "state.json");
   auto model = lm::CausalLM::load(resuming ? checkpoint : o.model, o.device);

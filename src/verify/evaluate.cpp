@@ -45,7 +45,7 @@ Json verifier_summary(const sdm::Model& model, double alpha) {
 
 std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
   if (o.inputs.empty()) fail_usage("eval needs at least one --input");
-  if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
+  refuse_existing_output(o.output, o.overwrite);
   const fs::path model_dir = resolve_model_dir(o.model);
   std::vector<std::pair<std::string, train::TaskData>> inputs;
   for (const auto& [name, path] : o.inputs) inputs.emplace_back(name, train::load_task_data(path, o.limit));
@@ -102,13 +102,7 @@ std::vector<report::ModelResult> evaluate(const EvalOptions& o) {
                    {"first_sentence_label", content[i]}};
       if (verifier) {
         const auto& s = scores[i];
-        line["prediction"] = s.prediction;
-        line["sdm"] = s.sdm;
-        line["q"] = s.q;
-        line["d"] = s.d;
-        line["q_prime"] = s.q_prime;
-        line["centroid_region_alpha"] = s.centroid_region_alpha;
-        line["lower_region_alpha"] = s.lower_region_alpha;
+        line.update(sdm::estimator_fields(s, verifier->estimator().model()));
         line["high_reliability"] = s.centroid_region_alpha >= o.alpha;
         result.labels.push_back((int)labels[i]);
         result.q_prime.push_back(s.q_prime);

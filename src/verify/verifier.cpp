@@ -100,7 +100,7 @@ Json verifier_train_labeled(const VerifierTrainOptions& o, const fs::path& model
 
 Json verifier_train(const VerifierTrainOptions& o) {
   const fs::path model_dir = resolve_model_dir(o.model);
-  if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
+  refuse_existing_output(o.output, o.overwrite);
   if (!o.labeled.empty() && !o.data.empty())
     fail_usage("give one of --data (decode the task) and --labeled (given responses)");
   if (!o.labeled.empty()) return verifier_train_labeled(o, model_dir);

@@ -13,7 +13,7 @@ Json verify_rows(const VerifyOptions& o) {
   if (!(o.alpha > 0.5 && o.alpha < 1.0)) fail_usage("--alpha must be in (0.5, 1)");
   if (o.nearest_exemplars < 0) fail_usage("--nearest_exemplars must be >= 0");
   if (o.batch_size < 1) fail_usage("--batch_size must be at least 1");
-  if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
+  refuse_existing_output(o.output, o.overwrite);
   const auto rows = task::read_prompt_rows(o.input, {.response = true});
   const fs::path model_dir = resolve_model_dir(o.model);
   const Verifier verifier = Verifier::load(o.verifier, model_dir);
@@ -85,7 +85,7 @@ std::string compact(const Json& value) { return value.dump(-1, ' ', false, Json:
 
 Json embed_rows(const EmbedOptions& o) {
   if (o.batch_size < 1) fail_usage("--batch_size must be at least 1");
-  if (fs::exists(o.output) && !o.overwrite) fail_io(o.output.string() + " exists; pass --overwrite to replace it");
+  refuse_existing_output(o.output, o.overwrite);
   const auto rows = task::read_prompt_rows(o.input, {.response = true});
   const fs::path model_dir = resolve_model_dir(o.model);
   const std::string fingerprint = model_fingerprint(model_dir);

@@ -78,7 +78,7 @@ def main() -> int:
     check("missing field exits 3 naming file:line and field", res.returncode == 3 and "train.jsonl:3" in res.stderr
           and "prompt" in res.stderr and not (work / "bad_run").exists(), res.stderr)
     res = run("finetune", "--model", work / "base", "--data", work / "data", "--output", work / "whole")
-    check("existing run without --resume is refused", res.returncode == 4 and "--resume" in res.stderr, res.stderr)
+    check("existing run without --resume is refused (exit 2, as every existing output)", res.returncode == 2 and "--resume" in res.stderr and "already exists" in res.stderr, res.stderr)
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 

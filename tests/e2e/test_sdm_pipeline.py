@@ -60,7 +60,7 @@ def main() -> int:
     check("hard negatives generated in epoch 2", sum(m.get("generated", 0) for m in metrics if m["type"] == "step") > 0)
     preds = [json.loads(l) for l in (sdm_run / "eval" / "predictions-test.jsonl").read_text().splitlines()]
     check("predictions: one per test record", len(preds) == len((out / "data" / "test.jsonl").read_text().splitlines()))
-    check("predictions carry verifier fields", all({"prediction", "sdm", "q", "d", "q_prime", "high_reliability", "label"} <= set(p) for p in preds))
+    check("predictions carry verifier fields", all({"prediction", "sdm", "q", "d", "qPrime", "centroidRegionAlpha", "lowerRegionAlpha", "high_reliability", "label"} <= set(p) for p in preds))
 
     # A rerun finds every stage complete.
     t0 = time.time()
@@ -111,10 +111,12 @@ def main() -> int:
     check("verified generation exits 0", res.returncode == 0, res.stderr[-800:])
     if res.returncode == 0:
         row = json.loads(res.stdout)
-        forced = "Yes</verified>" if row["prediction"] == "Yes" else "No</verified>"
+        forced = "Yes</verified>" if row["verified"] == "Yes" else "No</verified>"
         check("response ends with the estimator's label", row["response"].endswith("<verified>" + forced), row["response"])
-        check("verified output fields", {"sdm", "q", "d", "q_prime", "centroid_region_alpha", "high_reliability",
-                                         "accepted", "attempts", "nearest_exemplars"} <= set(row))
+        check("verified output fields", {"prediction", "verified", "sdm", "q", "d", "qPrime", "centroidRegionAlpha",
+                                         "lowerRegionAlpha", "high_reliability", "accepted", "attempts",
+                                         "nearestSupportMatches"} <= set(row)
+              and not {"q_prime", "centroid_region_alpha", "nearest_exemplars"} & set(row))
         check("search depth bounds attempts", 1 <= row["attempts"] <= 3)
     print(f"first run {first:.1f}s, rerun {again:.1f}s; {len(failures)} failures")
     return 1 if failures else 0

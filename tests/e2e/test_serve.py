@@ -136,16 +136,18 @@ def main() -> int:
     cli = [json.loads(line) for line in res.stdout.splitlines()]
     check("greedy chat == sdmlm generate --verifier (text and verdict)",
           len(cli) == len(sample) and all(a.choices[0].message.content == c["response"] and
-                                          a.choices[0].sdm["verified"] == c["prediction"] for a, c in zip(answers, cli)),
+                                          a.choices[0].sdm["verified"] == c["verified"] for a, c in zip(answers, cli)),
           [(a.choices[0].message.content, c["response"]) for a, c in zip(answers, cli)][:2])
     sdm = answers[0].choices[0].sdm
-    fields = {"verified": str, "probability": float, "q": int, "d": float, "q_prime": float, "region_alpha": float,
-              "lower_region_alpha": float, "high_reliability": bool, "attempts": int, "nearest_exemplars": list}
+    fields = {"verified": str, "probability": float, "prediction": int, "sdm": list, "q": int, "d": float,
+              "qPrime": float, "centroidRegionAlpha": float, "lowerRegionAlpha": float, "high_reliability": bool,
+              "attempts": int, "nearestSupportMatches": list}
     check("sdm object has every field with its type",
           all(isinstance(sdm.get(k), t) or (t is float and isinstance(sdm.get(k), (int, float))) for k, t in fields.items()),
           sdm)
-    check("nearest_exemplars: as many as asked, with ids of training exemplars",
-          len(sdm["nearest_exemplars"]) == 3 and all("id" in n and "label" in n for n in sdm["nearest_exemplars"]), sdm)
+    check("nearestSupportMatches: as many as asked (nearest_exemplars), with the SDK's fields",
+          len(sdm["nearestSupportMatches"]) == 3 and all({"supportIndex", "id", "label", "predictedLabel", "squaredDistance"}
+                                                          <= set(n) for n in sdm["nearestSupportMatches"]), sdm)
     check("the answer ends with its verdict",
           all(a.choices[0].message.content.endswith(f"<verified>{a.choices[0].sdm['verified']}</verified>") for a in answers))
     (work / "rows.jsonl").write_text("".join(json.dumps({"id": str(i), "prompt": p, "response": a.choices[0].message.content}) + "\n"

@@ -57,7 +57,7 @@ TEST_P(TinyModel, GreedyGenerationsAreIdentical) {
   EXPECT_EQ(generated, g["greedy"].get<std::vector<std::vector<int64_t>>>());
   // Each prompt alone gives the same tokens as inside the ragged batch (not for LongRoPE, whose
   // switch to the long factors depends on the padded batch length, in transformers as here).
-  if (model->config().rope.type != "longrope") {
+  if (model->config().rope.type != sdmlm::lm::RopeType::kLongRope) {
     for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(model->generate({prompts[i]}, options)[0], generated[i]);
   }
 }

@@ -111,6 +111,31 @@ TEST(Atomic, OutputAppearsOnlyOnCommit) {
   EXPECT_EQ(read_file(dir / "o.jsonl"), "done");
 }
 
+TEST(Errors, AssertionIsAnInternalErrorNamingItsLine) {
+  const int line = __LINE__ + 1;
+  auto fails = [] { SDMLM_ASSERT(1 + 1 == 3, "arithmetic holds"); };
+  const std::string message = error_of(fails, ExitCode::kInternal);
+  EXPECT_NE(message.find("internal error (a bug) at tests/unit/core_test.cpp:" + std::to_string(line)),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("arithmetic holds [1 + 1 == 3]"), std::string::npos) << message;
+  SDMLM_ASSERT(2 + 2 == 4, "not evaluated when it holds");  // no throw
+  const std::string unreachable = error_of([] { SDMLM_UNREACHABLE("a fifth case"); }, ExitCode::kInternal);
+  EXPECT_NE(unreachable.find("a fifth case [unreachable]"), std::string::npos) << unreachable;
+}
+
+TEST(Errors, ExistingOutputIsOneUsageErrorEverywhere) {
+  auto dir = temp_dir("exists");
+  fs::create_directories(dir / "out");
+  EXPECT_EQ(error_of([&] { refuse_existing_output(dir / "out", false); }, ExitCode::kUsage),
+            (dir / "out").string() + ": already exists (pass --overwrite to replace it)");
+  refuse_existing_output(dir / "out", true);      // allowed
+  refuse_existing_output(dir / "absent", false);  // nothing there
+  EXPECT_EQ(error_of([&] { AtomicDir d(dir / "out", false); }, ExitCode::kUsage),
+            (dir / "out").string() + ": already exists (pass --overwrite to replace it)");
+  fs::remove_all(dir);
+}
+
 TEST(Format, Durations) {
   EXPECT_EQ(format_duration(12.34), "12.3s");
   EXPECT_EQ(format_duration(185), "3m05s");

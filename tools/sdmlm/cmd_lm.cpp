@@ -210,16 +210,19 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
 
   auto* model_cmd = app.add_subcommand("model", "Model utilities");
   model_cmd->require_subcommand(1);
-  auto conv = std::make_shared<std::tuple<std::string, std::string, std::string>>("", "", "float32");
+  struct ConvertArgs {
+    std::string source, output, dtype = "float32";
+  };
+  auto conv = std::make_shared<ConvertArgs>();
   auto* convert =
       model_cmd->add_subcommand("convert", "Load a model and save it (HF layout, one safetensors file) in a dtype");
-  convert->add_option("--model", std::get<0>(*conv), "Source model directory")->required();
-  convert->add_option("--output", std::get<1>(*conv), "Destination directory (written atomically)")->required();
-  convert->add_option("--dtype", std::get<2>(*conv), "float32, bfloat16 or float16")->capture_default_str();
+  convert->add_option("--model", conv->source, "Source model directory")->required();
+  convert->add_option("--output", conv->output, "Destination directory (written atomically)")->required();
+  convert->add_option("--dtype", conv->dtype, "float32, bfloat16 or float16")->capture_default_str();
   convert->callback([&runner, conv] {
     runner = [conv] {
       auto& [source, output, dtype] = *conv;
-      if (fs::exists(output)) fail_usage(output + ": already exists");
+      if (fs::exists(output)) fail_output_exists(output, "choose another --output");
       lm::CausalLM::load(source, torch::kCPU, parse_dtype(dtype))->save(output);
     };
   });
@@ -283,7 +286,7 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
                   {"maxPositionEmbeddings", c.max_position_embeddings},
                   {"tieWordEmbeddings", c.tie_word_embeddings},
                   {"rope",
-                   {{"type", c.rope.type},
+                   {{"type", lm::rope_type_name(c.rope.type)},
                     {"theta", c.rope.theta},
                     {"partialRotaryFactor", c.rope.partial_rotary_factor},
                     {"originalMaxPositionEmbeddings", c.rope.original_max_position_embeddings}}},

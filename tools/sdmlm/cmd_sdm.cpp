@@ -92,16 +92,18 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
 
   // ---- train ----
   auto train = std::make_shared<sdm::TrainConfig>();
-  auto t = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string,
-                                       bool, bool, std::string>>();
+  struct TrainArgs {
+    std::string training, calibration, output, class_names, device = "cpu", fingerprint;
+    bool no_shuffle = false, overwrite = false;
+    std::string report = "-";
+  };
+  auto t = std::make_shared<TrainArgs>();
   auto* train_cmd = sdm_cmd->add_subcommand(
       "train", "Fit the adaptor and calibrated regions from labeled training and calibration rows");
   train_cmd->footer(
       "Example: sdmlm sdm train --training train.jsonl --calibration cal.jsonl --number_of_classes 2 --output "
       "m.sdmkitmodel");
   auto& [training, calibration, output, class_names, device, fingerprint, no_shuffle, overwrite, report] = *t;
-  device = "cpu";
-  report = "-";
   train_cmd->add_option("--training", training, "Labeled training JSONL (id, label, embedding)")->required();
   train_cmd->add_option("--calibration", calibration, "Labeled calibration JSONL")->required();
   train_cmd->add_option("--output", output, "Destination .sdmkitmodel directory")->required();
@@ -145,7 +147,7 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
                             {"revision", nullptr},
                             {"inputTemplate", nullptr},
                             {"fingerprint", fingerprint.empty() ? "embedding_v1" : fingerprint}};
-      if (fs::exists(output) && !overwrite) fail_usage(output + ": already exists (pass --overwrite to replace it)");
+      refuse_existing_output(output, overwrite);
       auto train_rows = sdm::load_rows(training, -1, cfg.number_of_classes, true);
       auto cal_rows = sdm::load_rows(calibration, train_rows.features.size(1), cfg.number_of_classes, true);
       require_every_class(train_rows, cfg.number_of_classes, training);
@@ -244,14 +246,18 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
 
   // ---- evaluate ----
   auto eo = std::make_shared<ModelOptions>();
-  auto ex = std::make_shared<std::tuple<std::string, std::string, double>>("", "-", 0.95);
+  struct EvalArgs {
+    std::string input, output = "-";
+    double alpha = 0.95;
+  };
+  auto ex = std::make_shared<EvalArgs>();
   auto* eval_cmd = sdm_cmd->add_subcommand(
       "evaluate", "Accuracy and admitted proportion per calibrated alpha; NO-REJECT and HR rows");
   eval_cmd->footer("Example: sdmlm sdm evaluate --model m.sdmkitmodel --input test.jsonl --alpha 0.95");
   add_model_options(eval_cmd, *eo);
-  eval_cmd->add_option("--input", std::get<0>(*ex), "Labeled JSONL rows")->required();
-  eval_cmd->add_option("--output", std::get<1>(*ex), "Report JSON file, or - for stdout")->capture_default_str();
-  eval_cmd->add_option("--alpha", std::get<2>(*ex), "HR region: rows whose assigned region alpha >= this")
+  eval_cmd->add_option("--input", ex->input, "Labeled JSONL rows")->required();
+  eval_cmd->add_option("--output", ex->output, "Report JSON file, or - for stdout")->capture_default_str();
+  eval_cmd->add_option("--alpha", ex->alpha, "HR region: rows whose assigned region alpha >= this")
       ->capture_default_str();
   eval_cmd->callback([&runner, eo, ex] {
     runner = [eo, ex] {
@@ -266,15 +272,20 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
   });
 
   // ---- recalibrate ----
-  auto rx = std::make_shared<std::tuple<std::string, std::string, double, bool, std::string>>("", "", 0.05, false, "-");
+  struct RecalibrateArgs {
+    std::string model_path, output;
+    double resolution = 0.05;
+    bool overwrite = false;
+    std::string report = "-";
+  };
+  auto rx = std::make_shared<RecalibrateArgs>();
   auto* recal_cmd = sdm_cmd->add_subcommand(
       "recalibrate", "Refit the region ladder at a new alpha resolution from saved calibration rows");
-  recal_cmd->add_option("--model", std::get<0>(*rx), "Source .sdmkitmodel with calibration.jsonl")->required();
-  recal_cmd->add_option("--output", std::get<1>(*rx), "Destination .sdmkitmodel")->required();
-  recal_cmd->add_option("--alpha_resolution", std::get<2>(*rx), "New ladder spacing")->capture_default_str();
-  recal_cmd->add_flag("--overwrite", std::get<3>(*rx), "Replace an existing destination");
-  recal_cmd->add_option("--report_output", std::get<4>(*rx), "Report JSON file, or - for stdout")
-      ->capture_default_str();
+  recal_cmd->add_option("--model", rx->model_path, "Source .sdmkitmodel with calibration.jsonl")->required();
+  recal_cmd->add_option("--output", rx->output, "Destination .sdmkitmodel")->required();
+  recal_cmd->add_option("--alpha_resolution", rx->resolution, "New ladder spacing")->capture_default_str();
+  recal_cmd->add_flag("--overwrite", rx->overwrite, "Replace an existing destination");
+  recal_cmd->add_option("--report_output", rx->report, "Report JSON file, or - for stdout")->capture_default_str();
   recal_cmd->callback([&runner, rx] {
     runner = [rx] {
       auto& [model_path, output, resolution, overwrite, report] = *rx;
@@ -293,14 +304,18 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
 
   // ---- inspect / validate ----
   for (const char* name : {"inspect", "validate"}) {
-    auto io = std::make_shared<std::tuple<std::string, std::string, bool>>("", "-", false);
+    struct InspectArgs {
+      std::string model_path, output = "-";
+      bool no_verify = false;
+    };
+    auto io = std::make_shared<InspectArgs>();
     const bool is_inspect = std::string(name) == "inspect";
     auto* cmd =
         sdm_cmd->add_subcommand(name, is_inspect ? "Print model metadata, dimensions, CDF sizes and regions"
                                                  : "Check structure, dimensions and checksums of a .sdmkitmodel");
-    cmd->add_option("--model", std::get<0>(*io), "Path to a .sdmkitmodel directory")->required();
-    cmd->add_option("--output", std::get<1>(*io), "JSON file, or - for stdout")->capture_default_str();
-    cmd->add_flag("--no_verify_checksums", std::get<2>(*io), "Skip SHA-256 verification");
+    cmd->add_option("--model", io->model_path, "Path to a .sdmkitmodel directory")->required();
+    cmd->add_option("--output", io->output, "JSON file, or - for stdout")->capture_default_str();
+    cmd->add_flag("--no_verify_checksums", io->no_verify, "Skip SHA-256 verification");
     cmd->callback([&runner, io, is_inspect] {
       runner = [io, is_inspect] {
         auto& [model_path, output, no_verify] = *io;

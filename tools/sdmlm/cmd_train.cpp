@@ -1,5 +1,6 @@
 // `sdmlm pretrain` and `sdmlm finetune`: parse, validate, call src/train.
 #include <iostream>
+#include <type_traits>
 
 #include "commands.h"
 #include "sdmlm/dist.h"
@@ -27,7 +28,7 @@ namespace {
 struct FinetuneArgs {
   train::FinetuneOptions o;
   int nproc = 0;
-  std::string model, data, output, device = "cpu", feature_layout = "paper";
+  std::string model, data, output, device = "cpu", feature_layout = "paper", loss = "ce";
 };
 
 struct PretrainArgs {
@@ -56,47 +57,18 @@ void add_finetune(CLI::App& app, Runner& runner) {
       "command:PROGRAM (default: wordorder for word-ordering data, else exact)");
   c->add_option("--output", args->output, "run directory: config.json, metrics.jsonl, checkpoints/, best/, final/")
       ->required();
-  c->add_option("--loss", o.loss, "ce (FT baselines) or sdm (SDM LM)")->capture_default_str();
-  c->add_option("--epochs", o.epochs, "training epochs")->capture_default_str();
-  c->add_option("--batch_size", o.batch_size, "documents per micro-batch")->capture_default_str();
-  c->add_option("--gradient_accumulation_steps", o.gradient_accumulation_steps, "micro-batches per optimizer step")
-      ->capture_default_str();
-  c->add_option("--learning_rate", o.optimizer.learning_rate, "peak AdamW learning rate")->capture_default_str();
-  c->add_option("--weight_decay", o.optimizer.weight_decay, "AdamW weight decay (not on norms and biases)")
-      ->capture_default_str();
-  c->add_option("--max_grad_norm", o.optimizer.max_grad_norm, "global gradient-norm clip (0 = off)")
-      ->capture_default_str();
-  c->add_option("--warmup_ratio", o.warmup_ratio, "share of steps with linear warm-up")->capture_default_str();
-  c->add_option("--positive_probability", o.positive_probability, "γ+: probability of the positive document")
-      ->capture_default_str();
-  c->add_option("--hard_negative_probability", o.hard_negative_probability,
-                "γ_gen: probability of generating a hard negative for a negative document (from the 2nd epoch)")
-      ->capture_default_str();
-  c->add_option("--hard_negative_diversity", o.hard_negative_diversity,
-                "γ_div: probability of using a generated negative over the static one when one exists")
-      ->capture_default_str();
-  c->add_option("--eval_steps", o.eval_steps, "evaluate every N optimizer steps (0 = middle and end of each epoch)")
-      ->capture_default_str();
-  c->add_option("--max_generation_new_tokens", o.max_generation_new_tokens, "new-token limit of online generation")
-      ->capture_default_str();
-  c->add_option("--generation_batch_size", o.generation_batch_size, "prompts per batched generation")
-      ->capture_default_str();
-  c->add_option("--max_length", o.max_length, "right truncation of encoded documents")->capture_default_str();
-  c->add_option("--train_limit", o.train_limit, "use only the first N training records (-1 = all)")
-      ->capture_default_str();
-  c->add_option("--eval_limit", o.eval_limit, "use only the first N calibration records (-1 = all)")
-      ->capture_default_str();
-  c->add_option("--sdm_epochs", o.sdm.epochs, "epochs of each SDM layer fit")->capture_default_str();
-  c->add_option("--sdm_batch_size", o.sdm.batch_size, "SDM layer batch size")->capture_default_str();
-  c->add_option("--sdm_learning_rate", o.sdm.learning_rate, "SDM layer learning rate")->capture_default_str();
-  c->add_option("--sdm_exemplar_dimension", o.sdm.exemplar_dimension, "SDM adaptor width M")->capture_default_str();
-  c->add_option("--sdm_max_neighbors", o.sdm.max_neighbors, "SDM neighbour limit K")->capture_default_str();
+  c->add_option("--loss", args->loss, "ce (FT baselines) or sdm (SDM LM)")->capture_default_str();
+  train::for_each_finetune_setting(o, [&](const char* name, auto& field, const char* help, bool cli) {
+    if (!cli) return;
+    const std::string flag = std::string("--") + name;
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, bool>)
+      c->add_flag(flag, field, help);
+    else
+      c->add_option(flag, field, help)->capture_default_str();
+  });
   c->add_option("--feature_layout", args->feature_layout, "paper ([state at <verified>; mean up to it]) or reference")
       ->capture_default_str();
-  c->add_option("--seed", o.seed, "seed of every random choice")->capture_default_str();
   c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
-  c->add_flag("--bf16", o.bf16, "bf16 autocast for the LM forward/backward");
-  c->add_flag("--gradient_checkpointing", o.gradient_checkpointing, "recompute each block in the backward pass");
   c->add_flag("--resume", o.resume, "continue the run in --output from its last checkpoint");
   c->add_flag("--overwrite", o.overwrite, "replace an existing run directory");
   c->add_option("--stop_after_steps", o.stop_after_steps, "stop after N optimizer steps (for tests; resume later)");
@@ -113,6 +85,7 @@ void add_finetune(CLI::App& app, Runner& runner) {
       o.output = args->output;
       o.device = parse_device(args->device);
       o.sdm.layout = train::parse_feature_layout(args->feature_layout);
+      o.loss = train::parse_finetune_loss(args->loss);
       o.sdm.seed = o.seed;
       auto summary = train::finetune(o);
       if (!dist::world().main()) return;

@@ -26,27 +26,13 @@ void run_verified_generate(const VerifiedGenerateArgs& a) {
   for (const auto& record : a.prompts) {
     const std::string& id = record.id;
     auto r = verify::generate_verified(*model, encoder, verifier, encoder.turns(record), o);
-    const auto& support = verifier.estimator().model().support;
-    Json nearest = Json::array();
-    for (const auto& m : r.score.nearest_matches)
-      nearest.push_back({{"id", support[(size_t)m.support_index].id},
-                         {"label", support[(size_t)m.support_index].label},
-                         {"squared_distance", m.squared_distance}});
-    Json row = {{"id", id},
-                {"response", r.response},
-                {"generated", r.generated},
-                {"prediction", r.score.prediction == 1 ? "Yes" : "No"},
-                {"sdm", r.score.sdm},
-                {"q", r.score.q},
-                {"d", r.score.d},
-                {"q_prime", r.score.q_prime},
-                {"centroid_region_alpha", r.score.centroid_region_alpha},
-                {"lower_region_alpha", r.score.lower_region_alpha},
-                {"alpha", a.alpha},
-                {"high_reliability", r.high_reliability},
-                {"accepted", r.accepted},
-                {"attempts", r.attempts},
-                {"nearest_exemplars", nearest}};
+    Json row = {{"id", id}, {"response", r.response}, {"generated", r.generated}};
+    row.update(sdm::estimator_fields(r.score, verifier.estimator().model()));
+    row["verified"] = r.score.prediction == 1 ? "Yes" : "No";
+    row["alpha"] = a.alpha;
+    row["high_reliability"] = r.high_reliability;
+    row["accepted"] = r.accepted;
+    row["attempts"] = r.attempts;
     if (a.format == "json")
       std::cout << row.dump() << "\n";
     else
@@ -67,8 +53,10 @@ std::pair<std::string, std::string> parse_input(const std::string& spec) {
 
 void add_verify_commands(CLI::App& app, Runner& runner) {
   auto vt = std::make_shared<verify::VerifierTrainOptions>();
-  auto vt_paths = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>(
-      "", "", "", "cpu", "paper");
+  struct VerifierTrainArgs {
+    std::string model, data, output, device = "cpu", layout = "paper";
+  };
+  auto vt_paths = std::make_shared<VerifierTrainArgs>();
   auto* verifier = app.add_subcommand("verifier", "The test-time verifier of an SDM LM");
   verifier->require_subcommand(1);
   auto* vtrain = verifier->add_subcommand(
@@ -76,14 +64,14 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
       "Decode D_ca with the model, mine hard negatives, fit the final estimator; or, with --labeled, fit it\n"
       "from given labeled responses of a frozen model.\n"
       "Example: sdmlm verifier train --model runs/sdm --data data/wordorder --output runs/sdm/verifier");
-  vtrain->add_option("--model", std::get<0>(*vt_paths), "model directory, or a finetune run (its best/)")->required();
-  vtrain->add_option("--data", std::get<1>(*vt_paths), "task data directory (calibration.jsonl: any task layout)");
+  vtrain->add_option("--model", vt_paths->model, "model directory, or a finetune run (its best/)")->required();
+  vtrain->add_option("--data", vt_paths->data, "task data directory (calibration.jsonl: any task layout)");
   vtrain->add_option(
       "--labeled", vt->labeled,
       "instead of --data: JSONL rows id, prompt (or messages), response, label 0/1 (a post-hoc verifier)");
-  vtrain->add_option("--output", std::get<2>(*vt_paths), "verifier directory")->required();
-  vtrain->add_option("--device", std::get<3>(*vt_paths), "cpu, cuda or cuda:N")->capture_default_str();
-  vtrain->add_option("--feature_layout", std::get<4>(*vt_paths), "paper or reference")->capture_default_str();
+  vtrain->add_option("--output", vt_paths->output, "verifier directory")->required();
+  vtrain->add_option("--device", vt_paths->device, "cpu, cuda or cuda:N")->capture_default_str();
+  vtrain->add_option("--feature_layout", vt_paths->layout, "paper or reference")->capture_default_str();
   vtrain->add_option("--reward", vt->reward,
                      "the check r: exact, normalized, tag:NAME, regex:PATTERN, json:FIELD, wordorder, command:PROGRAM "
                      "(default: wordorder for word-ordering data, else exact)");
@@ -119,21 +107,23 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   });
 
   auto vo = std::make_shared<verify::VerifyOptions>();
-  auto vo_args = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>(
-      "", "", "", "", "cpu");
+  struct VerifyArgs {
+    std::string model, verifier, input, output, device = "cpu";
+  };
+  auto vo_args = std::make_shared<VerifyArgs>();
   auto* vcmd = app.add_subcommand(
       "verify",
       "Score given (prompt, response) pairs with a verifier: the force-decoded Yes/No, SDM probability, q, d, q', "
       "region alphas, HR flag and nearest training exemplars per row.\n"
       "Example: sdmlm verify --model runs/sdm --verifier runs/sdm/verifier --input answers.jsonl --output "
       "verdicts.jsonl");
-  vcmd->add_option("--model", std::get<0>(*vo_args), "model directory, or a finetune run (its best/)")->required();
-  vcmd->add_option("--verifier", std::get<1>(*vo_args), "verifier directory (sdmlm verifier train)")->required();
-  vcmd->add_option("--input", std::get<2>(*vo_args),
+  vcmd->add_option("--model", vo_args->model, "model directory, or a finetune run (its best/)")->required();
+  vcmd->add_option("--verifier", vo_args->verifier, "verifier directory (sdmlm verifier train)")->required();
+  vcmd->add_option("--input", vo_args->input,
                    "JSONL rows: id (optional), prompt or messages, response, label (optional)")
       ->required();
-  vcmd->add_option("--output", std::get<3>(*vo_args), "JSONL verdicts, one per input row")->required();
-  vcmd->add_option("--device", std::get<4>(*vo_args), "cpu, cuda or cuda:N")->capture_default_str();
+  vcmd->add_option("--output", vo_args->output, "JSONL verdicts, one per input row")->required();
+  vcmd->add_option("--device", vo_args->device, "cpu, cuda or cuda:N")->capture_default_str();
   vcmd->add_option("--alpha", vo->alpha, "HR region alpha")->capture_default_str();
   vcmd->add_option("--nearest_exemplars", vo->nearest_exemplars, "nearest training exemplars listed per row")
       ->capture_default_str();
@@ -153,20 +143,22 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   });
 
   auto eo = std::make_shared<verify::EmbedOptions>();
-  auto eo_args = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string>>(
-      "", "", "", "cpu", "paper");
+  struct EmbedArgs {
+    std::string model, input, output, device = "cpu", layout = "paper";
+  };
+  auto eo_args = std::make_shared<EmbedArgs>();
   auto* ecmd = app.add_subcommand(
       "embed",
       "The verification features of (prompt, response[, label]) rows as estimator rows: JSONL for `sdmlm sdm train`\n"
       "and the SDK's `sdm train`, or the SDK's .sdmdataset bundle when --output ends in .sdmdataset.\n"
       "Example: sdmlm embed --model runs/sdm --input labeled.jsonl --output features.jsonl");
-  ecmd->add_option("--model", std::get<0>(*eo_args), "model directory, or a finetune run (its best/)")->required();
-  ecmd->add_option("--input", std::get<1>(*eo_args),
+  ecmd->add_option("--model", eo_args->model, "model directory, or a finetune run (its best/)")->required();
+  ecmd->add_option("--input", eo_args->input,
                    "JSONL rows: id (optional), prompt or messages, response, label (optional)")
       ->required();
-  ecmd->add_option("--output", std::get<2>(*eo_args), "JSONL rows, or a DIR.sdmdataset bundle")->required();
-  ecmd->add_option("--device", std::get<3>(*eo_args), "cpu, cuda or cuda:N")->capture_default_str();
-  ecmd->add_option("--feature_layout", std::get<4>(*eo_args), "paper or reference")->capture_default_str();
+  ecmd->add_option("--output", eo_args->output, "JSONL rows, or a DIR.sdmdataset bundle")->required();
+  ecmd->add_option("--device", eo_args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  ecmd->add_option("--feature_layout", eo_args->layout, "paper or reference")->capture_default_str();
   ecmd->add_option("--batch_size", eo->batch_size, "rows per forward pass")->capture_default_str();
   ecmd->add_flag("--overwrite", eo->overwrite, "replace an existing output");
   ecmd->callback([&runner, eo, eo_args] {
@@ -183,21 +175,23 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
   });
 
   auto ev = std::make_shared<verify::EvalOptions>();
-  auto ev_args =
-      std::make_shared<std::tuple<std::string, std::string, std::vector<std::string>, std::string, std::string>>(
-          "", "", std::vector<std::string>{}, "", "cpu");
+  struct EvalArgs {
+    std::string model, verifier;
+    std::vector<std::string> inputs;
+    std::string output, device = "cpu";
+  };
+  auto ev_args = std::make_shared<EvalArgs>();
   auto* eval = app.add_subcommand(
       "eval",
       "Decode test files, label by the check r, score with the verifier, write predictions and the paper's tables.\n"
       "Example: sdmlm eval --model runs/sdm --verifier runs/sdm/verifier --input test=data/wordorder/test.jsonl "
       "--output runs/sdm/eval");
-  eval->add_option("--model", std::get<0>(*ev_args), "model directory, or a finetune run (its best/)")->required();
-  eval->add_option("--verifier", std::get<1>(*ev_args), "verifier directory (omit for surface metrics only)");
-  eval->add_option("--input", std::get<2>(*ev_args), "NAME=FILE or FILE (task JSONL); repeatable")->required();
-  eval->add_option("--output", std::get<3>(*ev_args),
-                   "output directory (predictions-NAME.jsonl, tables.*, report.html)")
+  eval->add_option("--model", ev_args->model, "model directory, or a finetune run (its best/)")->required();
+  eval->add_option("--verifier", ev_args->verifier, "verifier directory (omit for surface metrics only)");
+  eval->add_option("--input", ev_args->inputs, "NAME=FILE or FILE (task JSONL); repeatable")->required();
+  eval->add_option("--output", ev_args->output, "output directory (predictions-NAME.jsonl, tables.*, report.html)")
       ->required();
-  eval->add_option("--device", std::get<4>(*ev_args), "cpu, cuda or cuda:N")->capture_default_str();
+  eval->add_option("--device", ev_args->device, "cpu, cuda or cuda:N")->capture_default_str();
   eval->add_option("--reward", ev->reward, "the check r (default: the verifier's, else as verifier train)");
   eval->add_option("--label", ev->label, "the model's name in the tables")->capture_default_str();
   eval->add_option("--alpha", ev->alpha, "HR region alpha")->capture_default_str();
