@@ -266,6 +266,141 @@ fs::path cache_dir() {
   return fs::temp_directory_path() / "sdmlm-cache";
 }
 
+namespace {
+
+// Stage 1: the word-ordering splits, or a seeded split of one's own task file (data.task).
+void make_data(const ExperimentConfig& c, const fs::path& data, StageTimes& times) {
+  if (fs::exists(data / "manifest.json")) return;
+  std::cerr << "== data\n";
+  auto t0 = Clock::now();
+  const DataConfig& d = c.data;
+  if (d.task) {
+    task::SplitJob split;
+    split.input = *d.task;
+    split.output = data;
+    split.calibration_size = d.calibration_size;
+    split.test_size = d.test_size;
+    split.seed = c.seed;
+    task::write_split(split);
+  } else {
+    task::WordOrderJob job;
+    job.sentences = d.sentences;
+    for (const auto& [name, path] : d.extra_tests) job.extra_tests.push_back(name + "=" + path);
+    job.output = data.string();
+    job.options.seed = c.seed;
+    job.options.training_size = d.training_size;
+    job.options.calibration_size = d.calibration_size;
+    job.options.test_size = d.test_size;
+    job.options.shifted_size = d.shifted_size;
+    task::write_wordorder(job);
+  }
+  times.add("data", std::chrono::duration<double>(Clock::now() - t0).count());
+}
+
+// The paths of one (variant, seed): seed 0 keeps the plain names, so `demo` and then `replicate`
+// with more seeds on the same output reuse its runs; the tables name every seed when there are several.
+struct VariantRun {
+  Variant v;
+  uint64_t seed = 0;
+  std::string label;  // "SDM+FT(CM+HN)" or "SDM+FT(CM+HN) seed 1"
+  fs::path run, model, verifier, eval;
+};
+
+VariantRun variant_run(const Variant& v, uint64_t seed, const fs::path& output, const fs::path& base) {
+  VariantRun r;
+  r.v = v;
+  r.seed = seed;
+  r.label = v.name + (seed != 0 ? " seed " + std::to_string(seed) : "");
+  r.run = output / "runs" / (v.dir + (seed != 0 ? "-seed" + std::to_string(seed) : ""));
+  r.model = v.finetune ? r.run / "best" : base;
+  r.verifier = r.run / "verifier";
+  r.eval = r.run / "eval";
+  return r;
+}
+
+// Stage 3 for one (variant, seed): fine-tuning (skipped for the base), the verifier, the decodes of
+// the test splits; each skipped when its output is complete.
+void run_variant(const ExperimentConfig& c, const VariantRun& r, const fs::path& base, const fs::path& data,
+                 bool progress, StageTimes& times) {
+  const std::string& label = r.label;
+  const uint64_t seed = r.seed;
+  const std::string& reward = c.reward;
+  const EvalConfig& e = c.eval;
+  const VerifierConfig& vcfg = c.verifier;
+  fs::create_directories(r.run);
+  if (r.v.finetune && !fs::exists(r.run / "summary.json")) {
+    std::cerr << "== " << label << ": fine-tuning\n";
+    auto t0 = Clock::now();
+    train::finetune(finetune_options(c, r.v, seed, base, data, r.run, progress));
+    times.add(label + "/finetune", std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  const fs::path& model = r.model;
+  const fs::path& verifier = r.verifier;
+  if (!fs::exists(verifier / "verifier.json")) {
+    std::cerr << "== " << label << ": verifier\n";
+    auto t0 = Clock::now();
+    verify::VerifierTrainOptions o;
+    o.model = model;
+    o.data = data;
+    o.reward = reward;
+    o.output = verifier;
+    o.overwrite = true;
+    o.limit = vcfg.limit;
+    o.max_new_tokens = e.max_new_tokens;
+    o.sdm.epochs = vcfg.sdm_epochs;
+    o.sdm.learning_rate = vcfg.sdm_learning_rate;
+    o.sdm.exemplar_dimension = vcfg.sdm_exemplar_dimension;
+    o.sdm.seed = seed;
+    o.seed = seed;
+    o.device = torch::Device(c.device);
+    o.progress = progress;
+    verify::verifier_train(o);
+    times.add(label + "/verifier", std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  const fs::path& eval_dir = r.eval;
+  if (!fs::exists(eval_dir / "results.json")) {
+    std::cerr << "== " << label << ": test decodes\n";
+    auto t0 = Clock::now();
+    verify::EvalOptions o;
+    o.model = model;
+    o.verifier = verifier;
+    o.reward = reward;
+    for (const auto& dataset : e.datasets) {
+      if (!fs::exists(data / (dataset + ".jsonl")))
+        fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
+      o.inputs.emplace_back(dataset, data / (dataset + ".jsonl"));
+    }
+    o.output = eval_dir;
+    o.overwrite = true;
+    o.label = label;
+    o.alpha = c.alpha;
+    o.limit = e.limit;
+    o.max_new_tokens = e.max_new_tokens;
+    o.device = torch::Device(c.device);
+    o.progress = progress;
+    Json serial = Json::array();
+    for (const auto& r : verify::evaluate(o)) serial.push_back(result_to_json(r));
+    write_file_atomic(eval_dir / "results.json", serial.dump() + "\n");
+    times.add(label + "/eval", std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+}
+
+// The wall-time ratios of the fine-tuning variants against FT(CM).
+Json cost_ratios(const Json& cost) {
+  auto ft = [&](const std::string& label) {
+    return cost.contains(label) ? cost[label].value("finetune_seconds", 0.0) : 0.0;
+  };
+  Json ratios = Json::object();
+  if (ft("FT(CM)") > 0) {
+    if (ft("SDM+FT(CM)") > 0) ratios["SDM+FT(CM) / FT(CM)"] = ft("SDM+FT(CM)") / ft("FT(CM)");
+    if (ft("SDM+FT(CM+HN)") > 0) ratios["SDM+FT(CM+HN) / FT(CM)"] = ft("SDM+FT(CM+HN)") / ft("FT(CM)");
+    if (ft("FT(CM+HN)") > 0) ratios["FT(CM+HN) / FT(CM)"] = ft("FT(CM+HN)") / ft("FT(CM)");
+  }
+  return ratios;
+}
+
+}  // namespace
+
 Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebuild_base) {
   const ExperimentConfig c = parse_config(resolve_config(raw, "config"));
   const auto started = Clock::now();
@@ -282,135 +417,34 @@ Json replicate(const Json& raw, const fs::path& output, bool progress, bool rebu
                " holds other settings (data, base, finetune, verifier or eval); use a new --output");
   write_file_atomic(output / "config.json", c.json.dump(2) + "\n");
   StageTimes times(output / "stage_seconds.json");
-
-  // 1. Data: the word-ordering splits, or a seeded split of one's own task file (data.task).
   const fs::path data = output / "data";
-  if (!fs::exists(data / "manifest.json")) {
-    std::cerr << "== data\n";
-    auto t0 = Clock::now();
-    const DataConfig& d = c.data;
-    if (d.task) {
-      task::SplitJob split;
-      split.input = *d.task;
-      split.output = data;
-      split.calibration_size = d.calibration_size;
-      split.test_size = d.test_size;
-      split.seed = c.seed;
-      task::write_split(split);
-    } else {
-      task::WordOrderJob job;
-      job.sentences = d.sentences;
-      for (const auto& [name, path] : d.extra_tests) job.extra_tests.push_back(name + "=" + path);
-      job.output = data.string();
-      job.options.seed = c.seed;
-      job.options.training_size = d.training_size;
-      job.options.calibration_size = d.calibration_size;
-      job.options.test_size = d.test_size;
-      job.options.shifted_size = d.shifted_size;
-      task::write_wordorder(job);
-    }
-    times.add("data", std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  const std::string& reward = c.reward;
-  // 2. Base model.
-  const fs::path base = build_base(c, data, progress, rebuild_base, times);
-  // 3. Variants: fine-tune, verifier, decodes.
+  make_data(c, data, times);                                                 // 1. data
+  const fs::path base = build_base(c, data, progress, rebuild_base, times);  // 2. base model
+  // 3. Variants: fine-tune, verifier, decodes; their results and costs in (seed, variant) order.
+  const std::vector<uint64_t>& seeds = c.seeds;
   std::vector<report::ModelResult> results;
   std::vector<std::pair<std::string, uint64_t>> result_runs;  // (variant, seed) of each result
   Json cost = Json::object();
-  const std::vector<uint64_t>& seeds = c.seeds;
-  const EvalConfig& e = c.eval;
-  const VerifierConfig& vcfg = c.verifier;
   for (uint64_t seed : seeds) {
     for (const auto& name : c.variants) {
-      const Variant v = parse_variant(name);
-      // Seed 0 keeps the plain names, so `demo` and then `replicate` with more seeds on the same
-      // output reuse its runs; the tables name every seed when there are several.
-      const std::string label = v.name + (seed != 0 ? " seed " + std::to_string(seed) : "");
-      const fs::path run = output / "runs" / (v.dir + (seed != 0 ? "-seed" + std::to_string(seed) : ""));
-      fs::create_directories(run);
-      fs::path model = base;
-      if (v.finetune) {
-        if (!fs::exists(run / "summary.json")) {
-          std::cerr << "== " << label << ": fine-tuning\n";
-          auto t0 = Clock::now();
-          train::finetune(finetune_options(c, v, seed, base, data, run, progress));
-          times.add(label + "/finetune", std::chrono::duration<double>(Clock::now() - t0).count());
-        }
-        model = run / "best";
+      const VariantRun r = variant_run(parse_variant(name), seed, output, base);
+      run_variant(c, r, base, data, progress, times);
+      for (const auto& j : json_read_file(r.eval / "results.json")) {
+        results.push_back(result_from_json(j));
+        if (seeds.size() > 1) results.back().model = r.v.name + " seed " + std::to_string(seed);
+        result_runs.emplace_back(r.v.name, seed);
       }
-      const fs::path verifier = run / "verifier";
-      if (!fs::exists(verifier / "verifier.json")) {
-        std::cerr << "== " << label << ": verifier\n";
-        auto t0 = Clock::now();
-        verify::VerifierTrainOptions o;
-        o.model = model;
-        o.data = data;
-        o.reward = reward;
-        o.output = verifier;
-        o.overwrite = true;
-        o.limit = vcfg.limit;
-        o.max_new_tokens = e.max_new_tokens;
-        o.sdm.epochs = vcfg.sdm_epochs;
-        o.sdm.learning_rate = vcfg.sdm_learning_rate;
-        o.sdm.exemplar_dimension = vcfg.sdm_exemplar_dimension;
-        o.sdm.seed = seed;
-        o.seed = seed;
-        o.device = torch::Device(c.device);
-        o.progress = progress;
-        verify::verifier_train(o);
-        times.add(label + "/verifier", std::chrono::duration<double>(Clock::now() - t0).count());
-      }
-      const fs::path eval_dir = run / "eval";
-      if (!fs::exists(eval_dir / "results.json")) {
-        std::cerr << "== " << label << ": test decodes\n";
-        auto t0 = Clock::now();
-        verify::EvalOptions o;
-        o.model = model;
-        o.verifier = verifier;
-        o.reward = reward;
-        for (const auto& dataset : e.datasets) {
-          if (!fs::exists(data / (dataset + ".jsonl")))
-            fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
-          o.inputs.emplace_back(dataset, data / (dataset + ".jsonl"));
-        }
-        o.output = eval_dir;
-        o.overwrite = true;
-        o.label = label;
-        o.alpha = c.alpha;
-        o.limit = e.limit;
-        o.max_new_tokens = e.max_new_tokens;
-        o.device = torch::Device(c.device);
-        o.progress = progress;
-        Json serial = Json::array();
-        for (const auto& r : verify::evaluate(o)) serial.push_back(result_to_json(r));
-        write_file_atomic(eval_dir / "results.json", serial.dump() + "\n");
-        times.add(label + "/eval", std::chrono::duration<double>(Clock::now() - t0).count());
-      }
-      for (const auto& r : json_read_file(eval_dir / "results.json")) {
-        results.push_back(result_from_json(r));
-        if (seeds.size() > 1) results.back().model = v.name + " seed " + std::to_string(seed);
-        result_runs.emplace_back(v.name, seed);
-      }
-      Json entry = {{"finetune_seconds", times.json().value(label + "/finetune", 0.0)},
-                    {"verifier_seconds", times.json().value(label + "/verifier", 0.0)},
-                    {"eval_seconds", times.json().value(label + "/eval", 0.0)}};
-      if (v.finetune) entry["finetune_breakdown"] = json_read_file(run / "summary.json").at("timing");
-      cost[label] = entry;
+      Json entry = {{"finetune_seconds", times.json().value(r.label + "/finetune", 0.0)},
+                    {"verifier_seconds", times.json().value(r.label + "/verifier", 0.0)},
+                    {"eval_seconds", times.json().value(r.label + "/eval", 0.0)}};
+      if (r.v.finetune) entry["finetune_breakdown"] = json_read_file(r.run / "summary.json").at("timing");
+      cost[r.label] = entry;
     }
   }
   // 4. Combined tables and the cost ratios the issue asks for.
   const double alpha = c.alpha;
   report::write_report(results, alpha, output / "report", "sdmlm " + c.name);
-  auto ft = [&](const std::string& label) {
-    return cost.contains(label) ? cost[label].value("finetune_seconds", 0.0) : 0.0;
-  };
-  Json ratios = Json::object();
-  if (ft("FT(CM)") > 0) {
-    if (ft("SDM+FT(CM)") > 0) ratios["SDM+FT(CM) / FT(CM)"] = ft("SDM+FT(CM)") / ft("FT(CM)");
-    if (ft("SDM+FT(CM+HN)") > 0) ratios["SDM+FT(CM+HN) / FT(CM)"] = ft("SDM+FT(CM+HN)") / ft("FT(CM)");
-    if (ft("FT(CM+HN)") > 0) ratios["FT(CM+HN) / FT(CM)"] = ft("FT(CM+HN)") / ft("FT(CM)");
-  }
+  const Json ratios = cost_ratios(cost);
   Json seed_table = nullptr;
   if (seeds.size() > 1) {  // mean ± s.d. over seeds and the paired HR-proportion differences
     std::vector<report::SeedResult> runs;
