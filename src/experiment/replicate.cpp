@@ -45,6 +45,14 @@ class StageTimes {
     write_file_atomic(file_, times_.dump(2) + "\n");
   }
   const Json& json() const { return times_; }
+  // Runs one stage: its banner on stderr, then `work`, whose wall time is added to `stage`.
+  template <class Work>
+  void run(const std::string& stage, const std::string& banner, Work&& work) {
+    std::cerr << "== " << banner << "\n";
+    const auto t0 = std::chrono::steady_clock::now();
+    work();
+    add(stage, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
 
  private:
   fs::path file_;
@@ -271,30 +279,29 @@ namespace {
 // Stage 1: the word-ordering splits, or a seeded split of one's own task file (data.task).
 void make_data(const ExperimentConfig& c, const fs::path& data, StageTimes& times) {
   if (fs::exists(data / "manifest.json")) return;
-  std::cerr << "== data\n";
-  auto t0 = Clock::now();
-  const DataConfig& d = c.data;
-  if (d.task) {
-    task::SplitJob split;
-    split.input = *d.task;
-    split.output = data;
-    split.calibration_size = d.calibration_size;
-    split.test_size = d.test_size;
-    split.seed = c.seed;
-    task::write_split(split);
-  } else {
-    task::WordOrderJob job;
-    job.sentences = d.sentences;
-    for (const auto& [name, path] : d.extra_tests) job.extra_tests.push_back(name + "=" + path);
-    job.output = data.string();
-    job.options.seed = c.seed;
-    job.options.training_size = d.training_size;
-    job.options.calibration_size = d.calibration_size;
-    job.options.test_size = d.test_size;
-    job.options.shifted_size = d.shifted_size;
-    task::write_wordorder(job);
-  }
-  times.add("data", std::chrono::duration<double>(Clock::now() - t0).count());
+  times.run("data", "data", [&] {
+    const DataConfig& d = c.data;
+    if (d.task) {
+      task::SplitJob split;
+      split.input = *d.task;
+      split.output = data;
+      split.calibration_size = d.calibration_size;
+      split.test_size = d.test_size;
+      split.seed = c.seed;
+      task::write_split(split);
+    } else {
+      task::WordOrderJob job;
+      job.sentences = d.sentences;
+      for (const auto& [name, path] : d.extra_tests) job.extra_tests.push_back(name + "=" + path);
+      job.output = data.string();
+      job.options.seed = c.seed;
+      job.options.training_size = d.training_size;
+      job.options.calibration_size = d.calibration_size;
+      job.options.test_size = d.test_size;
+      job.options.shifted_size = d.shifted_size;
+      task::write_wordorder(job);
+    }
+  });
 }
 
 // The paths of one (variant, seed): seed 0 keeps the plain names, so `demo` and then `replicate`
@@ -329,59 +336,55 @@ void run_variant(const ExperimentConfig& c, const VariantRun& r, const fs::path&
   const VerifierConfig& vcfg = c.verifier;
   fs::create_directories(r.run);
   if (r.v.finetune && !fs::exists(r.run / "summary.json")) {
-    std::cerr << "== " << label << ": fine-tuning\n";
-    auto t0 = Clock::now();
-    train::finetune(finetune_options(c, r.v, seed, base, data, r.run, progress));
-    times.add(label + "/finetune", std::chrono::duration<double>(Clock::now() - t0).count());
+    times.run(label + "/finetune", label + ": fine-tuning",
+              [&] { train::finetune(finetune_options(c, r.v, seed, base, data, r.run, progress)); });
   }
   const fs::path& model = r.model;
   const fs::path& verifier = r.verifier;
   if (!fs::exists(verifier / "verifier.json")) {
-    std::cerr << "== " << label << ": verifier\n";
-    auto t0 = Clock::now();
-    verify::VerifierTrainOptions o;
-    o.model = model;
-    o.data = data;
-    o.reward = reward;
-    o.output = verifier;
-    o.overwrite = true;
-    o.limit = vcfg.limit;
-    o.max_new_tokens = e.max_new_tokens;
-    o.sdm.epochs = vcfg.sdm_epochs;
-    o.sdm.learning_rate = vcfg.sdm_learning_rate;
-    o.sdm.exemplar_dimension = vcfg.sdm_exemplar_dimension;
-    o.sdm.seed = seed;
-    o.seed = seed;
-    o.device = torch::Device(c.device);
-    o.progress = progress;
-    verify::verifier_train(o);
-    times.add(label + "/verifier", std::chrono::duration<double>(Clock::now() - t0).count());
+    times.run(label + "/verifier", label + ": verifier", [&] {
+      verify::VerifierTrainOptions o;
+      o.model = model;
+      o.data = data;
+      o.reward = reward;
+      o.output = verifier;
+      o.overwrite = true;
+      o.limit = vcfg.limit;
+      o.max_new_tokens = e.max_new_tokens;
+      o.sdm.epochs = vcfg.sdm_epochs;
+      o.sdm.learning_rate = vcfg.sdm_learning_rate;
+      o.sdm.exemplar_dimension = vcfg.sdm_exemplar_dimension;
+      o.sdm.seed = seed;
+      o.seed = seed;
+      o.device = torch::Device(c.device);
+      o.progress = progress;
+      verify::verifier_train(o);
+    });
   }
   const fs::path& eval_dir = r.eval;
   if (!fs::exists(eval_dir / "results.json")) {
-    std::cerr << "== " << label << ": test decodes\n";
-    auto t0 = Clock::now();
-    verify::EvalOptions o;
-    o.model = model;
-    o.verifier = verifier;
-    o.reward = reward;
-    for (const auto& dataset : e.datasets) {
-      if (!fs::exists(data / (dataset + ".jsonl")))
-        fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
-      o.inputs.emplace_back(dataset, data / (dataset + ".jsonl"));
-    }
-    o.output = eval_dir;
-    o.overwrite = true;
-    o.label = label;
-    o.alpha = c.alpha;
-    o.limit = e.limit;
-    o.max_new_tokens = e.max_new_tokens;
-    o.device = torch::Device(c.device);
-    o.progress = progress;
-    Json serial = Json::array();
-    for (const auto& r : verify::evaluate(o)) serial.push_back(result_to_json(r));
-    write_file_atomic(eval_dir / "results.json", serial.dump() + "\n");
-    times.add(label + "/eval", std::chrono::duration<double>(Clock::now() - t0).count());
+    times.run(label + "/eval", label + ": test decodes", [&] {
+      verify::EvalOptions o;
+      o.model = model;
+      o.verifier = verifier;
+      o.reward = reward;
+      for (const auto& dataset : e.datasets) {
+        if (!fs::exists(data / (dataset + ".jsonl")))
+          fail_input("config: eval dataset \"" + dataset + "\" is not in " + data.string());
+        o.inputs.emplace_back(dataset, data / (dataset + ".jsonl"));
+      }
+      o.output = eval_dir;
+      o.overwrite = true;
+      o.label = label;
+      o.alpha = c.alpha;
+      o.limit = e.limit;
+      o.max_new_tokens = e.max_new_tokens;
+      o.device = torch::Device(c.device);
+      o.progress = progress;
+      Json serial = Json::array();
+      for (const auto& r : verify::evaluate(o)) serial.push_back(result_to_json(r));
+      write_file_atomic(eval_dir / "results.json", serial.dump() + "\n");
+    });
   }
 }
 
