@@ -164,22 +164,27 @@ class Rng {
 
 // ---- progress ----------------------------------------------------------------------------------
 // A progress line on stderr with rate and ETA; redraws at most every 0.25 s (and on a terminal
-// in place, else one line per ~5 s). Silent when `enabled` is false.
+// in place, else one line per ~5 s). Silent when `enabled` is false. A resumed job passes the
+// units it had already done (`resumed_at`): the ETA is then the rate of this process's own work.
 class Progress {
  public:
-  Progress(std::string label, int64_t total, bool enabled = true);
+  Progress(std::string label, int64_t total, bool enabled = true, int64_t resumed_at = 0);
   void update(int64_t done, const std::string& extra = "");
   void finish(const std::string& extra = "");
 
  private:
   void draw(bool final_line, const std::string& extra);
   std::string label_;
-  int64_t total_, done_ = 0;
+  int64_t total_, done_ = 0, resumed_at_ = 0;
   bool enabled_, tty_;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
+
+// Seconds left when `done` of `total` units are done and the units past `resumed_at` took
+// `elapsed` seconds; NaN before the first unit of this process.
+double progress_eta(double elapsed, int64_t done, int64_t total, int64_t resumed_at = 0);
 
 // Library version string (CMake project version).
 const char* version();

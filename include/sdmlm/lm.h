@@ -159,6 +159,17 @@ class CausalLM {
                                                    torch::autograd::variable_list grad_out);
   };
   std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions) const;
+  // forward()'s pieces: the input checks, then what the blocks take for this call — positions,
+  // the additive mask (undefined when none is needed) and the RoPE rows — from the cache (a decode
+  // step) or built (everything else; with a cache it also keeps what the decode steps read).
+  struct StepInputs {
+    torch::Tensor positions, mask, cos, sin;
+  };
+  void check_input(const torch::Tensor& ids, const KVCache* cache) const;
+  StepInputs decode_inputs(KVCache& cache, int64_t batch) const;
+  StepInputs prefill_inputs(const torch::Tensor& attention_mask, KVCache* cache, int64_t batch, int64_t length) const;
+  void keep_for_decode(KVCache& cache, bool padded, int64_t filled) const;
+  double lowest_mask_value() const;  // the dtype's most negative finite value
 
   ModelConfig config_;
   fs::path source_dir_;  // tokenizer and generation files are carried over on save

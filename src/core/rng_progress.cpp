@@ -50,8 +50,18 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-Progress::Progress(std::string label, int64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled), tty_(::isatty(2) != 0) {
+double progress_eta(double elapsed, int64_t done, int64_t total, int64_t resumed_at) {
+  const int64_t mine = done - resumed_at;
+  return mine > 0 ? elapsed * (double)(total - done) / (double)mine : NAN;
+}
+
+Progress::Progress(std::string label, int64_t total, bool enabled, int64_t resumed_at)
+    : label_(std::move(label)),
+      total_(total),
+      done_(resumed_at),
+      resumed_at_(resumed_at),
+      enabled_(enabled),
+      tty_(::isatty(2) != 0) {
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
@@ -74,7 +84,7 @@ void Progress::finish(const std::string& extra) {
 void Progress::draw(bool final_line, const std::string& extra) {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double fraction = total_ > 0 ? (double)done_ / (double)total_ : 1.0;
-  double eta = done_ > 0 ? elapsed * (double)(total_ - done_) / (double)done_ : NAN;
+  double eta = progress_eta(elapsed, done_, total_, resumed_at_);
   const int width = 24;
   int filled = (int)std::lround(fraction * width);
   std::string bar(filled, '#');

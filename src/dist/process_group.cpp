@@ -54,22 +54,9 @@ std::string getenv_or(const char* name, const std::string& fallback) {
   return v && *v ? std::string(v) : fallback;
 }
 
-}  // namespace
-
-const World& world() { return state().world; }
-
-torch::Device device_for_rank(const torch::Device& device) {
-  if (device.is_cuda() && world().active() && !device.has_index())
-    return torch::Device(torch::kCUDA, (c10::DeviceIndex)world().local_rank);
-  return device;
-}
-
-void init(const torch::Device& device, std::chrono::seconds timeout) {
-  State& s = state();
-  if (s.initialised) return;
-  s.world = detect();
-  s.device = device;
-  if (const char* t = std::getenv("SDMLM_DIST_TIMEOUT")) {  // seconds, for the rendezvous and every collective
+// SDMLM_DIST_TIMEOUT (seconds), when set, replaces `timeout` for the rendezvous and every collective.
+std::chrono::seconds timeout_from_env(std::chrono::seconds timeout) {
+  if (const char* t = std::getenv("SDMLM_DIST_TIMEOUT")) {
     try {
       timeout = std::chrono::seconds(std::stol(t));
     } catch (...) {
@@ -77,41 +64,62 @@ void init(const torch::Device& device, std::chrono::seconds timeout) {
     }
     if (timeout.count() < 1) fail_usage("SDMLM_DIST_TIMEOUT must be at least 1 second");
   }
-  s.initialised = true;
-  if (!s.world.active()) return;
-  if (s.world.launcher == "nproc") ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the ranks end with their launcher
+  return timeout;
+}
+
+// Without OMP_NUM_THREADS, the machine's cores are shared evenly among its local ranks.
+void share_cores(const World& world) {
   if (!std::getenv("OMP_NUM_THREADS")) {
     const int cores = (int)std::max(1u, std::thread::hardware_concurrency());
-    torch::set_num_threads(std::max(1, cores / std::max(1, s.world.local_size)));
+    torch::set_num_threads(std::max(1, cores / std::max(1, world.local_size)));
   }
-  const std::string host = getenv_or("MASTER_ADDR", "");
-  const std::string port_text = getenv_or("MASTER_PORT", "");
-  if (host.empty() || port_text.empty())
-    fail_usage("rank " + std::to_string(s.world.rank) + " of " + std::to_string(s.world.size) + " (launched by " +
-               s.world.launcher +
-               "): MASTER_ADDR and MASTER_PORT must name the rendezvous (rank 0's host and a free port)");
+}
+
+// The rendezvous address from MASTER_ADDR and MASTER_PORT (port_text as given, for messages).
+struct Rendezvous {
+  std::string host, port_text;
   int port = 0;
+};
+
+// Reads and checks the rendezvous address (exit 2 naming the variable at fault).
+Rendezvous rendezvous_address(const World& world) {
+  Rendezvous at;
+  at.host = getenv_or("MASTER_ADDR", "");
+  at.port_text = getenv_or("MASTER_PORT", "");
+  if (at.host.empty() || at.port_text.empty())
+    fail_usage("rank " + std::to_string(world.rank) + " of " + std::to_string(world.size) + " (launched by " +
+               world.launcher +
+               "): MASTER_ADDR and MASTER_PORT must name the rendezvous (rank 0's host and a free port)");
   try {
-    port = std::stoi(port_text);
+    at.port = std::stoi(at.port_text);
   } catch (...) {
   }
-  if (port < 1 || port > 65535)
-    fail_usage("MASTER_PORT must be a port number in [1, 65535], got \"" + port_text + "\"");
+  if (at.port < 1 || at.port > 65535)
+    fail_usage("MASTER_PORT must be a port number in [1, 65535], got \"" + at.port_text + "\"");
+  return at;
+}
+
+// Connects s.store to the TCPStore at the rendezvous (hosting it on rank 0 unless torchrun's agent does).
+void connect_store(State& s, const Rendezvous& at, std::chrono::seconds timeout) {
   c10d::TCPStoreOptions opts;
-  opts.port = (uint16_t)port;
+  opts.port = (uint16_t)at.port;
   // torchrun's agent hosts the store when TORCHELASTIC_USE_AGENT_STORE=True; otherwise rank 0 does.
   const bool agent_store = getenv_or("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
   opts.isServer = !agent_store && s.world.rank == 0;
-  opts.waitWorkers = false;  // arrival is checked below, naming who is missing
+  opts.waitWorkers = false;  // arrival is checked by wait_for_ranks, naming who is missing
   opts.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
   try {
-    auto tcp = c10::make_intrusive<c10d::TCPStore>(host, opts);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(at.host, opts);
     s.store = c10::make_intrusive<c10d::PrefixStore>("sdmlm", tcp);
   } catch (const std::exception& e) {
-    throw Error(ExitCode::kIo, "rank " + std::to_string(s.world.rank) + ": rendezvous at " + host + ":" + port_text +
-                                   " failed within " + std::to_string(timeout.count()) + " s: " + e.what());
+    throw Error(ExitCode::kIo, "rank " + std::to_string(s.world.rank) + ": rendezvous at " + at.host + ":" +
+                                   at.port_text + " failed within " + std::to_string(timeout.count()) +
+                                   " s: " + e.what());
   }
-  // Every rank announces itself; each waits for all, and on timeout names the ranks that never came.
+}
+
+// Every rank announces itself; each waits for all, and on timeout names the ranks that never came.
+void wait_for_ranks(State& s, const Rendezvous& at, std::chrono::seconds timeout) {
   s.store->set("arrived/" + std::to_string(s.world.rank), std::vector<uint8_t>{1});
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -123,11 +131,15 @@ void init(const torch::Device& device, std::chrono::seconds timeout) {
       std::string names;
       for (int r : missing) names += (names.empty() ? "" : ", ") + std::to_string(r);
       throw Error(ExitCode::kIo, "rank " + std::to_string(s.world.rank) + ": rank(s) " + names + " of " +
-                                     std::to_string(s.world.size) + " did not join the rendezvous at " + host + ":" +
-                                     port_text + " within " + std::to_string(timeout.count()) + " s");
+                                     std::to_string(s.world.size) + " did not join the rendezvous at " + at.host + ":" +
+                                     at.port_text + " within " + std::to_string(timeout.count()) + " s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+// Creates s.backend over s.store: NCCL for a CUDA device, Gloo otherwise.
+void create_backend(State& s, const torch::Device& device, std::chrono::seconds timeout) {
   // A collective may wait for rank 0 writing a large checkpoint: at least 30 minutes (a dead rank
   // is noticed at once, through its closed connections, not by this timeout).
   const auto collective_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -159,6 +171,32 @@ void init(const torch::Device& device, std::chrono::seconds timeout) {
     throw Error(ExitCode::kIo,
                 "rank " + std::to_string(s.world.rank) + ": creating the process group failed: " + e.what());
   }
+}
+
+}  // namespace
+
+const World& world() { return state().world; }
+
+torch::Device device_for_rank(const torch::Device& device) {
+  if (device.is_cuda() && world().active() && !device.has_index())
+    return torch::Device(torch::kCUDA, (c10::DeviceIndex)world().local_rank);
+  return device;
+}
+
+void init(const torch::Device& device, std::chrono::seconds timeout) {
+  State& s = state();
+  if (s.initialised) return;
+  s.world = detect();
+  s.device = device;
+  timeout = timeout_from_env(timeout);
+  s.initialised = true;
+  if (!s.world.active()) return;
+  if (s.world.launcher == "nproc") ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the ranks end with their launcher
+  share_cores(s.world);
+  const Rendezvous at = rendezvous_address(s.world);
+  connect_store(s, at, timeout);
+  wait_for_ranks(s, at, timeout);
+  create_backend(s, device, timeout);
   barrier();
 }
 

@@ -206,8 +206,7 @@ torch::Tensor CausalLM::mlp(const Layer& L, const torch::Tensor& x) const {
   return project(hidden, L.down).view(x.sizes());
 }
 
-ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor& attention_mask, KVCache* cache,
-                                bool last_logits_only, bool compute_logits, bool all_states) const {
+void CausalLM::check_input(const torch::Tensor& ids_in, const KVCache* cache) const {
   if (ids_in.dim() != 2) fail_input("input ids must have shape [B, T]");
   if (ids_in.numel() > 0) {
     int64_t lo = 0, hi = 0;
@@ -222,74 +221,99 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
     if (lo < 0 || hi >= config_.vocab_size)
       fail_input("a token id is outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
   }
-  auto ids = ids_in.to(device_, torch::kInt64);
-  const int64_t B = ids.size(0), T = ids.size(1);
-  const int64_t past = cache ? cache->length : 0;
+  const int64_t T = ids_in.size(1), past = cache ? cache->length : 0;
   if (past + T > config_.max_position_embeddings)
     fail_input("the sequence has " + std::to_string(past + T) + " tokens, more than the model's context of " +
                std::to_string(config_.max_position_embeddings));
   if (cache && !cache->keys.empty() && cache->keys[0].size(2) < past + T) fail_input("the KV cache is full");
-  torch::Tensor positions, mask, cos, sin;
-  // A decode step (one new real token per row after a prefill): positions, mask and RoPE rows come
-  // from what the cache keeps; nothing is rebuilt from the whole history.
-  const bool decode = cache && past > 0 && T == 1 && !attention_mask.defined() && cache->next_position.defined();
-  if (decode) {
-    cache->mask.narrow(1, past, 1).fill_(1);
-    positions = cache->next_position.view({B, 1});
-    if (cache->additive.defined()) mask = cache->additive.narrow(1, 0, past + 1).view({B, 1, 1, past + 1});
-    if (cache->rope_cos.defined()) {
-      cos = cache->rope_cos.index_select(0, cache->next_position).view({B, 1, 1, -1});
-      sin = cache->rope_sin.index_select(0, cache->next_position).view({B, 1, 1, -1});
-    } else {
-      std::tie(cos, sin) = rope_tables(positions);
-    }
+}
+
+// A decode step (one new real token per row after a prefill): positions, mask and RoPE rows come
+// from what the cache keeps — reads cache->next_position, ->additive, ->rope_cos/sin; writes the
+// new column of cache->mask. Nothing is rebuilt from the whole history.
+CausalLM::StepInputs CausalLM::decode_inputs(KVCache& cache, int64_t B) const {
+  const int64_t past = cache.length;
+  StepInputs in;
+  cache.mask.narrow(1, past, 1).fill_(1);
+  in.positions = cache.next_position.view({B, 1});
+  if (cache.additive.defined()) in.mask = cache.additive.narrow(1, 0, past + 1).view({B, 1, 1, past + 1});
+  if (cache.rope_cos.defined()) {
+    in.cos = cache.rope_cos.index_select(0, cache.next_position).view({B, 1, 1, -1});
+    in.sin = cache.rope_sin.index_select(0, cache.next_position).view({B, 1, 1, -1});
   } else {
-    auto new_mask = attention_mask.defined() ? attention_mask.to(device_, torch::kInt64)
-                                             : torch::ones({B, T}, torch::dtype(torch::kInt64).device(device_));
-    torch::Tensor full_mask = new_mask;
-    if (cache) {
-      auto& history = cache->mask;
-      history.narrow(1, past, T).copy_(new_mask);
-      full_mask = history.narrow(1, 0, past + T);
-    }
-    // Positions count real tokens (left padding does not advance them), as transformers does.
-    positions = (full_mask.cumsum(1) - 1).narrow(1, past, T).masked_fill(new_mask.eq(0), 1);
-    // Without padding, a new token sees every cached one (decode) or the causal kernel applies
-    // (prefill): no mask tensor. Otherwise an additive mask [B, 1, T, past + T], causal and padding;
-    // its finite minimum keeps rows that are entirely padding finite (their outputs are never used).
-    const bool padded = full_mask.eq(0).any().item<bool>();
-    const double lowest = dtype_ == torch::kHalf       ? -65504.0
-                          : dtype_ == torch::kBFloat16 ? -3.38953139e38
-                                                       : std::numeric_limits<float>::lowest();
-    if (padded || (past > 0 && T > 1)) {
-      auto key_pos = torch::arange(past + T, torch::dtype(torch::kInt64).device(device_));
-      auto query_pos = torch::arange(past, past + T, torch::dtype(torch::kInt64).device(device_));
-      auto allowed = key_pos.view({1, 1, -1}).le(query_pos.view({1, -1, 1})) & full_mask.view({B, 1, -1}).eq(1);
-      mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_))
-                 .masked_fill(~allowed.unsqueeze(1), lowest);
-    }
-    std::tie(cos, sin) = rope_tables(positions);
-    if (cache) {
-      // For the decode steps that follow: padding positions stay masked, new tokens are real.
-      cache->additive =
-          padded ? torch::zeros(cache->mask.sizes(), torch::dtype(dtype_).device(device_))
-                       .masked_fill_(cache->mask.eq(0).logical_and_(
-                                         torch::arange(cache->mask.size(1), cache->mask.options()).lt(past + T)),
-                                     lowest)
-                 : torch::Tensor();
-      if (!cache->rope_cos.defined() && !cache->keys.empty()) {
-        const int64_t capacity = cache->keys[0].size(2);
-        const bool may_switch =
-            config_.rope.type == RopeType::kLongRope && capacity > config_.rope.original_max_position_embeddings;
-        if (!may_switch) {
-          auto [table_cos, table_sin] =
-              rope_tables(torch::arange(capacity, torch::dtype(torch::kInt64).device(device_)).view({1, -1}));
-          cache->rope_cos = table_cos.view({capacity, -1});
-          cache->rope_sin = table_sin.view({capacity, -1});
-        }
-      }
-    }
+    std::tie(in.cos, in.sin) = rope_tables(in.positions);
   }
+  return in;
+}
+
+// A prefill, a training batch or a multi-token continuation: positions from the (cached and new)
+// attention mask, the additive mask where needed, RoPE rows. With a cache it writes the new columns
+// of cache->mask, and what the decode steps that follow read (keep_for_decode).
+CausalLM::StepInputs CausalLM::prefill_inputs(const torch::Tensor& attention_mask, KVCache* cache, int64_t B,
+                                              int64_t T) const {
+  const int64_t past = cache ? cache->length : 0;
+  StepInputs in;
+  auto new_mask = attention_mask.defined() ? attention_mask.to(device_, torch::kInt64)
+                                           : torch::ones({B, T}, torch::dtype(torch::kInt64).device(device_));
+  torch::Tensor full_mask = new_mask;
+  if (cache) {
+    auto& history = cache->mask;
+    history.narrow(1, past, T).copy_(new_mask);
+    full_mask = history.narrow(1, 0, past + T);
+  }
+  // Positions count real tokens (left padding does not advance them), as transformers does.
+  in.positions = (full_mask.cumsum(1) - 1).narrow(1, past, T).masked_fill(new_mask.eq(0), 1);
+  // Without padding, a new token sees every cached one (decode) or the causal kernel applies
+  // (prefill): no mask tensor. Otherwise an additive mask [B, 1, T, past + T], causal and padding;
+  // its finite minimum keeps rows that are entirely padding finite (their outputs are never used).
+  const bool padded = full_mask.eq(0).any().item<bool>();
+  if (padded || (past > 0 && T > 1)) {
+    auto key_pos = torch::arange(past + T, torch::dtype(torch::kInt64).device(device_));
+    auto query_pos = torch::arange(past, past + T, torch::dtype(torch::kInt64).device(device_));
+    auto allowed = key_pos.view({1, 1, -1}).le(query_pos.view({1, -1, 1})) & full_mask.view({B, 1, -1}).eq(1);
+    in.mask = torch::zeros({B, 1, T, past + T}, torch::dtype(dtype_).device(device_))
+                  .masked_fill(~allowed.unsqueeze(1), lowest_mask_value());
+  }
+  std::tie(in.cos, in.sin) = rope_tables(in.positions);
+  if (cache) keep_for_decode(*cache, padded, past + T);
+  return in;
+}
+
+// What the decode steps after a prefill read: cache->additive (padding positions masked, the
+// positions [0, filled) real otherwise; undefined when no row is padded) and, once, the RoPE tables
+// of every cache position (not where LongRoPE may switch factors past its original context).
+void CausalLM::keep_for_decode(KVCache& cache, bool padded, int64_t filled) const {
+  cache.additive = padded ? torch::zeros(cache.mask.sizes(), torch::dtype(dtype_).device(device_))
+                                .masked_fill_(cache.mask.eq(0).logical_and_(
+                                                  torch::arange(cache.mask.size(1), cache.mask.options()).lt(filled)),
+                                              lowest_mask_value())
+                          : torch::Tensor();
+  if (cache.rope_cos.defined() || cache.keys.empty()) return;
+  const int64_t capacity = cache.keys[0].size(2);
+  const bool may_switch =
+      config_.rope.type == RopeType::kLongRope && capacity > config_.rope.original_max_position_embeddings;
+  if (may_switch) return;
+  auto [table_cos, table_sin] =
+      rope_tables(torch::arange(capacity, torch::dtype(torch::kInt64).device(device_)).view({1, -1}));
+  cache.rope_cos = table_cos.view({capacity, -1});
+  cache.rope_sin = table_sin.view({capacity, -1});
+}
+
+double CausalLM::lowest_mask_value() const {
+  return dtype_ == torch::kHalf       ? -65504.0
+         : dtype_ == torch::kBFloat16 ? -3.38953139e38
+                                      : std::numeric_limits<float>::lowest();
+}
+
+ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor& attention_mask, KVCache* cache,
+                                bool last_logits_only, bool compute_logits, bool all_states) const {
+  check_input(ids_in, cache);
+  auto ids = ids_in.to(device_, torch::kInt64);
+  const int64_t B = ids.size(0), T = ids.size(1);
+  const int64_t past = cache ? cache->length : 0;
+  const bool decode = cache && past > 0 && T == 1 && !attention_mask.defined() && cache->next_position.defined();
+  const StepInputs in = decode ? decode_inputs(*cache, B) : prefill_inputs(attention_mask, cache, B, T);
+  const torch::Tensor &cos = in.cos, &sin = in.sin, &mask = in.mask;
   auto x = torch::embedding(embed_, ids);
   const bool recompute = gradient_checkpointing_ && !cache && torch::GradMode::is_enabled();
   // Generation's prefill: the last block needs its output at the last position only.
@@ -304,12 +328,12 @@ ForwardOutput CausalLM::forward(const torch::Tensor& ids_in, const torch::Tensor
                                            mask.defined() ? mask : torch::empty({0}, x.options()))  // no mask: empty
                   : block((int64_t)i, x, cos, sin, mask, cache, prune_last && last);
   }
-  if (cache) {
+  if (cache) {  // the blocks wrote keys and values at [past, past + T)
     cache->length += T;
     if (decode)
       cache->next_position.add_(1);
     else
-      cache->next_position = positions.select(1, T - 1) + 1;
+      cache->next_position = in.positions.select(1, T - 1) + 1;
   }
   ForwardOutput out;
   out.hidden = rms_norm(x, final_norm_, config_.rms_norm_eps);

@@ -177,29 +177,28 @@ std::string new_uuid4(Rng& rng) {
   return buf;
 }
 
-Model load_model(const fs::path& root, bool verify_checksums) {
-  struct stat st;
-  if (::lstat(root.c_str(), &st) != 0) fail_input(root.string() + ": model not found");
-  if (!S_ISDIR(st.st_mode)) fail_input(root.string() + ": a .sdmkitmodel must be a (non-symlink) directory");
-  const fs::path manifest_path = root / kManifest;
-  if (!is_regular_file_no_link(manifest_path)) fail_input(manifest_path.string() + ": missing manifest");
-  const Json m = json_read_file(manifest_path);
-  ManifestReader r{manifest_path.string()};
+namespace {
+
+// load_model reads the manifest's sections in file order, then the payload files. Every check
+// fails with the file and the dotted field path, and the order of the checks is part of the
+// behaviour (the first error in a damaged artifact is the one reported): the helpers below keep it.
+
+void read_header(const ManifestReader& r, const Json& m, Model& model) {
   r.keys(m, "",
          {"schemaVersion", "modelID", "createdAt", "producer", "configuration", "normalization", "representation",
           "weights", "support", "distanceCDFs", "rescaledSimilarityCDFs", "regions"},
          {"checksums", "metadata"});
   if (r.integer(m["schemaVersion"], "schemaVersion", 0) != 1)
     r.fail("schemaVersion", "must be 1 (only v1 is supported)");
-  Model model;
   model.model_id = r.string(m["modelID"], "modelID");
   model.created_at = r.string(m["createdAt"], "createdAt");
   if (model.created_at.find('T') == std::string::npos) r.fail("createdAt", "must be an RFC 3339 timestamp");
   r.keys(m["producer"], "producer", {"name", "version"});
   model.producer_name = r.string(m["producer"]["name"], "producer.name");
   model.producer_version = r.string(m["producer"]["version"], "producer.version");
+}
 
-  const Json& cfg = m["configuration"];
+void read_configuration(const ManifestReader& r, const Json& cfg, Model& model) {
   r.keys(cfg, "configuration",
          {"numberOfClasses", "classNames", "embeddingDimension", "exemplarDimension", "maxNeighbors", "qOffset",
           "oodLimit", "alphaResolution", "distanceMetric", "neighborTieBreak"});
@@ -225,7 +224,9 @@ Model load_model(const fs::path& root, bool verify_checksums) {
   for (const auto& name : names) model.class_names.push_back(r.string(name, "configuration.classNames"));
   if (std::set<std::string>(model.class_names.begin(), model.class_names.end()).size() != (size_t)C)
     r.fail("configuration.classNames", "must be unique");
+}
 
+void read_normalization_and_representation(const ManifestReader& r, const Json& m, Model& model) {
   r.keys(m["normalization"], "normalization", {"mean", "standardDeviation"});
   model.mean = (float)r.number(m["normalization"]["mean"], "normalization.mean");
   model.standard_deviation =
@@ -240,19 +241,31 @@ Model load_model(const fs::path& root, bool verify_checksums) {
     if (!rep[key].is_null() && !rep[key].is_string())
       r.fail(std::string("representation.") + key, "must be a string or null");
   model.representation = rep;
+}
 
-  const int64_t D = model.embedding_dimension, M = model.exemplar_dimension;
-  const int64_t weight_count = M * D + M + C * M + C;
+// The payload sizes the manifest declares: the weights' element count (checked against the
+// configured dimensions) and the support count N.
+struct PayloadSizes {
+  int64_t weight_count = 0, support_count = 0;
+};
+
+PayloadSizes read_payload_descriptors(const ManifestReader& r, const Json& m, const Model& model) {
+  const int64_t C = model.number_of_classes, D = model.embedding_dimension, M = model.exemplar_dimension;
+  PayloadSizes sizes;
+  sizes.weight_count = M * D + M + C * M + C;
   r.keys(m["weights"], "weights", {"file", "elementCount"});
   if (m["weights"]["file"] != kWeights) r.fail("weights.file", "must be \"weights.f32\"");
-  if (r.integer(m["weights"]["elementCount"], "weights.elementCount", 1) != weight_count)
-    r.fail("weights.elementCount", "must be " + std::to_string(weight_count) + " for the configured dimensions");
+  if (r.integer(m["weights"]["elementCount"], "weights.elementCount", 1) != sizes.weight_count)
+    r.fail("weights.elementCount", "must be " + std::to_string(sizes.weight_count) + " for the configured dimensions");
   r.keys(m["support"], "support", {"vectorsFile", "recordsFile", "count"});
   if (m["support"]["vectorsFile"] != kSupportVectors) r.fail("support.vectorsFile", "must be \"support.f32\"");
   if (m["support"]["recordsFile"] != kSupportRecords) r.fail("support.recordsFile", "must be \"support.jsonl\"");
-  const int64_t N = r.integer(m["support"]["count"], "support.count", 1);
-  const int64_t neighbor_limit = std::min(model.max_neighbors, N);
+  sizes.support_count = r.integer(m["support"]["count"], "support.count", 1);
+  return sizes;
+}
 
+void read_cdfs_and_regions(const ManifestReader& r, const Json& m, int64_t neighbor_limit, Model& model) {
+  const int C = model.number_of_classes;
   model.distance_cdfs = r.cdfs(m["distanceCDFs"], C, "distanceCDFs");
   model.rescaled_similarity_cdfs = r.cdfs(m["rescaledSimilarityCDFs"], C, "rescaledSimilarityCDFs");
   for (const auto& cdf : model.rescaled_similarity_cdfs)
@@ -287,31 +300,34 @@ Model load_model(const fs::path& root, bool verify_checksums) {
     }
     model.regions.push_back(std::move(region));
   }
+}
 
-  const bool has_calibration = fs::exists(fs::symlink_status(root / kCalibration));
-  if (m.contains("checksums")) {
-    const Json& sums = m["checksums"];
-    if (!sums.is_object()) r.fail("checksums", "must be an object");
-    std::set<std::string> expected = {kWeights, kSupportVectors, kSupportRecords};
-    if (has_calibration) expected.insert(kCalibration);
-    std::set<std::string> present;
-    for (auto it = sums.begin(); it != sums.end(); ++it) present.insert(it.key());
-    if (present != expected) r.fail("checksums", "must cover exactly the payload files present");
-    for (const auto& name : expected) {
-      const std::string digest = r.string(sums[name], "checksums." + name);
-      if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos)
-        r.fail("checksums." + name, "must be a lowercase SHA-256 hex digest");
-      if (!is_regular_file_no_link(root / name)) fail_input((root / name).string() + ": checksummed file is missing");
-      if (verify_checksums && sha256_file_hex(root / name) != digest)
-        fail_input((root / name).string() + ": checksum mismatch (the file is corrupted or was modified)");
-    }
+// The optional checksums must name exactly the payload files present (calibration.jsonl only when
+// it exists); with verify_checksums each file's SHA-256 is recomputed.
+void check_checksums(const ManifestReader& r, const Json& m, const fs::path& root, bool has_calibration,
+                     bool verify_checksums) {
+  if (!m.contains("checksums")) return;
+  const Json& sums = m["checksums"];
+  if (!sums.is_object()) r.fail("checksums", "must be an object");
+  std::set<std::string> expected = {kWeights, kSupportVectors, kSupportRecords};
+  if (has_calibration) expected.insert(kCalibration);
+  std::set<std::string> present;
+  for (auto it = sums.begin(); it != sums.end(); ++it) present.insert(it.key());
+  if (present != expected) r.fail("checksums", "must cover exactly the payload files present");
+  for (const auto& name : expected) {
+    const std::string digest = r.string(sums[name], "checksums." + name);
+    if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos)
+      r.fail("checksums." + name, "must be a lowercase SHA-256 hex digest");
+    if (!is_regular_file_no_link(root / name)) fail_input((root / name).string() + ": checksummed file is missing");
+    if (verify_checksums && sha256_file_hex(root / name) != digest)
+      fail_input((root / name).string() + ": checksum mismatch (the file is corrupted or was modified)");
   }
-  if (m.contains("metadata")) {
-    if (!m["metadata"].is_object()) r.fail("metadata", "must be an object");
-    model.metadata = m["metadata"];
-  }
+}
 
-  auto weights = read_f32(root / kWeights, weight_count, "weights");
+// weights.f32 holds, in order: projection W (M×D), its bias (M), classifier W (C×M), its bias (C).
+void read_tensors(const fs::path& root, const PayloadSizes& sizes, Model& model) {
+  const int64_t C = model.number_of_classes, D = model.embedding_dimension, M = model.exemplar_dimension;
+  auto weights = read_f32(root / kWeights, sizes.weight_count, "weights");
   int64_t offset = 0;
   auto take = [&](int64_t n) {
     auto t = weights.slice(0, offset, offset + n);
@@ -322,8 +338,12 @@ Model load_model(const fs::path& root, bool verify_checksums) {
   model.projection_bias = take(M);
   model.classifier_weight = take(C * M).view({C, M});
   model.classifier_bias = take(C);
-  model.support_vectors = read_f32(root / kSupportVectors, N * M, "support vectors").view({N, M});
+  model.support_vectors =
+      read_f32(root / kSupportVectors, sizes.support_count * M, "support vectors").view({sizes.support_count, M});
+}
 
+void read_support_records(const fs::path& root, int64_t support_count, Model& model) {
+  const int C = model.number_of_classes;
   const fs::path records_path = root / kSupportRecords;
   if (!is_regular_file_no_link(records_path)) fail_input(records_path.string() + ": missing support records");
   JsonlReader reader(records_path);
@@ -352,22 +372,50 @@ Model load_model(const fs::path& root, bool verify_checksums) {
     }
     model.support.push_back(std::move(rec));
   }
-  if ((int64_t)model.support.size() != N)
+  if ((int64_t)model.support.size() != support_count)
     fail_input(records_path.string() + ": has " + std::to_string(model.support.size()) +
-               " rows, expected support.count = " + std::to_string(N));
+               " rows, expected support.count = " + std::to_string(support_count));
+}
 
-  if (has_calibration) {
-    if (!is_regular_file_no_link(root / kCalibration))
-      fail_input((root / kCalibration).string() + ": not a regular file");
-    JsonlReader cal(root / kCalibration);
-    std::vector<CalibrationRow> rows;
-    std::set<std::string> cal_ids;
-    while (auto row = cal.next()) {
-      rows.push_back(parse_calibration_row(*row, C, neighbor_limit));
-      if (!cal_ids.insert(rows.back().id).second) row->fail_field("id", "duplicates an earlier id");
-    }
-    model.calibration = std::move(rows);
+void read_calibration(const fs::path& root, int64_t neighbor_limit, Model& model) {
+  if (!is_regular_file_no_link(root / kCalibration))
+    fail_input((root / kCalibration).string() + ": not a regular file");
+  JsonlReader cal(root / kCalibration);
+  std::vector<CalibrationRow> rows;
+  std::set<std::string> cal_ids;
+  while (auto row = cal.next()) {
+    rows.push_back(parse_calibration_row(*row, model.number_of_classes, neighbor_limit));
+    if (!cal_ids.insert(rows.back().id).second) row->fail_field("id", "duplicates an earlier id");
   }
+  model.calibration = std::move(rows);
+}
+
+}  // namespace
+
+Model load_model(const fs::path& root, bool verify_checksums) {
+  struct stat st;
+  if (::lstat(root.c_str(), &st) != 0) fail_input(root.string() + ": model not found");
+  if (!S_ISDIR(st.st_mode)) fail_input(root.string() + ": a .sdmkitmodel must be a (non-symlink) directory");
+  const fs::path manifest_path = root / kManifest;
+  if (!is_regular_file_no_link(manifest_path)) fail_input(manifest_path.string() + ": missing manifest");
+  const Json m = json_read_file(manifest_path);
+  const ManifestReader r{manifest_path.string()};
+  Model model;
+  read_header(r, m, model);
+  read_configuration(r, m["configuration"], model);
+  read_normalization_and_representation(r, m, model);
+  const PayloadSizes sizes = read_payload_descriptors(r, m, model);
+  const int64_t neighbor_limit = std::min(model.max_neighbors, sizes.support_count);
+  read_cdfs_and_regions(r, m, neighbor_limit, model);
+  const bool has_calibration = fs::exists(fs::symlink_status(root / kCalibration));
+  check_checksums(r, m, root, has_calibration, verify_checksums);
+  if (m.contains("metadata")) {
+    if (!m["metadata"].is_object()) r.fail("metadata", "must be an object");
+    model.metadata = m["metadata"];
+  }
+  read_tensors(root, sizes, model);
+  read_support_records(root, sizes.support_count, model);
+  if (has_calibration) read_calibration(root, neighbor_limit, model);
   return model;
 }
 

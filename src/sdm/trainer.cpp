@@ -192,23 +192,17 @@ struct OneFit {
   float mean = 0, std = 1;
 };
 
-OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, const Split& cal, Progress& progress,
-                   int64_t progress_offset) {
-  const int C = cfg.number_of_classes;
-  const int64_t N = train.x.size(0), D = train.x.size(1), M = cfg.exemplar_dimension;
-  const auto device = train.x.device();
-  OneFit out;
-  {
-    auto flat = train.x.to(torch::kFloat64);
-    out.mean = (float)flat.mean().item<double>();
-    out.std = (float)flat.std(/*unbiased=*/true).item<double>();
-  }
-  if (!std::isfinite(out.std) || out.std <= 0)
-    fail_input("training features have zero (or non-finite) standard deviation");
-  const auto xtr = ((train.x - out.mean) / out.std).contiguous();
-  const auto xca = ((cal.x - out.mean) / out.std).contiguous();
+// The training split's scalar normalisation (mean and unbiased standard deviation over every value).
+std::pair<float, float> normalisation_of(const torch::Tensor& x) {
+  auto flat = x.to(torch::kFloat64);
+  const float mean = (float)flat.mean().item<double>(), std = (float)flat.std(/*unbiased=*/true).item<double>();
+  if (!std::isfinite(std) || std <= 0) fail_input("training features have zero (or non-finite) standard deviation");
+  return {mean, std};
+}
 
-  Rng rng(seed);
+// PyTorch's nn.Linear initialisation U(±1/√fan_in), drawn from `rng` in the order W1, b1, W2, b2
+// (part of the seeded result: the same rng then draws each epoch's order).
+detail::AdaptorState init_adaptor(Rng& rng, int64_t C, int64_t D, int64_t M, torch::Device device) {
   auto uniform = [&](std::vector<int64_t> shape, double bound) {
     auto t = torch::empty(shape, torch::kFloat32);
     float* p = t.data_ptr<float>();
@@ -216,72 +210,103 @@ OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, co
     return t.to(device);
   };
   const double bound1 = 1.0 / std::sqrt((double)D), bound2 = 1.0 / std::sqrt((double)M);
-  // Initialisation order (W1, b1, W2, b2) is part of the seeded result.
   auto w1 = uniform({M, D}, bound1);
   auto b1 = uniform({M}, bound1);
   auto w2 = uniform({C, M}, bound2);
   auto b2 = uniform({C}, bound2);
-  detail::AdaptorState a(w1, b1, w2, b2);
-  const auto params = a.params();
-  auto ytr = torch::tensor(train.y).to(device);
-  std::vector<float> q_tr((size_t)N, (float)M_E - cfg.q_offset), d_tr((size_t)N, 1.0f);
-  const std::vector<float> ce_q = q_tr, ce_d = d_tr;
+  return detail::AdaptorState(w1, b1, w2, b2);
+}
 
+// One epoch of minibatch steps in the order `order` with the per-row q and d of the previous
+// epoch's end; returns the summed loss.
+double train_epoch(detail::AdaptorState& a, const TrainConfig& cfg, const torch::Tensor& x, const torch::Tensor& y,
+                   const std::vector<float>& q, const std::vector<float>& d, const std::vector<int64_t>& order) {
+  const auto device = x.device();
+  const int64_t N = x.size(0);
+  auto qd = torch::stack({torch::tensor(q), torch::tensor(d)}).to(device);  // [2, N]
+  auto log_base_all = torch::log(qd[0] + cfg.q_offset);
+  auto d_all = qd[1];
+  auto order_t = torch::tensor(order).to(device);
+  double loss_sum = 0;
+  torch::NoGradGuard no_grad;
+  for (int64_t start = 0; start < N; start += cfg.batch_size) {
+    const int64_t stop = std::min(N, start + cfg.batch_size);
+    auto rows = order_t.slice(0, start, stop);
+    loss_sum +=
+        detail::adaptor_step(a, x.index_select(0, rows), y.index_select(0, rows), log_base_all.index_select(0, rows),
+                             d_all.index_select(0, rows), cfg.learning_rate);
+  }
+  return loss_sum;
+}
+
+// End of an epoch: support predictions, q and d recomputed with the new weights; the next epoch's
+// training q and d, and the balanced calibration SDM loss that picks the best epoch.
+struct EpochEnd {
+  std::vector<float> q_train, d_train;
+  double calibration_loss = 0, mean_calibration_q = 0;
+  std::vector<int64_t> pred_train, pred_cal;
+};
+
+EpochEnd end_of_epoch(const std::vector<torch::Tensor>& params, const TrainConfig& cfg, const torch::Tensor& xtr,
+                      const torch::Tensor& xca, const Split& train, const Split& cal) {
+  const int C = cfg.number_of_classes;
+  auto f_tr = forward_all(params, xtr);
+  auto f_ca = forward_all(params, xca);
+  EpochEnd e;
+  e.pred_train = argmax_rows(f_tr.logits, C);
+  e.pred_cal = argmax_rows(f_ca.logits, C);
+  ExactIndex index(f_tr.exemplars, torch::tensor(train.y), torch::tensor(e.pred_train));
+  auto m_tr = match_rows(index, f_tr, C, cfg.max_neighbors, true);
+  auto m_ca = match_rows(index, f_ca, C, cfg.max_neighbors, false);
+  e.d_train = quantiles(m_tr.d0, distance_cdfs(train.y, m_tr.q, m_tr.d0, C, cfg.ood_limit));
+  e.q_train = m_tr.q;
+  auto d_ca = quantiles(m_ca.d0, distance_cdfs(cal.y, m_ca.q, m_ca.d0, C, cfg.ood_limit));
+  e.calibration_loss = balanced_sdm_loss(f_ca.logits, cal.y, m_ca.q, d_ca, cfg.q_offset, C);
+  if (!std::isfinite(e.calibration_loss)) fail_input("balanced calibration loss is non-finite");
+  for (float v : m_ca.q) e.mean_calibration_q += v;
+  e.mean_calibration_q /= (double)m_ca.q.size();
+  return e;
+}
+
+OneFit fit_adaptor(const TrainConfig& cfg, uint64_t seed, const Split& train, const Split& cal, Progress& progress,
+                   int64_t progress_offset) {
+  const int C = cfg.number_of_classes;
+  const int64_t N = train.x.size(0), D = train.x.size(1), M = cfg.exemplar_dimension;
+  OneFit out;
+  std::tie(out.mean, out.std) = normalisation_of(train.x);
+  const auto xtr = ((train.x - out.mean) / out.std).contiguous();
+  const auto xca = ((cal.x - out.mean) / out.std).contiguous();
+  Rng rng(seed);
+  detail::AdaptorState a = init_adaptor(rng, C, D, M, train.x.device());
+  const auto params = a.params();
+  auto ytr = torch::tensor(train.y).to(train.x.device());
+  // Epoch 1 trains with q = e − q_offset and d = 1 (ln(q + q_offset) = 1: plain cross-entropy).
+  std::vector<float> q_tr((size_t)N, (float)M_E - cfg.q_offset), d_tr((size_t)N, 1.0f);
   for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
-    const auto& q_use = epoch == 1 ? ce_q : q_tr;
-    const auto& d_use = epoch == 1 ? ce_d : d_tr;
-    auto qd = torch::stack({torch::tensor(q_use), torch::tensor(d_use)}).to(device);  // [2, N]
-    auto log_base_all = torch::log(qd[0] + cfg.q_offset);
-    auto d_all = qd[1];
-    auto order = rng.permutation(N);
-    auto order_t = torch::tensor(order).to(device);
-    double loss_sum = 0;
-    {
-      torch::NoGradGuard no_grad;
-      for (int64_t start = 0; start < N; start += cfg.batch_size) {
-        const int64_t stop = std::min(N, start + cfg.batch_size);
-        auto rows = order_t.slice(0, start, stop);
-        loss_sum +=
-            detail::adaptor_step(a, xtr.index_select(0, rows), ytr.index_select(0, rows),
-                                 log_base_all.index_select(0, rows), d_all.index_select(0, rows), cfg.learning_rate);
-      }
-    }
+    const double train_loss = train_epoch(a, cfg, xtr, ytr, q_tr, d_tr, rng.permutation(N)) / (double)N;
     const double step_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    const double train_loss = loss_sum / (double)N;
     if (!std::isfinite(train_loss)) fail_input("training diverged: non-finite loss (lower --learning_rate?)");
-
-    // End of epoch: recompute support predictions, q and d with the new weights.
-    auto f_tr = forward_all(params, xtr);
-    auto f_ca = forward_all(params, xca);
-    auto pred_tr = argmax_rows(f_tr.logits, C), pred_ca = argmax_rows(f_ca.logits, C);
-    ExactIndex index(f_tr.exemplars, torch::tensor(train.y), torch::tensor(pred_tr));
-    auto m_tr = match_rows(index, f_tr, C, cfg.max_neighbors, true);
-    auto m_ca = match_rows(index, f_ca, C, cfg.max_neighbors, false);
-    d_tr = quantiles(m_tr.d0, distance_cdfs(train.y, m_tr.q, m_tr.d0, C, cfg.ood_limit));
-    q_tr = m_tr.q;
-    auto d_ca = quantiles(m_ca.d0, distance_cdfs(cal.y, m_ca.q, m_ca.d0, C, cfg.ood_limit));
-    const double loss = balanced_sdm_loss(f_ca.logits, cal.y, m_ca.q, d_ca, cfg.q_offset, C);
-    if (!std::isfinite(loss)) fail_input("balanced calibration loss is non-finite");
-    const bool is_best = loss <= out.best_loss;  // exact ties: the later epoch wins
+    EpochEnd e = end_of_epoch(params, cfg, xtr, xca, train, cal);
+    q_tr = std::move(e.q_train);
+    d_tr = std::move(e.d_train);
+    const bool is_best = e.calibration_loss <= out.best_loss;  // exact ties: the later epoch wins
     if (is_best) {
-      out.best_loss = loss;
+      out.best_loss = e.calibration_loss;
       out.best_epoch = epoch;
       out.best = {a.w1.clone(), a.b1.clone(), a.w2.clone(), a.b2.clone()};
     }
-    double mean_q = 0;
-    for (float v : m_ca.q) mean_q += v;
     out.history.push_back({{"epoch", epoch},
                            {"trainingLoss", train_loss},
-                           {"balancedCalibrationSDMLoss", loss},
-                           {"balancedCalibrationAccuracy", balanced_accuracy(pred_ca, cal.y, C)},
-                           {"balancedTrainingAccuracy", balanced_accuracy(pred_tr, train.y, C)},
-                           {"meanCalibrationQ", mean_q / (double)m_ca.q.size()},
+                           {"balancedCalibrationSDMLoss", e.calibration_loss},
+                           {"balancedCalibrationAccuracy", balanced_accuracy(e.pred_cal, cal.y, C)},
+                           {"balancedTrainingAccuracy", balanced_accuracy(e.pred_train, train.y, C)},
+                           {"meanCalibrationQ", e.mean_calibration_q},
                            {"isBest", is_best},
                            {"stepSeconds", step_seconds},
                            {"seconds", std::chrono::duration<double>(Clock::now() - epoch_start).count()}});
     char extra[128];
-    std::snprintf(extra, sizeof extra, "loss %.4f best %.4f@%d", loss, out.best_loss, out.best_epoch);
+    std::snprintf(extra, sizeof extra, "loss %.4f best %.4f@%d", e.calibration_loss, out.best_loss, out.best_epoch);
     progress.update(progress_offset + epoch, extra);
   }
   return out;
@@ -373,6 +398,71 @@ void check_split(const torch::Tensor& x, const std::vector<int64_t>& y, int clas
   if (!torch::isfinite(x).all().item<bool>()) fail_input(name + " split contains a non-finite feature value");
 }
 
+void validate_config(const TrainConfig& cfg) {
+  const int C = cfg.number_of_classes;
+  if (C < 2) fail_input("number_of_classes must be at least 2");
+  if (cfg.exemplar_dimension < 1 || cfg.epochs < 1 || cfg.batch_size < 1)
+    fail_input("exemplar_dimension, epochs and batch_size must be positive");
+  if (cfg.max_neighbors < 2) fail_input("max_neighbors must be at least 2 (identity exclusion)");
+  if (!(cfg.learning_rate > 0) || !std::isfinite(cfg.learning_rate))
+    fail_input("learning_rate must be positive and finite");
+  if (cfg.number_of_random_shuffles < 1) fail_input("number_of_random_shuffles must be at least 1");
+  if (!cfg.class_names.empty() && (int)cfg.class_names.size() != C)
+    fail_input("class_names must give one name per class");
+  validate_alpha_resolution(cfg.alpha_resolution);
+}
+
+// The ids of the training rows then the calibration rows ("train-i" / "calibration-i" where none
+// are given), checked to align with their splits and to be unique across both.
+std::vector<std::string> pooled_ids(const std::vector<std::string>& train_ids, size_t n_train,
+                                    const std::vector<std::string>& cal_ids, size_t n_cal) {
+  std::vector<std::string> ids = train_ids, cal = cal_ids;
+  if (ids.empty())
+    for (size_t i = 0; i < n_train; ++i) ids.push_back("train-" + std::to_string(i));
+  if (cal.empty())
+    for (size_t i = 0; i < n_cal; ++i) cal.push_back("calibration-" + std::to_string(i));
+  if (ids.size() != n_train || cal.size() != n_cal) fail_input("ids must align with their split");
+  ids.insert(ids.end(), cal.begin(), cal.end());
+  if (std::set<std::string>(ids.begin(), ids.end()).size() != ids.size())
+    fail_input("ids must be unique across the training and calibration splits");
+  return ids;
+}
+
+// The pooled rows of one shuffle iteration: without shuffling the given splits; with it, a
+// permutation from Rng(seed) cut in half (reference §3.1: training and calibration re-drawn per iteration).
+std::pair<Split, Split> iteration_splits(const TrainConfig& cfg, uint64_t seed, int iteration,
+                                         const torch::Tensor& pooled_x, const std::vector<int64_t>& pooled_y,
+                                         const std::vector<std::string>& ids, int64_t n_train) {
+  const int64_t total = (int64_t)pooled_y.size();
+  std::vector<int64_t> order(total);
+  for (int64_t i = 0; i < total; ++i) order[(size_t)i] = i;
+  int64_t cut = n_train;
+  if (cfg.shuffle) {
+    Rng split_rng(seed);
+    order = split_rng.permutation(total);
+    cut = total / 2;
+  }
+  auto make = [&](int64_t from, int64_t to) {
+    Split s;
+    std::vector<int64_t> rows(order.begin() + from, order.begin() + to);
+    s.x = pooled_x.index_select(0, torch::tensor(rows).to(cfg.device));
+    for (int64_t r : rows) {
+      s.y.push_back(pooled_y[(size_t)r]);
+      s.ids.push_back(ids[(size_t)r]);
+    }
+    return s;
+  };
+  Split train = make(0, cut), cal = make(cut, total);
+  try {
+    check_split(train.x, train.y, cfg.number_of_classes, "training");
+    check_split(cal.x, cal.y, cfg.number_of_classes, "calibration");
+  } catch (const Error& e) {
+    fail_input(std::string("shuffle iteration ") + std::to_string(iteration + 1) + ": " + e.what() +
+               "; HINT: add rows of that class, change --seed, or pass --do_not_shuffle_data");
+  }
+  return {std::move(train), std::move(cal)};
+}
+
 }  // namespace
 
 namespace detail {
@@ -448,36 +538,14 @@ TrainResult fit(const TrainConfig& cfg, const torch::Tensor& train_x, const std:
                 const torch::Tensor& cal_x, const std::vector<int64_t>& cal_y,
                 const std::vector<std::string>& train_ids_in, const std::vector<std::string>& cal_ids_in) {
   const auto started = Clock::now();
-  const int C = cfg.number_of_classes;
-  if (C < 2) fail_input("number_of_classes must be at least 2");
-  if (cfg.exemplar_dimension < 1 || cfg.epochs < 1 || cfg.batch_size < 1)
-    fail_input("exemplar_dimension, epochs and batch_size must be positive");
-  if (cfg.max_neighbors < 2) fail_input("max_neighbors must be at least 2 (identity exclusion)");
-  if (!(cfg.learning_rate > 0) || !std::isfinite(cfg.learning_rate))
-    fail_input("learning_rate must be positive and finite");
-  if (cfg.number_of_random_shuffles < 1) fail_input("number_of_random_shuffles must be at least 1");
-  if (!cfg.class_names.empty() && (int)cfg.class_names.size() != C)
-    fail_input("class_names must give one name per class");
-  validate_alpha_resolution(cfg.alpha_resolution);
-  check_split(train_x, train_y, C, "training");
-  check_split(cal_x, cal_y, C, "calibration");
+  validate_config(cfg);
+  check_split(train_x, train_y, cfg.number_of_classes, "training");
+  check_split(cal_x, cal_y, cfg.number_of_classes, "calibration");
   if (train_x.size(1) != cal_x.size(1)) fail_input("training and calibration features have different dimensions");
-  std::vector<std::string> ids = train_ids_in;
-  if (ids.empty())
-    for (size_t i = 0; i < train_y.size(); ++i) ids.push_back("train-" + std::to_string(i));
-  std::vector<std::string> cal_ids = cal_ids_in;
-  if (cal_ids.empty())
-    for (size_t i = 0; i < cal_y.size(); ++i) cal_ids.push_back("calibration-" + std::to_string(i));
-  if (ids.size() != train_y.size() || cal_ids.size() != cal_y.size()) fail_input("ids must align with their split");
-  const int64_t n_train = (int64_t)ids.size();
-  ids.insert(ids.end(), cal_ids.begin(), cal_ids.end());
-  if (std::set<std::string>(ids.begin(), ids.end()).size() != ids.size())
-    fail_input("ids must be unique across the training and calibration splits");
-
+  const std::vector<std::string> ids = pooled_ids(train_ids_in, train_y.size(), cal_ids_in, cal_y.size());
   const auto pooled_x = torch::cat({train_x, cal_x}).to(cfg.device, torch::kFloat32);
   std::vector<int64_t> pooled_y = train_y;
   pooled_y.insert(pooled_y.end(), cal_y.begin(), cal_y.end());
-  const int64_t total = (int64_t)pooled_y.size();
 
   TrainConfig config = cfg;
   if (!config.representation.is_object()) config.representation = Json::object();
@@ -486,32 +554,7 @@ TrainResult fit(const TrainConfig& cfg, const torch::Tensor& train_x, const std:
   Json iterations = Json::array(), all_history = Json::array();
   for (int it = 0; it < cfg.number_of_random_shuffles; ++it) {
     const uint64_t seed = cfg.seed + (uint64_t)it;
-    std::vector<int64_t> order(total);
-    for (int64_t i = 0; i < total; ++i) order[(size_t)i] = i;
-    int64_t cut = n_train;
-    if (cfg.shuffle) {
-      Rng split_rng(seed);
-      order = split_rng.permutation(total);
-      cut = total / 2;
-    }
-    auto make = [&](int64_t from, int64_t to) {
-      Split s;
-      std::vector<int64_t> rows(order.begin() + from, order.begin() + to);
-      s.x = pooled_x.index_select(0, torch::tensor(rows).to(cfg.device));
-      for (int64_t r : rows) {
-        s.y.push_back(pooled_y[(size_t)r]);
-        s.ids.push_back(ids[(size_t)r]);
-      }
-      return s;
-    };
-    Split train = make(0, cut), cal = make(cut, total);
-    try {
-      check_split(train.x, train.y, C, "training");
-      check_split(cal.x, cal.y, C, "calibration");
-    } catch (const Error& e) {
-      fail_input(std::string("shuffle iteration ") + std::to_string(it + 1) + ": " + e.what() +
-                 "; HINT: add rows of that class, change --seed, or pass --do_not_shuffle_data");
-    }
+    auto [train, cal] = iteration_splits(cfg, seed, it, pooled_x, pooled_y, ids, (int64_t)train_y.size());
     auto one = fit_adaptor(config, seed, train, cal, progress, (int64_t)it * cfg.epochs);
     auto result = finalize(config, one, train, cal, seed);
     iterations.push_back({{"iteration", it + 1},

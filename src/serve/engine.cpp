@@ -420,6 +420,13 @@ bool Engine::wants_reuse(const Sequence& s) const {
          verifier_->layout() == train::FeatureLayout::kPaper;
 }
 
+// An answer whose feature reuse_features completes: its row and the tokens its chunk runs.
+struct Engine::ReuseItem {
+  size_t row;
+  std::vector<int64_t> rest;  // the verification sequence's tokens after the common prefix
+  int64_t common, verified;
+};
+
 // A verified answer is done and its row still holds the keys and values of every fed token. Its
 // verification sequence (the conversation + the verification text, encoded as `sdmlm verify` does)
 // shares the prompt and usually most of the answer with them: the final states of that common
@@ -429,13 +436,16 @@ bool Engine::wants_reuse(const Sequence& s) const {
 // sequences part inside the prompt, or the rest would not fit the cache, the answer is scored by
 // recomputing (Verifier::score), as it is without reuse.
 void Engine::reuse_features(const std::vector<size_t>& finishing) {
-  struct Item {
-    size_t row;
-    std::vector<int64_t> rest;  // the verification sequence's tokens after the common prefix
-    int64_t common, verified;
-  };
-  std::vector<Item> items;
-  // The encodings (tokenizer work, no tensors) of the answers of this step, over the threads.
+  std::vector<ReuseItem> items;
+  const std::vector<train::Sequence> encoded = encode_verifications(finishing);
+  for (size_t k = 0; k < finishing.size(); ++k)
+    if (auto item = reusable(finishing[k], encoded[k])) items.push_back(std::move(*item));
+  if (items.empty()) return;
+  chunk_features(items);
+}
+
+// The encodings (tokenizer work, no tensors) of the answers of this step, over the threads.
+std::vector<train::Sequence> Engine::encode_verifications(const std::vector<size_t>& finishing) const {
   std::vector<train::Sequence> encoded(finishing.size());
   {
     Timed t(phases.encode);
@@ -446,32 +456,36 @@ void Engine::reuse_features(const std::vector<size_t>& finishing) {
       }
     });
   }
-  for (size_t k = 0; k < finishing.size(); ++k) {
-    const size_t row = finishing[k];
-    Sequence& s = *rows_[row];
-    const train::Sequence& seq = encoded[k];
-    const int64_t P = (int64_t)s.job->prompt_ids.size();
-    const int64_t fed = P + (int64_t)s.out.size() - 1;  // the last chosen token was never fed
-    if (seq.verified < 0 || (int64_t)seq.ids.size() <= seq.verified) {
-      drop_reuse(s);
-      continue;
-    }
-    int64_t common = 0;
-    while (common < fed && common <= seq.verified) {
-      const int64_t token = common < P ? s.job->prompt_ids[(size_t)common] : s.out[(size_t)(common - P)];
-      if (seq.ids[(size_t)common] != token) break;
-      ++common;
-    }
-    if (common < P || common > seq.verified || length_ + seq.verified + 1 - common > capacity_) {
-      drop_reuse(s);
-      continue;
-    }
-    items.push_back({row, std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), common,
-                     seq.verified});
+  return encoded;
+}
+
+// The common prefix of the row's fed tokens and its verification sequence, and the rest to run. None (and the
+// row's reuse dropped, so the answer is recomputed) where they part inside the prompt or the rest does not fit.
+std::optional<Engine::ReuseItem> Engine::reusable(size_t row, const train::Sequence& seq) {
+  Sequence& s = *rows_[row];
+  const int64_t P = (int64_t)s.job->prompt_ids.size();
+  const int64_t fed = P + (int64_t)s.out.size() - 1;  // the last chosen token was never fed
+  if (seq.verified < 0 || (int64_t)seq.ids.size() <= seq.verified) {
+    drop_reuse(s);
+    return std::nullopt;
   }
-  if (items.empty()) return;
-  // One chunk for every answer of this step: their rows' columns copied into a cache of their own
-  // (with room for the chunk), the chunk right-padded.
+  int64_t common = 0;
+  while (common < fed && common <= seq.verified) {
+    const int64_t token = common < P ? s.job->prompt_ids[(size_t)common] : s.out[(size_t)(common - P)];
+    if (seq.ids[(size_t)common] != token) break;
+    ++common;
+  }
+  if (common < P || common > seq.verified || length_ + seq.verified + 1 - common > capacity_) {
+    drop_reuse(s);
+    return std::nullopt;
+  }
+  return ReuseItem{row, std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), common,
+                   seq.verified};
+}
+
+// One chunk for every answer of this step: their rows' columns copied into a cache of their own
+// (with room for the chunk), the chunk right-padded.
+void Engine::chunk_features(const std::vector<ReuseItem>& items) {
   Timed timed(phases.chunk);
   const int64_t J = (int64_t)items.size();
   int64_t T = 0;
@@ -651,6 +665,16 @@ void Engine::finish_rows() {
 }
 
 void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished) {
+  const std::vector<Sequence*> to_verify = deliver_unverified(finished);
+  if (to_verify.empty()) return;
+  const std::vector<sdm::Score> scores = score_answers(to_verify);
+  std::vector<std::unique_ptr<Sequence>> retry = deliver_verdicts(to_verify, scores, finished);
+  if (retry.empty()) return;
+  requeue(retry);
+}
+
+// Counts the finished answers in the metrics and delivers those that need no verdict; returns the others.
+std::vector<Engine::Sequence*> Engine::deliver_unverified(std::vector<std::unique_ptr<Sequence>>& finished) {
   std::vector<Sequence*> to_verify;
   for (auto& s : finished) {
     if (s->finish_reason == "cancelled") {
@@ -669,7 +693,12 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     r.logprobs = s->logprobs;
     deliver(*s, std::move(r));
   }
-  if (to_verify.empty()) return;
+  return to_verify;
+}
+
+// The verifier's scores of the answers, in one estimator call for the features the generation left (reuse) and
+// one Verifier::score (its own forward) for the rest.
+std::vector<sdm::Score> Engine::score_answers(const std::vector<Sequence*>& to_verify) {
   std::vector<std::vector<ChatMessage>> prompts;
   std::vector<std::string> texts;
   int64_t nearest = 0;
@@ -702,6 +731,14 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
       for (size_t k = 0; k < recomputed.size(); ++k) scores[recomputed[k]] = got[k];
     }
   }
+  return scores;
+}
+
+// Each answer's verdict: delivered (the best attempt so far) unless search_depth allows another attempt and this
+// one is not Yes with high reliability; those sequences are taken out of `finished` and returned.
+std::vector<std::unique_ptr<Engine::Sequence>> Engine::deliver_verdicts(
+    const std::vector<Sequence*>& to_verify, const std::vector<sdm::Score>& scores,
+    std::vector<std::unique_ptr<Sequence>>& finished) {
   std::vector<std::unique_ptr<Sequence>> retry;
   for (size_t i = 0; i < to_verify.size(); ++i) {
     Sequence& s = *to_verify[i];
@@ -732,9 +769,12 @@ void Engine::verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished
     ChoiceResult best = *s.best;
     deliver(s, std::move(best));
   }
-  if (retry.empty()) return;
-  // Resample the whole answer (as `sdmlm generate --verifier --search_depth` does): the request's
-  // temperature, or 0.7 / top-p 0.9 where it asked for greedy decoding.
+  return retry;
+}
+
+// Queues the answers to resample first, reset: the whole answer again (as `sdmlm generate --verifier
+// --search_depth` does), at the request's temperature, or 0.7 / top-p 0.9 where it asked for greedy decoding.
+void Engine::requeue(std::vector<std::unique_ptr<Sequence>>& retry) {
   std::lock_guard lock(mutex_);
   for (auto& s : retry) {
     ++s->attempt;

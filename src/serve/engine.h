@@ -156,9 +156,24 @@ class Engine {
   bool stop_could_end_at(const Sequence& s) const;
   bool wants_reuse(const Sequence& s) const;
   void reuse_features(const std::vector<size_t>& finishing);
+  // reuse_features' steps: the verification sequences of the finishing rows (tokenizer work, over the threads)...
+  std::vector<train::Sequence> encode_verifications(const std::vector<size_t>& finishing) const;
+  // ...the part of one that the row's cache does not hold (none, and reuse dropped, where it cannot be reused)...
+  struct ReuseItem;
+  std::optional<ReuseItem> reusable(size_t row, const train::Sequence& seq);
+  // ...and one forward over those parts, whose final states complete each answer's feature.
+  void chunk_features(const std::vector<ReuseItem>& items);
   void drop_reuse(Sequence& s);
   void finish_rows();
   void verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished);
+  // verify_and_deliver's steps: unverified answers delivered (the ones to verify returned), the verifier's scores,
+  // verdicts delivered (the attempts to resample returned), resampled attempts queued again.
+  std::vector<Sequence*> deliver_unverified(std::vector<std::unique_ptr<Sequence>>& finished);
+  std::vector<sdm::Score> score_answers(const std::vector<Sequence*>& to_verify);
+  std::vector<std::unique_ptr<Sequence>> deliver_verdicts(const std::vector<Sequence*>& to_verify,
+                                                          const std::vector<sdm::Score>& scores,
+                                                          std::vector<std::unique_ptr<Sequence>>& finished);
+  void requeue(std::vector<std::unique_ptr<Sequence>>& retry);
   void deliver(Sequence& s, ChoiceResult result);
   void fail_choice(Sequence& s, const std::string& what);  // a final error event
   std::vector<int64_t> choose(const torch::Tensor& logits, const std::vector<Sequence*>& rows);

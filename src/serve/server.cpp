@@ -183,6 +183,183 @@ void cancel(const std::vector<std::shared_ptr<Job>>& jobs) {
   for (const auto& j : jobs) j->cancelled = true;
 }
 
+// Queues every job of a request, or none: when the queue is full, the jobs already queued are cancelled and the
+// request gets 503.
+void submit_all(State& s, const std::vector<std::shared_ptr<Job>>& jobs) {
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if (!s.engine->submit(jobs[i])) {
+      for (size_t k = 0; k < i; ++k) jobs[k]->cancelled = true;
+      throw ApiError(503, "server_error", "the server is busy (its queue is full); retry later", "",
+                     "server_overloaded");
+    }
+}
+
+// A submitted request's response in the making. The content provider keeps a copy: httplib calls it after
+// handle_completion has returned, and the request counts as in flight (`flight`) until the response is gone.
+struct Reply {
+  State& s;
+  ApiRequest r;
+  std::vector<std::shared_ptr<Job>> jobs;
+  std::shared_ptr<Inbox> inbox;
+  std::shared_ptr<Collected> got;
+  int64_t expected = 0;  // final events to wait for: one per choice of every job
+  std::string id;
+  int64_t created = 0;
+  std::shared_ptr<InFlight> flight;
+};
+
+// The fields every response object and stream chunk of a request starts with.
+Json response_header(const Reply& re, const std::string& obj) {
+  return Json{{"id", re.id}, {"object", obj}, {"created", re.created}, {"model", re.s.limits.model_name}};
+}
+
+// Not streamed: waits for every choice's final event, writing a space every second meanwhile (JSON allows
+// leading white space) to find out whether the client is still there. False (the jobs cancelled) when it is gone.
+bool collect_finals(const Reply& re, httplib::DataSink& sink) {
+  int64_t done = 0;
+  auto last = Clock::now();
+  while (done < re.expected) {
+    Event e;
+    if (!re.inbox->next(e, std::chrono::milliseconds(200))) {
+      if (Clock::now() - last > std::chrono::seconds(1)) {
+        last = Clock::now();
+        if (!sink.write(" ", 1)) {
+          cancel(re.jobs);
+          re.flight->status = 499;
+          return false;
+        }
+      }
+      continue;
+    }
+    if (!e.final || re.got->results[(size_t)e.job][(size_t)e.choice]) continue;  // one final per choice
+    if (e.result.finish_reason == "error") re.got->error = e.delta;
+    re.got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
+    ++done;
+  }
+  return true;
+}
+
+// The body of a response not streamed: every choice and the usage, or the error one of the choices met.
+Json whole_body(const Reply& re, const std::string& object) {
+  Json body = response_header(re, object);
+  if (!re.got->error.empty()) {
+    body = error_body(ApiError(500, "server_error", re.got->error));
+    re.flight->status = 500;
+  } else {
+    body["choices"] = Json::array();
+    for (size_t j = 0; j < re.jobs.size(); ++j)
+      for (int64_t c = 0; c < re.r.n; ++c)
+        body["choices"].push_back(choice_json(re.s, re.r, *re.jobs[j], c, *re.got->results[j][(size_t)c]));
+    body["usage"] = usage_json(re.jobs, *re.got);
+  }
+  return body;
+}
+
+// The body is written when every choice is done (collect_finals).
+void respond_whole(httplib::Response& res, const Reply& reply, const std::string& object) {
+  res.set_chunked_content_provider("application/json", [re = reply, object](size_t, httplib::DataSink& sink) {
+    if (!collect_finals(re, sink)) return false;
+    const Json body = whole_body(re, object);
+    const std::string text = body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+    if (!sink.write(text.data(), text.size())) return false;
+    sink.done();
+    return true;
+  });
+}
+
+// One SSE event: "data: " and the chunk.
+bool send_chunk(httplib::DataSink& sink, const Json& chunk) {
+  const std::string line = "data: " + chunk.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
+  return sink.write(line.data(), line.size());
+}
+
+// The stream chunk of one choice's event: its text delta and logprobs, and with the final event the finish reason
+// (and the sdm object of a verified answer).
+Json stream_chunk(const Reply& re, const std::string& object, const Job& job, int64_t choice, const std::string& delta,
+                  const std::vector<TokenLogprob>& lps, const ChoiceResult* final) {
+  const ApiRequest& r = re.r;
+  const TokenText tt{[&](int64_t id) { return token_text(re.s, id); }};
+  Json c = {{"index", job.index * r.n + choice}, {"finish_reason", final ? Json(final->finish_reason) : Json(nullptr)}};
+  if (r.chat) {
+    c["delta"] = delta.empty() && final ? Json::object() : Json{{"content", delta}};
+    c["logprobs"] = r.logprobs && !lps.empty() ? chat_logprobs(lps, tt) : Json(nullptr);
+  } else {
+    c["text"] = delta;
+    c["logprobs"] = r.logprobs && !lps.empty() ? completion_logprobs(lps, tt, 0) : Json(nullptr);
+  }
+  if (final && final->score) c["sdm"] = sdm_object(*final, re.s.verifier->estimator().model(), job.verify.alpha);
+  Json chunk = response_header(re, object);
+  chunk["choices"] = Json::array({c});
+  return chunk;
+}
+
+// Chat streams open every choice with the assistant's role, as OpenAI streams it. False (the jobs cancelled) when
+// the client is gone.
+bool send_roles(const Reply& re, const std::string& object, httplib::DataSink& sink) {
+  for (const auto& job : re.jobs)
+    for (int64_t c = 0; c < re.r.n; ++c) {
+      Json chunk = response_header(re, object);
+      chunk["choices"] = Json::array({{{"index", job->index * re.r.n + c},
+                                       {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                       {"logprobs", nullptr},
+                                       {"finish_reason", nullptr}}});
+      if (!send_chunk(sink, chunk)) return cancel(re.jobs), re.flight->status = 499, false;
+    }
+  return true;
+}
+
+// Streams every event until each choice is final, with an SSE comment every second of silence to find out
+// whether the client is still there. False (the jobs cancelled) when it is gone or a choice failed.
+bool stream_events(const Reply& re, const std::string& object, httplib::DataSink& sink) {
+  int64_t done = 0;
+  auto last = Clock::now();
+  while (done < re.expected) {
+    Event e;
+    if (!re.inbox->next(e, std::chrono::milliseconds(200))) {
+      if (Clock::now() - last > std::chrono::seconds(1)) {  // an SSE comment: is the client there?
+        last = Clock::now();
+        if (!sink.write(": keep-alive\n\n", 14)) return cancel(re.jobs), re.flight->status = 499, false;
+      }
+      continue;
+    }
+    last = Clock::now();
+    const Job& job = *re.jobs[(size_t)e.job];
+    if (re.got->results[(size_t)e.job][(size_t)e.choice]) continue;  // already final
+    if (e.final && e.result.finish_reason == "error") {
+      send_chunk(sink, {{"error", error_body(ApiError(500, "server_error", e.delta))["error"]}});
+      re.flight->status = 500;
+      cancel(re.jobs);
+      return false;
+    }
+    if (!send_chunk(sink, stream_chunk(re, object, job, e.choice, e.delta, e.logprobs, e.final ? &e.result : nullptr)))
+      return cancel(re.jobs), re.flight->status = 499, false;
+    if (e.final) {
+      re.got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
+      ++done;
+    }
+  }
+  return true;
+}
+
+// Streamed (SSE): the chunks as the engine's events come, then the usage when asked for and [DONE].
+void respond_stream(httplib::Response& res, const Reply& reply) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider("text/event-stream", [re = reply](size_t, httplib::DataSink& sink) {
+    const std::string object = re.r.chat ? "chat.completion.chunk" : "text_completion";
+    if (re.r.chat && !send_roles(re, object, sink)) return false;
+    if (!stream_events(re, object, sink)) return false;
+    if (re.r.include_usage) {
+      Json chunk = response_header(re, object);
+      chunk["choices"] = Json::array();
+      chunk["usage"] = usage_json(re.jobs, *re.got);
+      if (!send_chunk(sink, chunk)) return false;
+    }
+    if (!sink.write("data: [DONE]\n\n", 14)) return false;
+    sink.done();
+    return true;
+  });
+}
+
 void handle_completion(State& s, const httplib::Request& req, httplib::Response& res, bool chat) {
   auto flight = std::make_shared<InFlight>(s, chat ? "/v1/chat/completions" : "/v1/completions");
   try {
@@ -193,137 +370,16 @@ void handle_completion(State& s, const httplib::Request& req, httplib::Response&
     auto jobs = make_jobs(s, r);
     auto inbox = std::make_shared<Inbox>();
     for (auto& j : jobs) j->inbox = inbox;
-    for (size_t i = 0; i < jobs.size(); ++i)
-      if (!s.engine->submit(jobs[i])) {
-        for (size_t k = 0; k < i; ++k) jobs[k]->cancelled = true;
-        throw ApiError(503, "server_error", "the server is busy (its queue is full); retry later", "",
-                       "server_overloaded");
-      }
+    submit_all(s, jobs);
     const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.counter++);
     const int64_t created = (int64_t)std::time(nullptr);
-    const std::string object = chat ? "chat.completion" : "text_completion";
     auto got = std::make_shared<Collected>();
     got->results.resize(jobs.size());
     for (size_t j = 0; j < jobs.size(); ++j) got->results[j].resize((size_t)r.n);
     const int64_t expected = (int64_t)jobs.size() * r.n;
-    auto header = [&s, id, created](const std::string& obj) {
-      return Json{{"id", id}, {"object", obj}, {"created", created}, {"model", s.limits.model_name}};
-    };
-    if (!r.stream) {
-      // The body is written when every choice is done; until then a space every second (JSON allows
-      // leading white space) finds out whether the client is still there.
-      res.set_chunked_content_provider("application/json", [&s, r, jobs, inbox, got, expected, header, object, flight](
-                                                               size_t, httplib::DataSink& sink) {
-        int64_t done = 0;
-        auto last = Clock::now();
-        while (done < expected) {
-          Event e;
-          if (!inbox->next(e, std::chrono::milliseconds(200))) {
-            if (Clock::now() - last > std::chrono::seconds(1)) {
-              last = Clock::now();
-              if (!sink.write(" ", 1)) {
-                cancel(jobs);
-                flight->status = 499;
-                return false;
-              }
-            }
-            continue;
-          }
-          if (!e.final || got->results[(size_t)e.job][(size_t)e.choice]) continue;  // one final per choice
-          if (e.result.finish_reason == "error") got->error = e.delta;
-          got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
-          ++done;
-        }
-        Json body = header(object);
-        if (!got->error.empty()) {
-          body = error_body(ApiError(500, "server_error", got->error));
-          flight->status = 500;
-        } else {
-          body["choices"] = Json::array();
-          for (size_t j = 0; j < jobs.size(); ++j)
-            for (int64_t c = 0; c < r.n; ++c)
-              body["choices"].push_back(choice_json(s, r, *jobs[j], c, *got->results[j][(size_t)c]));
-          body["usage"] = usage_json(jobs, *got);
-        }
-        const std::string text = body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-        if (!sink.write(text.data(), text.size())) return false;
-        sink.done();
-        return true;
-      });
-      return;
-    }
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream", [&s, r, jobs, inbox, got, expected, header, flight](size_t, httplib::DataSink& sink) {
-          const std::string object = r.chat ? "chat.completion.chunk" : "text_completion";
-          const TokenText tt{[&](int64_t id) { return token_text(s, id); }};
-          auto send = [&](const Json& chunk) {
-            const std::string line = "data: " + chunk.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
-            return sink.write(line.data(), line.size());
-          };
-          auto chunk_for = [&](const Job& job, int64_t choice, const std::string& delta,
-                               const std::vector<TokenLogprob>& lps, const ChoiceResult* final) {
-            Json c = {{"index", job.index * r.n + choice},
-                      {"finish_reason", final ? Json(final->finish_reason) : Json(nullptr)}};
-            if (r.chat) {
-              c["delta"] = delta.empty() && final ? Json::object() : Json{{"content", delta}};
-              c["logprobs"] = r.logprobs && !lps.empty() ? chat_logprobs(lps, tt) : Json(nullptr);
-            } else {
-              c["text"] = delta;
-              c["logprobs"] = r.logprobs && !lps.empty() ? completion_logprobs(lps, tt, 0) : Json(nullptr);
-            }
-            if (final && final->score) c["sdm"] = sdm_object(*final, s.verifier->estimator().model(), job.verify.alpha);
-            Json chunk = header(object);
-            chunk["choices"] = Json::array({c});
-            return chunk;
-          };
-          if (r.chat)  // the role first, as OpenAI streams it
-            for (const auto& job : jobs)
-              for (int64_t c = 0; c < r.n; ++c) {
-                Json chunk = header(object);
-                chunk["choices"] = Json::array({{{"index", job->index * r.n + c},
-                                                 {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                                 {"logprobs", nullptr},
-                                                 {"finish_reason", nullptr}}});
-                if (!send(chunk)) return cancel(jobs), flight->status = 499, false;
-              }
-          int64_t done = 0;
-          auto last = Clock::now();
-          while (done < expected) {
-            Event e;
-            if (!inbox->next(e, std::chrono::milliseconds(200))) {
-              if (Clock::now() - last > std::chrono::seconds(1)) {  // an SSE comment: is the client there?
-                last = Clock::now();
-                if (!sink.write(": keep-alive\n\n", 14)) return cancel(jobs), flight->status = 499, false;
-              }
-              continue;
-            }
-            last = Clock::now();
-            const Job& job = *jobs[(size_t)e.job];
-            if (got->results[(size_t)e.job][(size_t)e.choice]) continue;  // already final
-            if (e.final && e.result.finish_reason == "error") {
-              send({{"error", error_body(ApiError(500, "server_error", e.delta))["error"]}});
-              flight->status = 500;
-              cancel(jobs);
-              return false;
-            }
-            if (!send(chunk_for(job, e.choice, e.delta, e.logprobs, e.final ? &e.result : nullptr)))
-              return cancel(jobs), flight->status = 499, false;
-            if (e.final) {
-              got->results[(size_t)e.job][(size_t)e.choice] = std::move(e.result);
-              ++done;
-            }
-          }
-          if (r.include_usage) {
-            Json chunk = header(object);
-            chunk["choices"] = Json::array();
-            chunk["usage"] = usage_json(jobs, *got);
-            if (!send(chunk)) return false;
-          }
-          if (!sink.write("data: [DONE]\n\n", 14)) return false;
-          sink.done();
-          return true;
-        });
+    const Reply reply{s, r, jobs, inbox, got, expected, id, created, flight};
+    if (!r.stream) return respond_whole(res, reply, chat ? "chat.completion" : "text_completion");
+    respond_stream(res, reply);
   } catch (const ApiError& e) {
     flight->status = e.status;
     send_error(res, e);
@@ -341,9 +397,8 @@ void drain_on_signal(State& s, httplib::Server& http, sigset_t signals) {
   http.stop();
 }
 
-}  // namespace
-
-void serve(const ServeOptions& o) {
+// The options' ranges and combinations, checked before anything starts.
+void check_options(const ServeOptions& o) {
   if (o.port < 0 || o.port > 65535) fail_usage("--port must be in [0, 65535]");
   if (o.parallel < 1) fail_usage("--parallel must be at least 1");
   if (o.max_queue < 0) fail_usage("--max_queue must be >= 0");
@@ -352,34 +407,33 @@ void serve(const ServeOptions& o) {
   if (!o.api_key.empty() && !o.api_key_file.empty()) fail_usage("give one of --api_key and --api_key_file");
   if (o.verify_features != "reuse" && o.verify_features != "recompute")
     fail_usage("--verify_features must be reuse or recompute");
-  auto state = std::make_unique<State>();
-  State& s = *state;
-  s.options = o;
-  s.api_key = o.api_key;
-  if (!o.api_key_file.empty()) {
-    std::ifstream in(o.api_key_file);
-    if (!in) fail_input(o.api_key_file.string() + ": cannot read the API key file");
-    std::getline(in, s.api_key);
-    s.api_key = task::strip(s.api_key);
-    if (s.api_key.empty()) fail_input(o.api_key_file.string() + ":1: the API key file's first line is empty");
-  }
-  const fs::path model_dir = verify::resolve_model_dir(o.model);
-  s.limits.model_name =
-      o.model_name.empty() ? fs::absolute(o.model).lexically_normal().filename().string() : o.model_name;
-  if (s.limits.model_name.empty()) s.limits.model_name = "sdmlm";
-  s.limits.max_tokens_limit = o.max_tokens_limit;
-  s.limits.default_alpha = o.alpha;
-  s.created = (int64_t)std::time(nullptr);
+}
 
-  // Signals go to the drain thread only (blocked here before any thread starts).
+// The API key: --api_key, or the first line of --api_key_file (stripped, not empty). Empty: no key needed.
+std::string read_api_key(const ServeOptions& o) {
+  if (o.api_key_file.empty()) return o.api_key;
+  std::ifstream in(o.api_key_file);
+  if (!in) fail_input(o.api_key_file.string() + ": cannot read the API key file");
+  std::string key;
+  std::getline(in, key);
+  key = task::strip(key);
+  if (key.empty()) fail_input(o.api_key_file.string() + ":1: the API key file's first line is empty");
+  return key;
+}
+
+// Signals go to the drain thread only (blocked here before any thread starts).
+sigset_t block_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
 
-  httplib::Server http;
+// The listener's threads, limits and socket options, and OpenAI-shaped errors for what no route answers.
+void configure_http(httplib::Server& http, const ServeOptions& o) {
   const size_t threads = (size_t)std::max<int64_t>(16, o.parallel + o.max_queue + 16);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length((size_t)o.max_body_bytes);
@@ -409,6 +463,10 @@ void serve(const ServeOptions& o) {
     }
     send_json(res, 500, error_body(ApiError(500, "server_error", what)));
   });
+}
+
+// The endpoints: health, metrics, the chat page, the model list and the two completion APIs.
+void add_routes(State& s, httplib::Server& http) {
   http.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
     if (s.draining) return send_json(res, 503, {{"status", "draining"}});
     send_json(res, s.ready ? 200 : 503, {{"status", s.ready ? "ok" : "loading"}});
@@ -434,7 +492,10 @@ void serve(const ServeOptions& o) {
             [&s](const httplib::Request& req, httplib::Response& res) { handle_completion(s, req, res, true); });
   http.Post("/v1/completions",
             [&s](const httplib::Request& req, httplib::Response& res) { handle_completion(s, req, res, false); });
+}
 
+// Binds --host:--port (port 0: a free one) and returns the port.
+int bind_port(httplib::Server& http, const ServeOptions& o) {
   int port = o.port;
   if (port == 0) {
     port = http.bind_to_any_port(o.host);
@@ -442,32 +503,62 @@ void serve(const ServeOptions& o) {
   } else if (!http.bind_to_port(o.host, port)) {
     fail_io("cannot listen on " + o.host + ":" + std::to_string(port) + " (in use, or not an address of this machine)");
   }
+  return port;
+}
+
+// Loads the model, tokenizer and verifier and starts the engine (the listener already answers meanwhile: /health
+// says loading), then marks the server ready.
+void load_model(State& s, const ServeOptions& o, const fs::path& model_dir) {
+  const torch::ScalarType dtype = o.dtype == "bfloat16"  ? torch::kBFloat16
+                                  : o.dtype == "float16" ? torch::kFloat16
+                                                         : torch::kFloat32;
+  if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "float16")
+    fail_usage("--dtype must be float32, bfloat16 or float16");
+  s.model = lm::CausalLM::load(model_dir, torch::Device(o.device), dtype);
+  s.tokenizer = Tokenizer::load(model_dir);
+  if (!o.verifier.empty()) {
+    s.verifier = verify::Verifier::load(o.verifier, model_dir);
+    s.system_prompt = s.verifier->sidecar().value("system_prompt", std::string(train::kSystemPrompt));
+    s.limits.verifier = true;
+  }
+  s.encoder = std::make_unique<train::Encoder>(*s.tokenizer, s.model->config().model_type, s.system_prompt,
+                                               s.model->config().max_position_embeddings);
+  s.engine = std::make_unique<Engine>(*s.model, *s.tokenizer, *s.encoder, s.verifier ? &*s.verifier : nullptr,
+                                      EngineOptions{o.parallel, o.max_queue, o.context, o.verify_features == "reuse"},
+                                      &s.metrics);
+  s.ready = true;
+  std::cerr << "sdmlm serve: ready: model \"" << s.limits.model_name << "\" (" << model_dir.string() << ")"
+            << (s.verifier ? ", verifier " + o.verifier.string() : std::string(", no verifier")) << ", " << o.parallel
+            << " slots, context " << s.engine->context() << "\n";
+}
+
+}  // namespace
+
+void serve(const ServeOptions& o) {
+  check_options(o);
+  auto state = std::make_unique<State>();
+  State& s = *state;
+  s.options = o;
+  s.api_key = read_api_key(o);
+  const fs::path model_dir = verify::resolve_model_dir(o.model);
+  s.limits.model_name =
+      o.model_name.empty() ? fs::absolute(o.model).lexically_normal().filename().string() : o.model_name;
+  if (s.limits.model_name.empty()) s.limits.model_name = "sdmlm";
+  s.limits.max_tokens_limit = o.max_tokens_limit;
+  s.limits.default_alpha = o.alpha;
+  s.created = (int64_t)std::time(nullptr);
+  const sigset_t signals = block_signals();
+
+  httplib::Server http;
+  configure_http(http, o);
+  add_routes(s, http);
+  const int port = bind_port(http, o);
   std::thread listener([&http] { http.listen_after_bind(); });
   std::cerr << "sdmlm serve: listening on http://" << o.host << ":" << port << " (loading the model)\n";
   std::thread drainer([&s, &http, signals] { drain_on_signal(s, http, signals); });
 
   try {
-    const torch::ScalarType dtype = o.dtype == "bfloat16"  ? torch::kBFloat16
-                                    : o.dtype == "float16" ? torch::kFloat16
-                                                           : torch::kFloat32;
-    if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "float16")
-      fail_usage("--dtype must be float32, bfloat16 or float16");
-    s.model = lm::CausalLM::load(model_dir, torch::Device(o.device), dtype);
-    s.tokenizer = Tokenizer::load(model_dir);
-    if (!o.verifier.empty()) {
-      s.verifier = verify::Verifier::load(o.verifier, model_dir);
-      s.system_prompt = s.verifier->sidecar().value("system_prompt", std::string(train::kSystemPrompt));
-      s.limits.verifier = true;
-    }
-    s.encoder = std::make_unique<train::Encoder>(*s.tokenizer, s.model->config().model_type, s.system_prompt,
-                                                 s.model->config().max_position_embeddings);
-    s.engine = std::make_unique<Engine>(*s.model, *s.tokenizer, *s.encoder, s.verifier ? &*s.verifier : nullptr,
-                                        EngineOptions{o.parallel, o.max_queue, o.context, o.verify_features == "reuse"},
-                                        &s.metrics);
-    s.ready = true;
-    std::cerr << "sdmlm serve: ready: model \"" << s.limits.model_name << "\" (" << model_dir.string() << ")"
-              << (s.verifier ? ", verifier " + o.verifier.string() : std::string(", no verifier")) << ", " << o.parallel
-              << " slots, context " << s.engine->context() << "\n";
+    load_model(s, o, model_dir);
   } catch (...) {
     s.draining = true;
     http.stop();

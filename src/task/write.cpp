@@ -26,24 +26,26 @@ std::pair<std::string, std::string> parse_extra_test(const std::string& spec) {
   return {name, spec.substr(eq + 1)};
 }
 
-}  // namespace
+using ExtraSpecs = std::vector<std::pair<std::string, std::string>>;  // (name, file) of each --extra_test
 
-Json write_wordorder(const WordOrderJob& a) {
+// Checks the options, then parses the --extra_test specs (unique names) in the order given.
+ExtraSpecs checked_extra_tests(const WordOrderJob& a) {
   const auto& o = a.options;
   if (o.multiset_size < 3 || o.multiset_size > 20)
     fail_usage("--multiset_size must be in [3, 20], got " + std::to_string(o.multiset_size));
   if (o.min_words < 1 || o.max_words < o.min_words) fail_usage("--min_words and --max_words need 1 <= min <= max");
-  std::vector<std::pair<std::string, std::string>> extra_specs;
+  ExtraSpecs extra_specs;
   std::set<std::string> extra_names;
   for (const auto& spec : a.extra_tests) {
     extra_specs.push_back(parse_extra_test(spec));
     if (!extra_names.insert(extra_specs.back().first).second)
       fail_usage("--extra_test name \"" + extra_specs.back().first + "\" given twice");
   }
-  refuse_existing_output(a.output, a.overwrite);
+  return extra_specs;
+}
 
-  // Sources: WordNet and/or files, concatenated in the order given, then deduplicated.
-  std::vector<std::string> corpus;
+// Sources: WordNet and/or files, concatenated in the order given into `corpus`; returns their manifest entries.
+Json read_corpus(const WordOrderJob& a, std::vector<std::string>& corpus) {
   Json sources = Json::array();
   for (const auto& name : a.sentences) {
     bool wordnet = name == "wordnet";
@@ -56,17 +58,23 @@ Json write_wordorder(const WordOrderJob& a) {
     corpus.insert(corpus.end(), std::make_move_iterator(source.sentences.begin()),
                   std::make_move_iterator(source.sentences.end()));
   }
-  const int64_t total_read = (int64_t)corpus.size();
-  const int64_t duplicates = deduplicate(corpus);
-  std::vector<std::pair<std::string, std::vector<std::string>>> extras;
+  return sources;
+}
+
+// The extra test sets' sentences into `extras`, in the order given; returns their manifest entries.
+Json read_extra_tests(const ExtraSpecs& extra_specs,
+                      std::vector<std::pair<std::string, std::vector<std::string>>>& extras) {
   Json extra_sources = Json::array();
   for (const auto& [name, path] : extra_specs) {
     auto source = read_sentence_file(path);
     extra_sources.push_back({{"name", name}, {"path", path}, {"sentences", source.sentences.size()}});
     extras.push_back({name, std::move(source.sentences)});
   }
+  return extra_sources;
+}
 
-  auto data = build_wordorder(corpus, extras, o);
+// Tells on stderr when the corpus held too few sentences for the requested split sizes.
+void warn_if_scaled_down(const WordOrderData& data, const WordOrderOptions& o) {
   if (data.scaled_down) {
     const int64_t total = data.requested[0] + data.requested[1] + data.requested[2] + data.requested[3];
     std::cerr << "warning: only " << data.in_length_range << " sentences have " << o.min_words << "–" << o.max_words
@@ -74,9 +82,11 @@ Json write_wordorder(const WordOrderJob& a) {
               << data.splits[0].sentences.size() << ", calibration " << data.splits[1].sentences.size() << ", test "
               << data.splits[2].sentences.size() << ", shifted " << data.splits[3].sentences.size() << "\n";
   }
+}
 
-  std::set<std::string> training_set(data.splits[0].sentences.begin(), data.splits[0].sentences.end());
-  AtomicDir out(a.output, a.overwrite);
+// Writes each split's NAME.jsonl into `dir`; returns the manifest's "splits" object (one entry per split).
+Json write_splits(const fs::path& dir, const WordOrderData& data, const std::set<std::string>& training_set,
+                  const WordOrderOptions& o) {
   Json splits = Json::object();
   for (size_t i = 0; i < data.splits.size(); ++i) {
     const auto& split = data.splits[i];
@@ -90,7 +100,7 @@ Json write_wordorder(const WordOrderJob& a) {
       overlap += i > 0 && training_set.count(record.original_document);
     }
     const std::string file = split.name + ".jsonl";
-    write_file(out.path() / file, text);
+    write_file(dir / file, text);
     Json entry = {{"file", file},
                   {"records", split.records.size()},
                   {"assigned", split.sentences.size()},
@@ -104,7 +114,12 @@ Json write_wordorder(const WordOrderJob& a) {
       std::cerr << "note: " << file << ": " << split.skipped << " sentence(s) skipped (no prefix, or the last "
                 << o.multiset_size << " words hold fewer than 2 distinct strings)\n";
   }
-  // Sentences in no split: a pretraining corpus that shares no sentence with the task splits.
+  return splits;
+}
+
+// Sentences in no split: a pretraining corpus that shares no sentence with the task splits.
+// Writes remaining.txt into `dir`; returns its manifest entry.
+Json write_remaining(const fs::path& dir, const WordOrderData& data, const std::vector<std::string>& corpus) {
   std::set<std::string> assigned;
   for (size_t i = 0; i < data.splits.size(); ++i)
     assigned.insert(data.splits[i].sentences.begin(), data.splits[i].sentences.end());
@@ -115,8 +130,32 @@ Json write_wordorder(const WordOrderJob& a) {
       remaining += sentence + "\n";
       ++remaining_count;
     }
-  write_file(out.path() / "remaining.txt", remaining);
-  splits["remaining"] = {{"file", "remaining.txt"}, {"sentences", remaining_count}, {"sha256", sha256_hex(remaining)}};
+  write_file(dir / "remaining.txt", remaining);
+  return {{"file", "remaining.txt"}, {"sentences", remaining_count}, {"sha256", sha256_hex(remaining)}};
+}
+
+}  // namespace
+
+Json write_wordorder(const WordOrderJob& a) {
+  const auto& o = a.options;
+  const ExtraSpecs extra_specs = checked_extra_tests(a);
+  refuse_existing_output(a.output, a.overwrite);
+
+  // Sources: WordNet and/or files, concatenated in the order given, then deduplicated.
+  std::vector<std::string> corpus;
+  Json sources = read_corpus(a, corpus);
+  const int64_t total_read = (int64_t)corpus.size();
+  const int64_t duplicates = deduplicate(corpus);
+  std::vector<std::pair<std::string, std::vector<std::string>>> extras;
+  Json extra_sources = read_extra_tests(extra_specs, extras);
+
+  auto data = build_wordorder(corpus, extras, o);
+  warn_if_scaled_down(data, o);
+
+  std::set<std::string> training_set(data.splits[0].sentences.begin(), data.splits[0].sentences.end());
+  AtomicDir out(a.output, a.overwrite);
+  Json splits = write_splits(out.path(), data, training_set, o);
+  splits["remaining"] = write_remaining(out.path(), data, corpus);
   Json manifest = {{"format", "sdmlm-wordorder-v1"},
                    {"sdmlm_version", version()},
                    {"seed", o.seed},

@@ -115,6 +115,22 @@ class Finetuner {
                                 const std::string& purpose, uint64_t round, bool generate, NegativeCache& cache,
                                 std::vector<std::pair<size_t, std::string>>& added, int64_t* generated, int64_t* hard,
                                 std::vector<std::pair<size_t, std::string>>* responses = nullptr);
+  void generate_hard_negatives(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
+                               const std::vector<size_t>& to_generate, NegativeCache& cache,
+                               std::vector<std::pair<size_t, std::string>>& added, int64_t* generated, int64_t* hard,
+                               std::vector<std::pair<size_t, std::string>>* generations);
+  void build_sequences(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
+                       const NegativeCache& cache, std::vector<Rng>& rngs, std::vector<Prepared>& out);
+  fs::path latest_checkpoint() const;
+  void setup();
+  void plan_schedule();
+  // Tokens and seconds of the optimizer steps since the run (or resume) began, for the tok/s shown.
+  struct ThroughputWindow {
+    double tokens = 0, seconds = 0;
+  };
+  double train_step(int64_t epoch, const std::vector<size_t>& docs, const SdmLayer* layer,
+                    std::vector<torch::Tensor>& parameters, ThroughputWindow& window);
+  FinetuneSummary finish(const std::vector<torch::Tensor>& parameters, Clock::time_point started);
   // The documents of this rank among a step's `docs` (all of them in one process).
   std::vector<size_t> my_share(const std::vector<size_t>& docs) const;
   // Gives every rank the hard negatives the others added to `cache` during one round of prepare.
@@ -139,7 +155,7 @@ class Finetuner {
   std::vector<TaskRecord> train_, eval_;
   std::vector<Sequence> positives_train_;
   RunState state_;
-  int64_t steps_per_epoch_ = 0, total_steps_ = 0, warmup_ = 0, pad_id_ = 0;
+  int64_t effective_batch_ = 0, steps_per_epoch_ = 0, total_steps_ = 0, warmup_ = 0, pad_id_ = 0;
   std::vector<int64_t> eval_points_;
   Json representation_;
 };
@@ -218,6 +234,14 @@ void Finetuner::append_metrics(const Json& line) {
   if (!out) fail_io((run_ / "metrics.jsonl").string() + ": write failed");
 }
 
+// The random draws of one round, which exact resume depends on: every document k of the round
+// has its own stream keyed by (seed, purpose, round, document), drawn in this order —
+//   1. uniform: y = 1 when below positive_probability;
+//   2. uniform: asks for an online generation when below hard_negative_probability (drawn for
+//      every document, used only when y = 0 and generation is on);
+//   3. (y = 0 only, in build_sequences) static_negative's draws, then a uniform choosing a cached
+//      hard negative when below hard_negative_diversity, then below(cache size) to pick one.
+// Generation itself draws nothing (greedy), so the streams do not depend on what it wrote.
 std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
                                          const std::string& purpose, uint64_t round, bool generate,
                                          NegativeCache& cache, std::vector<std::pair<size_t, std::string>>& added,
@@ -229,33 +253,49 @@ std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records,
   for (size_t k = 0; k < docs.size(); ++k) {
     rngs.push_back(keyed_rng(o_.seed, purpose, round, docs[k]));
     out[k].record = docs[k];
-    out[k].label = rngs[k].uniform() < o_.positive_probability ? 1 : 0;
-    const bool gen = rngs[k].uniform() < o_.hard_negative_probability;
+    out[k].label = rngs[k].uniform() < o_.positive_probability ? 1 : 0;  // draw 1
+    const bool gen = rngs[k].uniform() < o_.hard_negative_probability;   // draw 2
     if (out[k].label == 0 && generate && gen) to_generate.push_back(k);
   }
-  if (!to_generate.empty()) {
-    auto t0 = Clock::now();
-    std::vector<std::vector<ChatMessage>> prompts;
-    std::vector<TaskRecord> asked;
-    for (size_t k : to_generate) {
-      prompts.push_back(encoder_->turns(records[docs[k]]));
-      asked.push_back(records[docs[k]]);
-    }
-    auto responses =
-        generate_responses(*model_, *encoder_, prompts, o_.max_generation_new_tokens, o_.generation_batch_size);
-    const auto rewards = task::judge(*reward_, reward_queries(asked, responses));
-    for (size_t j = 0; j < to_generate.size(); ++j) {
-      const TaskRecord& r = asked[j];
-      if (generations) generations->emplace_back(docs[to_generate[j]], responses[j]);
-      if (rewards[j] == task::Reward::kHardNegative) {
-        cache_add(cache, r.id, task::format_malformed(responses[j]).response);
-        added.emplace_back(docs[to_generate[j]], task::format_malformed(responses[j]).response);
-        ++*hard;
-      }
-    }
-    *generated += (int64_t)to_generate.size();
-    state_.timing.generation += since(t0);
+  if (!to_generate.empty())
+    generate_hard_negatives(records, docs, to_generate, cache, added, generated, hard, generations);
+  build_sequences(records, docs, cache, rngs, out);
+  return out;
+}
+
+// Online generation for the documents `to_generate` (indices into docs); each response the reward
+// check marks a hard negative joins `cache` (and `added`, for sync_cache).
+void Finetuner::generate_hard_negatives(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
+                                        const std::vector<size_t>& to_generate, NegativeCache& cache,
+                                        std::vector<std::pair<size_t, std::string>>& added, int64_t* generated,
+                                        int64_t* hard, std::vector<std::pair<size_t, std::string>>* generations) {
+  auto t0 = Clock::now();
+  std::vector<std::vector<ChatMessage>> prompts;
+  std::vector<TaskRecord> asked;
+  for (size_t k : to_generate) {
+    prompts.push_back(encoder_->turns(records[docs[k]]));
+    asked.push_back(records[docs[k]]);
   }
+  auto responses =
+      generate_responses(*model_, *encoder_, prompts, o_.max_generation_new_tokens, o_.generation_batch_size);
+  const auto rewards = task::judge(*reward_, reward_queries(asked, responses));
+  for (size_t j = 0; j < to_generate.size(); ++j) {
+    const TaskRecord& r = asked[j];
+    if (generations) generations->emplace_back(docs[to_generate[j]], responses[j]);
+    if (rewards[j] == task::Reward::kHardNegative) {
+      cache_add(cache, r.id, task::format_malformed(responses[j]).response);
+      added.emplace_back(docs[to_generate[j]], task::format_malformed(responses[j]).response);
+      ++*hard;
+    }
+  }
+  *generated += (int64_t)to_generate.size();
+  state_.timing.generation += since(t0);
+}
+
+// Each document's training sequence: the reference completion for y = 1; for y = 0 a static
+// negative or (draw 3) one of its cached hard negatives.
+void Finetuner::build_sequences(const std::vector<TaskRecord>& records, const std::vector<size_t>& docs,
+                                const NegativeCache& cache, std::vector<Rng>& rngs, std::vector<Prepared>& out) {
   for (size_t k = 0; k < docs.size(); ++k) {
     const TaskRecord& r = records[docs[k]];
     Prepared& p = out[k];
@@ -274,7 +314,6 @@ std::vector<Prepared> Finetuner::prepare(const std::vector<TaskRecord>& records,
     p.sequence = encoder_->encode(encoder_->turns(r), f.response);
     p.verification = f.verification;
   }
-  return out;
 }
 
 double Finetuner::forward_loss(const std::vector<TaskRecord>& records, std::vector<Prepared>& docs,
@@ -461,9 +500,24 @@ void Finetuner::load_checkpoint(const fs::path& dir) {
   write_file_atomic(run_ / "metrics.jsonl", kept);
 }
 
-FinetuneSummary Finetuner::run() {
-  validate();
-  const auto started = Clock::now();
+// The newest complete checkpoint of the run directory (empty when none or not resuming).
+fs::path Finetuner::latest_checkpoint() const {
+  fs::path latest;
+  if (!o_.resume || !fs::exists(run_ / "checkpoints")) return latest;
+  int64_t best = -1;
+  for (const auto& entry : fs::directory_iterator(run_ / "checkpoints")) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && fs::exists(entry.path() / "state.json") && std::stoll(name.substr(5)) > best) {
+      best = std::stoll(name.substr(5));
+      latest = entry.path();
+    }
+  }
+  return latest;
+}
+
+// Data, reward check, run directory, model (from the newest checkpoint when resuming), tokenizer,
+// encoder and optimizer; a resumed run also restores RunState and the optimizer's moments.
+void Finetuner::setup() {
   dist::init(o_.device);
   o_.device = dist::device_for_rank(o_.device);
   TaskData train = load_task_data(o_.data / "train.jsonl", o_.train_limit);
@@ -472,19 +526,7 @@ FinetuneSummary Finetuner::run() {
   if (o_.reward.empty()) o_.reward = train.default_reward;
   reward_ = task::RewardCheck::parse(o_.reward);
   open_run_dir();
-  fs::path latest;
-  if (o_.resume) {
-    int64_t best = -1;
-    if (fs::exists(run_ / "checkpoints"))
-      for (const auto& entry : fs::directory_iterator(run_ / "checkpoints")) {
-        const std::string name = entry.path().filename().string();
-        if (name.rfind("step-", 0) == 0 && fs::exists(entry.path() / "state.json") &&
-            std::stoll(name.substr(5)) > best) {
-          best = std::stoll(name.substr(5));
-          latest = entry.path();
-        }
-      }
-  }
+  const fs::path latest = latest_checkpoint();
   model_ = lm::CausalLM::load(latest.empty() ? o_.model : latest, o_.device);
   model_->make_trainable();
   model_->set_gradient_checkpointing(o_.gradient_checkpointing);
@@ -501,9 +543,13 @@ FinetuneSummary Finetuner::run() {
                      {"model", o_.model.filename().string()},
                      {"inputTemplate", "phi3-chat/verification"},
                      {"fingerprint", "sdmlm-verification-" + feature_layout_name(o_.sdm.layout)}};
+}
 
-  const int64_t effective = o_.batch_size * o_.gradient_accumulation_steps * dist::world().size;
-  steps_per_epoch_ = ((int64_t)train_.size() + effective - 1) / effective;
+// Steps per epoch over every rank's documents, warm-up, and the steps after which to evaluate
+// (every --eval_steps, else at the middle and the end of each epoch).
+void Finetuner::plan_schedule() {
+  effective_batch_ = o_.batch_size * o_.gradient_accumulation_steps * dist::world().size;
+  steps_per_epoch_ = ((int64_t)train_.size() + effective_batch_ - 1) / effective_batch_;
   total_steps_ = steps_per_epoch_ * o_.epochs;
   warmup_ = (int64_t)std::llround(o_.warmup_ratio * (double)total_steps_);
   for (int64_t s = 1; s <= total_steps_; ++s) {
@@ -512,79 +558,57 @@ FinetuneSummary Finetuner::run() {
                                          : (in_epoch == (steps_per_epoch_ + 1) / 2 || in_epoch == steps_per_epoch_);
     if (point) eval_points_.push_back(s);
   }
-  Progress bar("finetune " + finetune_loss_name(o_.loss), total_steps_, o_.progress && dist::world().main());
-  std::vector<torch::Tensor> parameters;
-  for (const auto& [name, p] : model_->named_parameters()) parameters.push_back(p);
-  double window_tokens = 0, window_seconds = 0;
-  while (state_.step < total_steps_) {
-    const int64_t epoch = state_.step / steps_per_epoch_;
-    const int64_t first = state_.step % steps_per_epoch_;
-    std::optional<SdmLayer> layer;
-    if (o_.loss == FinetuneLoss::kSdm) layer = layer_for_epoch(epoch);
-    Rng order_rng = keyed_rng(o_.seed, "train/order", (uint64_t)epoch);
-    auto order = order_rng.permutation((int64_t)train_.size());
-    for (int64_t s = first; s < steps_per_epoch_; ++s) {
-      auto t0 = Clock::now();
-      std::vector<size_t> docs;
-      for (int64_t i = s * effective; i < std::min<int64_t>((int64_t)train_.size(), (s + 1) * effective); ++i)
-        docs.push_back((size_t)order[(size_t)i]);
-      int64_t generated = 0, hard = 0, tokens = 0, loss_tokens = 0;
-      std::vector<std::pair<size_t, std::string>> added;
-      auto prepared = prepare(train_, my_share(docs), "train/document", (uint64_t)epoch, /*generate=*/epoch >= 1,
-                              state_.train_current, added, &generated, &hard);
-      sync_cache(state_.train_current, added, train_);
-      for (const auto& p : prepared) loss_tokens += loss_token_count(p.sequence);
-      loss_tokens = dist::all_reduce_sum(loss_tokens);  // the step's token mean is over every rank's tokens
-      auto t1 = Clock::now();
-      double sum = forward_loss(train_, prepared, layer ? &*layer : nullptr, (double)std::max<int64_t>(1, loss_tokens),
-                                true, &tokens);
-      const auto t_reduce = Clock::now();
-      dist::all_reduce_gradients(parameters);
-      const double reduce_seconds = since(t_reduce);
-      const auto totals = dist::all_reduce_sum({sum, (double)tokens, (double)generated, (double)hard});
-      sum = totals[0];
-      tokens = (int64_t)totals[1];
-      generated = (int64_t)totals[2];
-      hard = (int64_t)totals[3];
-      const double lr = scheduled_lr(o_.optimizer.learning_rate, state_.step, warmup_, total_steps_);
-      const double norm = optimizer_->step(lr);
-      const double step_seconds = since(t1);
-      state_.timing.lm_steps += step_seconds;
-      state_.step++;
-      window_tokens += (double)tokens;
-      window_seconds += step_seconds;
-      const double loss = sum / (double)std::max<int64_t>(1, loss_tokens);
-      append_metrics({{"type", "step"},
-                      {"step", state_.step},
-                      {"epoch", (double)state_.step / (double)steps_per_epoch_},
-                      {"loss", loss},
-                      {"learning_rate", lr},
-                      {"grad_norm", norm},
-                      {"documents", docs.size()},
-                      {"tokens", tokens},
-                      {"loss_tokens", loss_tokens},
-                      {"generated", generated},
-                      {"hard_negatives", hard},
-                      {"seconds", since(t0)},
-                      {"allreduce_seconds", reduce_seconds}});
-      char extra[96];
-      std::snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, window_tokens / std::max(1e-9, window_seconds));
-      bar.update(state_.step, extra);
-      const bool epoch_end = s + 1 == steps_per_epoch_;
-      if (epoch_end) {  // reference §5.11: this epoch's generations feed the next epoch's layer; reset
-        state_.train_previous = state_.train_current;
-        state_.train_current.clear();
-      }
-      const bool eval_now = std::binary_search(eval_points_.begin(), eval_points_.end(), state_.step);
-      if (eval_now) evaluate();
-      if (eval_now || epoch_end) save_checkpoint();
-      if (o_.stop_after_steps > 0 && state_.step >= o_.stop_after_steps && state_.step < total_steps_) {
-        bar.finish("stopped");
-        return {state_.step, state_.best_step, state_.best_loss, since(started), state_.timing.to_json()};
-      }
-    }
-  }
-  bar.finish();
+}
+
+// One optimizer step over the documents `docs` of epoch `epoch`: prepare (draws, online
+// generation), forward/backward, gradient all-reduce, AdamW; appends the step's metrics line and
+// returns its token-mean loss.
+double Finetuner::train_step(int64_t epoch, const std::vector<size_t>& docs, const SdmLayer* layer,
+                             std::vector<torch::Tensor>& parameters, ThroughputWindow& window) {
+  auto t0 = Clock::now();
+  int64_t generated = 0, hard = 0, tokens = 0, loss_tokens = 0;
+  std::vector<std::pair<size_t, std::string>> added;
+  auto prepared = prepare(train_, my_share(docs), "train/document", (uint64_t)epoch, /*generate=*/epoch >= 1,
+                          state_.train_current, added, &generated, &hard);
+  sync_cache(state_.train_current, added, train_);
+  for (const auto& p : prepared) loss_tokens += loss_token_count(p.sequence);
+  loss_tokens = dist::all_reduce_sum(loss_tokens);  // the step's token mean is over every rank's tokens
+  auto t1 = Clock::now();
+  double sum = forward_loss(train_, prepared, layer, (double)std::max<int64_t>(1, loss_tokens), true, &tokens);
+  const auto t_reduce = Clock::now();
+  dist::all_reduce_gradients(parameters);
+  const double reduce_seconds = since(t_reduce);
+  const auto totals = dist::all_reduce_sum({sum, (double)tokens, (double)generated, (double)hard});
+  sum = totals[0];
+  tokens = (int64_t)totals[1];
+  generated = (int64_t)totals[2];
+  hard = (int64_t)totals[3];
+  const double lr = scheduled_lr(o_.optimizer.learning_rate, state_.step, warmup_, total_steps_);
+  const double norm = optimizer_->step(lr);
+  const double step_seconds = since(t1);
+  state_.timing.lm_steps += step_seconds;
+  state_.step++;
+  window.tokens += (double)tokens;
+  window.seconds += step_seconds;
+  const double loss = sum / (double)std::max<int64_t>(1, loss_tokens);
+  append_metrics({{"type", "step"},
+                  {"step", state_.step},
+                  {"epoch", (double)state_.step / (double)steps_per_epoch_},
+                  {"loss", loss},
+                  {"learning_rate", lr},
+                  {"grad_norm", norm},
+                  {"documents", docs.size()},
+                  {"tokens", tokens},
+                  {"loss_tokens", loss_tokens},
+                  {"generated", generated},
+                  {"hard_negatives", hard},
+                  {"seconds", since(t0)},
+                  {"allreduce_seconds", reduce_seconds}});
+  return loss;
+}
+
+// The final weights and summary.json, once every rank holds the same weights.
+FinetuneSummary Finetuner::finish(const std::vector<torch::Tensor>& parameters, Clock::time_point started) {
   dist::check_replicas(parameters, "the trained weights");
   if (dist::world().main()) {
     AtomicDir final_dir(run_ / "final", /*overwrite=*/true);
@@ -603,6 +627,53 @@ FinetuneSummary Finetuner::run() {
   if (dist::world().main()) write_file_atomic(run_ / "summary.json", out.dump(2) + "\n");
   dist::barrier();  // the run directory is complete when any rank returns
   return summary;
+}
+
+FinetuneSummary Finetuner::run() {
+  validate();
+  const auto started = Clock::now();
+  setup();
+  plan_schedule();
+  const int64_t resumed_at = state_.step;
+  Progress bar("finetune " + finetune_loss_name(o_.loss), total_steps_, o_.progress && dist::world().main(),
+               resumed_at);
+  std::vector<torch::Tensor> parameters;
+  for (const auto& [name, p] : model_->named_parameters()) parameters.push_back(p);
+  ThroughputWindow window;
+  while (state_.step < total_steps_) {
+    const int64_t epoch = state_.step / steps_per_epoch_;
+    const int64_t first = state_.step % steps_per_epoch_;
+    std::optional<SdmLayer> layer;
+    if (o_.loss == FinetuneLoss::kSdm) layer = layer_for_epoch(epoch);
+    // The epoch's document order is keyed by (seed, epoch) alone, so a resumed run re-draws the
+    // same order and skips its first `first` steps.
+    Rng order_rng = keyed_rng(o_.seed, "train/order", (uint64_t)epoch);
+    auto order = order_rng.permutation((int64_t)train_.size());
+    for (int64_t s = first; s < steps_per_epoch_; ++s) {
+      std::vector<size_t> docs;
+      for (int64_t i = s * effective_batch_; i < std::min<int64_t>((int64_t)train_.size(), (s + 1) * effective_batch_);
+           ++i)
+        docs.push_back((size_t)order[(size_t)i]);
+      const double loss = train_step(epoch, docs, layer ? &*layer : nullptr, parameters, window);
+      char extra[96];
+      std::snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, window.tokens / std::max(1e-9, window.seconds));
+      bar.update(state_.step, extra);
+      const bool epoch_end = s + 1 == steps_per_epoch_;
+      if (epoch_end) {  // reference §5.11: this epoch's generations feed the next epoch's layer; reset
+        state_.train_previous = state_.train_current;
+        state_.train_current.clear();
+      }
+      const bool eval_now = std::binary_search(eval_points_.begin(), eval_points_.end(), state_.step);
+      if (eval_now) evaluate();
+      if (eval_now || epoch_end) save_checkpoint();
+      if (o_.stop_after_steps > 0 && state_.step >= o_.stop_after_steps && state_.step < total_steps_) {
+        bar.finish("stopped");
+        return {state_.step, state_.best_step, state_.best_loss, since(started), state_.timing.to_json()};
+      }
+    }
+  }
+  bar.finish();
+  return finish(parameters, started);
 }
 
 }  // namespace

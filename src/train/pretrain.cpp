@@ -40,10 +40,6 @@ std::string distractor(const std::vector<std::string>& sentences, Rng& rng, int6
   return task::join_words(words, start, start + n);
 }
 
-// `progress` ∈ [0, 1] of the run: distractors grow from none to their full length over the first
-// half, and copy items scramble their words — all of them at first, a quarter from half-way on —
-// so that only copying, not language modelling, predicts the answer: a curriculum that makes the
-// copying (induction) circuit form early instead of by chance.
 // `count` words drawn as consecutive runs from several random sentences (a long distractor).
 std::string long_distractor(const std::vector<std::string>& sentences, Rng& rng, int64_t count) {
   std::string out;
@@ -91,6 +87,10 @@ Sequence chat_item(const Tokenizer& tok, const ChatFormat& format, const std::st
   return item;
 }
 
+// `progress` ∈ [0, 1] of the run: distractors grow from none to their full length over the first
+// half, and copy items scramble their words — all of them at first, a quarter from half-way on —
+// so that only copying, not language modelling, predicts the answer: a curriculum that makes the
+// copying (induction) circuit form early instead of by chance.
 Sequence make_item(const std::vector<std::string>& sentences, const std::string& sentence, const Tokenizer& tok,
                    const ChatFormat& format, Rng& rng, double copy_fraction, double progress, int64_t trailing_words,
                    double task_fraction, bool answer_only) {
@@ -236,22 +236,124 @@ double task_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const Chat
 
 }  // namespace
 
-Json pretrain(const PretrainOptions& options) {
-  using Clock = std::chrono::steady_clock;
-  PretrainOptions o = options;
-  // A data-parallel job (sdmlm/dist.h): --batch_size items per rank; rank r draws items
-  // [r·batch, (r+1)·batch) of the step's batch × world, so every world size sees the same items
-  // for the same batch × world; gradients are summed over the ranks; rank 0 writes.
-  dist::init(o.device);
-  const dist::World& world = dist::world();
-  o.device = dist::device_for_rank(o.device);
+namespace {
+
+void validate_options(const PretrainOptions& o) {
   if (o.steps < 1 || o.batch_size < 1) fail_usage("--steps and --batch_size must be at least 1");
   if (!(o.copy_fraction >= 0 && o.copy_fraction <= 1)) fail_usage("--copy_fraction must be in [0, 1]");
   if (o.trailing_words < 1) fail_usage("--trailing_words must be at least 1");
   if (!(o.task_fraction >= 0 && o.task_fraction <= 1)) fail_usage("--task_fraction must be in [0, 1]");
   if (o.loss_on != "all" && o.loss_on != "answer")
     fail_usage("--loss_on must be all or answer, got \"" + o.loss_on + "\"");
+}
+
+// What `OUTPUT.checkpoint/state.json` holds beside the weights and the optimizer's moments: the
+// next step, the loss log (one entry per 100 steps) and the steps since its last entry, so that a
+// resumed run logs the same means as one that was never stopped. (Checkpoints written before
+// loss_sum/loss_count were kept resume with an empty window.)
+struct PretrainState {
+  int64_t step = 0;
+  Json log = Json::array();
+  double loss_sum = 0;
+  int64_t loss_count = 0;
+  Json to_json() const { return {{"step", step}, {"log", log}, {"loss_sum", loss_sum}, {"loss_count", loss_count}}; }
+  static PretrainState from_json(const Json& j) {
+    PretrainState s;
+    s.step = j.at("step").get<int64_t>();
+    s.log = j.at("log");
+    s.loss_sum = j.value("loss_sum", 0.0);
+    s.loss_count = j.value("loss_count", (int64_t)0);
+    return s;
+  }
+};
+
+// This rank's items of step `step`: item i of rank r is drawn from keyed_rng(seed, step, r·batch + i),
+// so every world size sees the same items for the same batch × world, and a resumed run the same.
+std::vector<Sequence> step_items(const PretrainOptions& o, const std::vector<std::string>& sentences,
+                                 const Tokenizer& tok, const ChatFormat& format, int64_t step, int rank) {
   const bool answer_only = o.loss_on == "answer";
+  std::vector<Sequence> items((size_t)o.batch_size);
+  for (int64_t i = 0; i < o.batch_size; ++i) {
+    Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)(rank * o.batch_size + i));
+    const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
+    items[(size_t)i] = make_item(sentences, sentence, tok, format, rng, o.copy_fraction, (double)step / (double)o.steps,
+                                 o.trailing_words, o.task_fraction, answer_only);
+    if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
+  }
+  return items;
+}
+
+// Forward and backward of this rank's items, in groups of similar length, each group's loss
+// divided by the step's token count over every rank (`loss_tokens`) so the gradients add up to the
+// batch's mean; returns this rank's share of the step's mean loss.
+double accumulate_gradients(const lm::CausalLM& model, const std::vector<Sequence>& items, int64_t pad,
+                            int64_t loss_tokens) {
+  double step_loss = 0;
+  for (const auto& group : length_groups(items, kGroupOverhead)) {
+    std::vector<const Sequence*> seqs;
+    for (size_t i : group) seqs.push_back(&items[i]);
+    Batch b = collate(seqs, pad, model.device());
+    auto hidden = model.forward(b.ids, {}, nullptr, false, false).hidden;
+    auto loss = next_token_loss_sum(model, hidden, b.labels) / (double)std::max<int64_t>(1, loss_tokens);
+    loss.backward();
+    step_loss += loss.item<double>();
+  }
+  return step_loss;
+}
+
+void save_checkpoint(const fs::path& checkpoint, const lm::CausalLM& model, const AdamW& optimizer,
+                     const PretrainState& state) {
+  AtomicDir dir(checkpoint, /*overwrite=*/true);
+  model.save(dir.path());
+  optimizer.save(dir.path() / "optimizer.safetensors");
+  write_file(dir.path() / "state.json", state.to_json().dump() + "\n");
+  dir.publish();
+}
+
+// Rank 0 after the last step: the greedy copy and task checks on 64 corpus sentences each, then
+// the model and pretrain.json published together.
+Json check_and_publish(const PretrainOptions& o, const lm::CausalLM& model, const Tokenizer& tok,
+                       const ChatFormat& format, const std::vector<std::string>& sentences, const Json& log,
+                       int world_size, std::chrono::steady_clock::time_point started, double tokens_per_second) {
+  const double copy = copy_accuracy(model, tok, format, sentences, o.seed, 64);
+  std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
+  const double task = task_accuracy(model, tok, format, sentences, o.seed, 64);
+  std::cerr << "task accuracy (64 task prompts from corpus sentences, greedy): " << task << "\n";
+  Json summary = {{"steps", o.steps},
+                  {"copy_accuracy", copy},
+                  {"task_accuracy", task},
+                  {"task_fraction", o.task_fraction},
+                  {"loss_on", o.loss_on},
+                  {"batch_size", o.batch_size},
+                  {"world_size", world_size},
+                  {"sentences", sentences.size()},
+                  {"copy_fraction", o.copy_fraction},
+                  {"trailing_words", o.trailing_words},
+                  {"learning_rate", o.learning_rate},
+                  {"seed", o.seed},
+                  {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
+                  {"tokens_per_second", tokens_per_second},
+                  {"loss", log}};
+  {
+    AtomicDir out(o.output, /*overwrite=*/true);
+    model.save(out.path());
+    write_file(out.path() / "pretrain.json", summary.dump(2) + "\n");
+    out.publish();
+  }
+  return summary;
+}
+
+}  // namespace
+
+Json pretrain(const PretrainOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  PretrainOptions o = options;
+  // A data-parallel job (sdmlm/dist.h): --batch_size items per rank (step_items); gradients are
+  // summed over the ranks; rank 0 writes.
+  dist::init(o.device);
+  const dist::World& world = dist::world();
+  o.device = dist::device_for_rank(o.device);
+  validate_options(o);
   const auto sentences = read_corpus(o.corpus);
   refuse_existing_output(o.output, o.overwrite);
   const fs::path checkpoint = o.output.string() + ".checkpoint";
@@ -264,74 +366,50 @@ Json pretrain(const PretrainOptions& options) {
   AdamWConfig config;
   config.learning_rate = o.learning_rate;
   AdamW optimizer(model->named_parameters(), config);
-  int64_t step = 0;
-  Json log = Json::array();
+  PretrainState state;
   if (resuming) {
     optimizer.load(checkpoint / "optimizer.safetensors");
-    Json state = json_read_file(checkpoint / "state.json");
-    step = state.at("step").get<int64_t>();
-    log = state.at("log");
-    std::cerr << "resuming pretraining at step " << step << "\n";
+    state = PretrainState::from_json(json_read_file(checkpoint / "state.json"));
+    std::cerr << "resuming pretraining at step " << state.step << "\n";
   }
   const int64_t warmup = (int64_t)std::llround(o.warmup_ratio * (double)o.steps);
-  Progress bar("pretrain", o.steps, o.progress && world.main());
+  Progress bar("pretrain", o.steps, o.progress && world.main(), state.step);
   std::vector<torch::Tensor> parameters;
   for (const auto& [name, p] : model->named_parameters()) parameters.push_back(p);
-  double loss_sum = 0, tokens_total = 0, seconds = 0;
-  int64_t loss_count = 0;
+  double tokens_total = 0, seconds = 0;  // this process's steps, for tok/s
   auto started = Clock::now();
-  for (; step < o.steps; ++step) {
-    std::vector<Sequence> items((size_t)o.batch_size);
-    for (int64_t i = 0; i < o.batch_size; ++i) {
-      Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)(world.rank * o.batch_size + i));
-      const std::string& sentence = sentences[(size_t)rng.below(sentences.size())];
-      items[(size_t)i] = make_item(sentences, sentence, *tok, format, rng, o.copy_fraction,
-                                   (double)step / (double)o.steps, o.trailing_words, o.task_fraction, answer_only);
-      if ((int64_t)items[(size_t)i].ids.size() > o.max_length) items[(size_t)i].ids.resize((size_t)o.max_length);
-    }
+  for (int64_t& step = state.step; step < o.steps;) {
+    const auto items = step_items(o, sentences, *tok, format, step, world.rank);
     int64_t item_loss_tokens = 0;
     double step_tokens = 0;
     for (const auto& s : items) item_loss_tokens += loss_token_count(s), step_tokens += (double)s.ids.size();
     auto t0 = Clock::now();
     const int64_t loss_tokens = dist::all_reduce_sum(item_loss_tokens);  // the token mean over every rank's items
-    double step_loss = 0;
-    for (const auto& group : length_groups(items, kGroupOverhead)) {
-      std::vector<const Sequence*> seqs;
-      for (size_t i : group) seqs.push_back(&items[i]);
-      Batch b = collate(seqs, pad, model->device());
-      auto hidden = model->forward(b.ids, {}, nullptr, false, false).hidden;
-      auto loss = next_token_loss_sum(*model, hidden, b.labels) / (double)std::max<int64_t>(1, loss_tokens);
-      loss.backward();
-      step_loss += loss.item<double>();
-    }
+    const double step_loss = accumulate_gradients(*model, items, pad, loss_tokens);
     dist::all_reduce_gradients(parameters);
     optimizer.step(scheduled_lr(o.learning_rate, step, warmup, o.steps));
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     const auto totals = dist::all_reduce_sum({step_tokens, step_loss});
     tokens_total += totals[0];
-    loss_sum += totals[1];
-    ++loss_count;
+    state.loss_sum += totals[1];
+    ++state.loss_count;
+    ++step;
     char extra[80];
-    std::snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s", loss_sum / (double)loss_count,
+    std::snprintf(extra, sizeof extra, "loss %.3f  %.0f tok/s", state.loss_sum / (double)state.loss_count,
                   tokens_total / std::max(1e-9, seconds));
-    bar.update(step + 1, extra);
-    if ((step + 1) % 100 == 0 || step + 1 == o.steps) {
-      log.push_back({{"step", step + 1}, {"loss", loss_sum / (double)loss_count}});
-      loss_sum = 0;
-      loss_count = 0;
+    bar.update(step, extra);
+    if (step % 100 == 0 || step == o.steps) {
+      state.log.push_back({{"step", step}, {"loss", state.loss_sum / (double)state.loss_count}});
+      state.loss_sum = 0;
+      state.loss_count = 0;
     }
-    const bool stop = o.stop_after_steps > 0 && step + 1 >= o.stop_after_steps && step + 1 < o.steps;
-    if ((((step + 1) % 250 == 0 && step + 1 < o.steps) || stop) && world.main()) {
-      AtomicDir dir(checkpoint, /*overwrite=*/true);
-      model->save(dir.path());
-      optimizer.save(dir.path() / "optimizer.safetensors");
-      write_file(dir.path() / "state.json", Json({{"step", step + 1}, {"log", log}}).dump() + "\n");
-      dir.publish();
-    }
+    const bool stop = o.stop_after_steps > 0 && step >= o.stop_after_steps && step < o.steps;
+    if (((step % 250 == 0 && step < o.steps) || stop) && world.main())
+      save_checkpoint(checkpoint, *model, optimizer, state);
     if (stop) {
       bar.finish("stopped");
-      return {{"stopped_at", step + 1},
-              {"loss", log},
+      return {{"stopped_at", step},
+              {"loss", state.log},
               {"checkpoint", checkpoint.string()},
               {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
               {"tokens_per_second", tokens_total / std::max(1e-9, seconds)}};
@@ -343,31 +421,8 @@ Json pretrain(const PretrainOptions& options) {
     dist::barrier();
     return {{"steps", o.steps}, {"rank", world.rank}};
   }
-  const double copy = copy_accuracy(*model, *tok, format, sentences, o.seed, 64);
-  std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
-  const double task = task_accuracy(*model, *tok, format, sentences, o.seed, 64);
-  std::cerr << "task accuracy (64 task prompts from corpus sentences, greedy): " << task << "\n";
-  Json summary = {{"steps", o.steps},
-                  {"copy_accuracy", copy},
-                  {"task_accuracy", task},
-                  {"task_fraction", o.task_fraction},
-                  {"loss_on", o.loss_on},
-                  {"batch_size", o.batch_size},
-                  {"world_size", world.size},
-                  {"sentences", sentences.size()},
-                  {"copy_fraction", o.copy_fraction},
-                  {"trailing_words", o.trailing_words},
-                  {"learning_rate", o.learning_rate},
-                  {"seed", o.seed},
-                  {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
-                  {"tokens_per_second", tokens_total / std::max(1e-9, seconds)},
-                  {"loss", log}};
-  {
-    AtomicDir out(o.output, /*overwrite=*/true);
-    model->save(out.path());
-    write_file(out.path() / "pretrain.json", summary.dump(2) + "\n");
-    out.publish();
-  }
+  Json summary = check_and_publish(o, *model, *tok, format, sentences, state.log, world.size, started,
+                                   tokens_total / std::max(1e-9, seconds));
   fs::remove_all(checkpoint);
   dist::barrier();
   return summary;

@@ -81,6 +81,84 @@ std::string npy_float32(const torch::Tensor& matrix) {
 
 std::string compact(const Json& value) { return value.dump(-1, ' ', false, Json::error_handler_t::strict); }
 
+// The verification features of every row, computed in batches of o.batch_size: [rows, dimension] on the CPU.
+torch::Tensor row_features(const std::vector<task::PromptRow>& rows, const EmbedOptions& o, const lm::CausalLM& model,
+                           const train::Encoder& encoder, int64_t pad) {
+  Progress progress("embed", (int64_t)rows.size(), o.progress);
+  std::vector<torch::Tensor> parts;
+  for (size_t start = 0; start < rows.size(); start += (size_t)o.batch_size) {
+    const size_t end = std::min(rows.size(), start + (size_t)o.batch_size);
+    std::vector<train::Sequence> seqs;
+    for (size_t i = start; i < end; ++i) {
+      seqs.push_back(encoder.encode_verification(encoder.turns(train::prompt_record(rows[i])),
+                                                 verification_text(rows[i].response)));
+    }
+    parts.push_back(train::compute_features(model, seqs, o.layout, pad, o.batch_size).to(torch::kCPU));
+    progress.update((int64_t)end);
+  }
+  progress.finish();
+  return torch::cat(parts, 0).contiguous();
+}
+
+// The SDK's .sdmdataset bundle (rows.jsonl, embeddings.npy, manifest.json), published atomically.
+void write_sdmdataset(const EmbedOptions& o, const std::vector<task::PromptRow>& rows, const torch::Tensor& features,
+                      int64_t dimension, const fs::path& model_dir, const std::string& fingerprint) {
+  AtomicDir out(o.output, o.overwrite);
+  std::string lines;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Json row = Json::object();
+    row["id"] = rows[i].id;
+    row["label"] = rows[i].label;  // −1: unlabeled
+    row["document"] = rows[i].response;
+    row["prompt"] = rows[i].prompt;
+    row["embeddingRow"] = (int64_t)i;
+    lines += compact(row) + "\n";
+  }
+  const std::string npy = npy_float32(features);
+  write_file(out.path() / "rows.jsonl", lines);
+  write_file(out.path() / "embeddings.npy", npy);
+  Json manifest = {{"format", "reexpress-dataset"},
+                   {"schemaVersion", 1},
+                   {"rowCount", rows.size()},
+                   {"rows", {{"path", "rows.jsonl"}, {"sha256", sha256_hex(lines)}}},
+                   {"matrices",
+                    {{"embedding",
+                      {{"path", "embeddings.npy"},
+                       {"dtype", "<f4"},
+                       {"shape", {rows.size(), dimension}},
+                       {"sha256", sha256_hex(npy)}}}}},
+                   {"representation",
+                    {{"provider", "sdmlm"},
+                     {"model", model_dir.string()},
+                     {"inputTemplate", "chat/verification-" + train::feature_layout_name(o.layout)},
+                     {"fingerprint", fingerprint}}}};
+  write_file(out.path() / "manifest.json", compact(manifest) + "\n");
+  out.publish();
+}
+
+// Estimator JSONL rows, each with its embedding inline, written atomically.
+void write_embedding_jsonl(const EmbedOptions& o, const std::vector<task::PromptRow>& rows,
+                           const torch::Tensor& features, int64_t dimension, const std::string& fingerprint) {
+  const float* data = features.data_ptr<float>();
+  auto embedding_of = [&](size_t i) {
+    Json a = Json::array();
+    for (int64_t j = 0; j < dimension; ++j) a.push_back((double)data[(int64_t)i * dimension + j]);
+    return a;
+  };
+  AtomicOutput out(o.output.string());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Json row = Json::object();
+    row["id"] = rows[i].id;
+    if (rows[i].label >= 0) row["label"] = rows[i].label;
+    row["embedding"] = embedding_of(i);
+    row["document"] = rows[i].response;
+    row["prompt"] = rows[i].prompt;
+    row["representationFingerprint"] = fingerprint;
+    out.stream() << compact(row) << "\n";
+  }
+  out.commit();
+}
+
 }  // namespace
 
 Json embed_rows(const EmbedOptions& o) {
@@ -94,74 +172,13 @@ Json embed_rows(const EmbedOptions& o) {
   train::Encoder encoder(*tok, model->config().model_type);
   torch::NoGradGuard no_grad;
   const int64_t pad = tok->pad_id.value_or(tok->eos_id.value_or(0));
-  Progress progress("embed", (int64_t)rows.size(), o.progress);
-  std::vector<torch::Tensor> parts;
-  for (size_t start = 0; start < rows.size(); start += (size_t)o.batch_size) {
-    const size_t end = std::min(rows.size(), start + (size_t)o.batch_size);
-    std::vector<train::Sequence> seqs;
-    for (size_t i = start; i < end; ++i) {
-      seqs.push_back(encoder.encode_verification(encoder.turns(train::prompt_record(rows[i])),
-                                                 verification_text(rows[i].response)));
-    }
-    parts.push_back(train::compute_features(*model, seqs, o.layout, pad, o.batch_size).to(torch::kCPU));
-    progress.update((int64_t)end);
-  }
-  progress.finish();
-  const torch::Tensor features = torch::cat(parts, 0).contiguous();
+  const torch::Tensor features = row_features(rows, o, *model, encoder, pad);
   const int64_t dimension = features.size(1);
-  const float* data = features.data_ptr<float>();
-  auto embedding_of = [&](size_t i) {
-    Json a = Json::array();
-    for (int64_t j = 0; j < dimension; ++j) a.push_back((double)data[(int64_t)i * dimension + j]);
-    return a;
-  };
   const bool bundle = o.output.extension() == ".sdmdataset";
-  if (bundle) {
-    AtomicDir out(o.output, o.overwrite);
-    std::string lines;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      Json row = Json::object();
-      row["id"] = rows[i].id;
-      row["label"] = rows[i].label;  // −1: unlabeled
-      row["document"] = rows[i].response;
-      row["prompt"] = rows[i].prompt;
-      row["embeddingRow"] = (int64_t)i;
-      lines += compact(row) + "\n";
-    }
-    const std::string npy = npy_float32(features);
-    write_file(out.path() / "rows.jsonl", lines);
-    write_file(out.path() / "embeddings.npy", npy);
-    Json manifest = {{"format", "reexpress-dataset"},
-                     {"schemaVersion", 1},
-                     {"rowCount", rows.size()},
-                     {"rows", {{"path", "rows.jsonl"}, {"sha256", sha256_hex(lines)}}},
-                     {"matrices",
-                      {{"embedding",
-                        {{"path", "embeddings.npy"},
-                         {"dtype", "<f4"},
-                         {"shape", {rows.size(), dimension}},
-                         {"sha256", sha256_hex(npy)}}}}},
-                     {"representation",
-                      {{"provider", "sdmlm"},
-                       {"model", model_dir.string()},
-                       {"inputTemplate", "chat/verification-" + train::feature_layout_name(o.layout)},
-                       {"fingerprint", fingerprint}}}};
-    write_file(out.path() / "manifest.json", compact(manifest) + "\n");
-    out.publish();
-  } else {
-    AtomicOutput out(o.output.string());
-    for (size_t i = 0; i < rows.size(); ++i) {
-      Json row = Json::object();
-      row["id"] = rows[i].id;
-      if (rows[i].label >= 0) row["label"] = rows[i].label;
-      row["embedding"] = embedding_of(i);
-      row["document"] = rows[i].response;
-      row["prompt"] = rows[i].prompt;
-      row["representationFingerprint"] = fingerprint;
-      out.stream() << compact(row) << "\n";
-    }
-    out.commit();
-  }
+  if (bundle)
+    write_sdmdataset(o, rows, features, dimension, model_dir, fingerprint);
+  else
+    write_embedding_jsonl(o, rows, features, dimension, fingerprint);
   return {{"rows", rows.size()},
           {"dimension", dimension},
           {"fingerprint", fingerprint},

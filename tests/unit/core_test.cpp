@@ -1,6 +1,8 @@
 // Core pieces: strict JSON, located JSONL errors, SHA-256, seeded RNG, atomic outputs.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "test_util.h"
 
 #include "sdmlm/core.h"
@@ -140,6 +142,16 @@ TEST(Format, Durations) {
   EXPECT_EQ(format_duration(12.34), "12.3s");
   EXPECT_EQ(format_duration(185), "3m05s");
   EXPECT_EQ(format_duration(3720), "1h02m");
+}
+
+// A resumed job's ETA is the rate of its own units: resumed at 2250 of 6000, 100 units in 60 s
+// leave 3650 units = 2190 s (not 60 · 3650 / 2350 as if the first 2250 had taken no time).
+TEST(Progress, EtaOfAResumedJobUsesOnlyItsOwnUnits) {
+  EXPECT_DOUBLE_EQ(progress_eta(60, 2350, 6000, 2250), 2190);
+  EXPECT_DOUBLE_EQ(progress_eta(60, 100, 400), 180);
+  EXPECT_TRUE(std::isnan(progress_eta(5, 2250, 6000, 2250)));  // nothing done yet by this process
+  EXPECT_TRUE(std::isnan(progress_eta(0, 0, 10)));
+  EXPECT_DOUBLE_EQ(progress_eta(30, 10, 10), 0);
 }
 
 }  // namespace

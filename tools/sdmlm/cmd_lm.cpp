@@ -156,9 +156,8 @@ void run_generate(const GenerateArgs& a) {
   }
 }
 
-}  // namespace
-
-void add_lm_commands(CLI::App& app, Runner& runner) {
+// `generate`: plain, or verified with --verifier; the options fill a GenerateArgs shared with the callback.
+void add_generate(CLI::App& app, Runner& runner) {
   auto a = std::make_shared<GenerateArgs>();
   auto* gen = app.add_subcommand("generate", "Generate from a Hugging Face decoder-only model (batched, KV cache)");
   gen->footer("Example: sdmlm generate --model models/tiny --prompt_ids 1,15,27 --max_new_tokens 8 --format json");
@@ -184,13 +183,14 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
       ->capture_default_str();
   gen->add_option("--alpha", a->alpha, "With --verifier: the HR region's alpha")->capture_default_str();
   gen->callback([&runner, a] { runner = [a] { run_generate(*a); }; });
+}
 
+// `tokenizer train`: a SentencePiece BPE tokenizer from text files.
+void add_tokenizer_train(CLI::App& tok_cmd, Runner& runner) {
   auto train_tok = std::make_shared<TokenizerTrainOptions>();
   auto train_paths = std::make_shared<std::pair<std::vector<std::string>, std::string>>();
-  auto* tok_cmd = app.add_subcommand("tokenizer", "Tokenizer utilities");
-  tok_cmd->require_subcommand(1);
   auto* tok_train =
-      tok_cmd->add_subcommand("train", "Train a SentencePiece BPE tokenizer (byte fallback, Phi-3 chat tokens)");
+      tok_cmd.add_subcommand("train", "Train a SentencePiece BPE tokenizer (byte fallback, Phi-3 chat tokens)");
   tok_train->footer("Example: sdmlm tokenizer train --input sentences.txt --vocab_size 2000 --output tok/");
   tok_train->add_option("--input", train_paths->first, "Text files, one sentence per line")->required();
   tok_train->add_option("--vocab_size", train_tok->vocab_size, "Vocabulary size")->capture_default_str();
@@ -207,15 +207,16 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
       tokenizer_train(o);
     };
   });
+}
 
-  auto* model_cmd = app.add_subcommand("model", "Model utilities");
-  model_cmd->require_subcommand(1);
+// `model convert`: load a model and save it again in a dtype.
+void add_model_convert(CLI::App& model_cmd, Runner& runner) {
   struct ConvertArgs {
     std::string source, output, dtype = "float32";
   };
   auto conv = std::make_shared<ConvertArgs>();
   auto* convert =
-      model_cmd->add_subcommand("convert", "Load a model and save it (HF layout, one safetensors file) in a dtype");
+      model_cmd.add_subcommand("convert", "Load a model and save it (HF layout, one safetensors file) in a dtype");
   convert->add_option("--model", conv->source, "Source model directory")->required();
   convert->add_option("--output", conv->output, "Destination directory (written atomically)")->required();
   convert->add_option("--dtype", conv->dtype, "float32, bfloat16 or float16")->capture_default_str();
@@ -226,9 +227,32 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
       lm::CausalLM::load(source, torch::kCPU, parse_dtype(dtype))->save(output);
     };
   });
+}
+
+// `model init`: the vocabulary size and special ids come from --tokenizer when given (its files are copied).
+void run_model_init(const lm::InitOptions& init, const std::pair<std::string, std::string>& init_paths) {
+  lm::InitOptions o = init;
+  o.output = init_paths.second;
+  if (!init_paths.first.empty()) {
+    o.tokenizer_dir = init_paths.first;
+    auto tok = Tokenizer::load(o.tokenizer_dir);
+    if (o.vocab_size == 0) o.vocab_size = tok->vocab_size();
+    if (o.vocab_size < tok->vocab_size())
+      fail_usage("--vocab_size " + std::to_string(o.vocab_size) + " is smaller than the tokenizer's " +
+                 std::to_string(tok->vocab_size()));
+    o.bos_token_id = tok->bos_id;
+    if (tok->eos_id) o.eos_token_ids = {*tok->eos_id};
+    o.pad_token_id = tok->pad_id;
+  }
+  if (o.vocab_size == 0) fail_usage("give --tokenizer or --vocab_size");
+  lm::init_model(o);
+}
+
+// `model init`: a seeded random base model, shaped by a preset and the shape options.
+void add_model_init(CLI::App& model_cmd, Runner& runner) {
   auto init = std::make_shared<lm::InitOptions>();
   auto init_paths = std::make_shared<std::pair<std::string, std::string>>();
-  auto* init_cmd = model_cmd->add_subcommand("init", "A seeded random base model (HF format) for CPU-scale work");
+  auto* init_cmd = model_cmd.add_subcommand("init", "A seeded random base model (HF format) for CPU-scale work");
   init_cmd->footer(
       "Presets: tiny = hidden 128, 4 layers, 4 heads (2 kv), MLP 384, context 512; "
       "small = hidden 384, 8 layers, 6 heads (2 kv), MLP 1024, context 1024; the shape options override the preset's.\n"
@@ -246,29 +270,15 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
   init_cmd->add_option("--seed", init->seed, "Initialisation seed")->capture_default_str();
   init_cmd->add_option("--output", init_paths->second, "Destination directory")->required();
   init_cmd->add_flag("--overwrite", init->overwrite, "Replace an existing directory");
-  init_cmd->callback([&runner, init, init_paths] {
-    runner = [init, init_paths] {
-      lm::InitOptions o = *init;
-      o.output = init_paths->second;
-      if (!init_paths->first.empty()) {
-        o.tokenizer_dir = init_paths->first;
-        auto tok = Tokenizer::load(o.tokenizer_dir);
-        if (o.vocab_size == 0) o.vocab_size = tok->vocab_size();
-        if (o.vocab_size < tok->vocab_size())
-          fail_usage("--vocab_size " + std::to_string(o.vocab_size) + " is smaller than the tokenizer's " +
-                     std::to_string(tok->vocab_size()));
-        o.bos_token_id = tok->bos_id;
-        if (tok->eos_id) o.eos_token_ids = {*tok->eos_id};
-        o.pad_token_id = tok->pad_id;
-      }
-      if (o.vocab_size == 0) fail_usage("give --tokenizer or --vocab_size");
-      lm::init_model(o);
-    };
-  });
+  init_cmd->callback(
+      [&runner, init, init_paths] { runner = [init, init_paths] { run_model_init(*init, *init_paths); }; });
+}
 
+// `model inspect`: print a model directory's configuration and parameter count as JSON.
+void add_model_inspect(CLI::App& model_cmd, Runner& runner) {
   auto dir = std::make_shared<std::string>();
   auto* inspect =
-      model_cmd->add_subcommand("inspect", "Architecture, sizes, RoPE and parameter count of a model directory");
+      model_cmd.add_subcommand("inspect", "Architecture, sizes, RoPE and parameter count of a model directory");
   inspect->add_option("--model", *dir, "Model directory")->required();
   inspect->callback([&runner, dir] {
     runner = [dir] {
@@ -295,6 +305,22 @@ void add_lm_commands(CLI::App& app, Runner& runner) {
       std::cout << out.dump(2) << "\n";
     };
   });
+}
+
+}  // namespace
+
+void add_lm_commands(CLI::App& app, Runner& runner) {
+  add_generate(app, runner);
+
+  auto* tok_cmd = app.add_subcommand("tokenizer", "Tokenizer utilities");
+  tok_cmd->require_subcommand(1);
+  add_tokenizer_train(*tok_cmd, runner);
+
+  auto* model_cmd = app.add_subcommand("model", "Model utilities");
+  model_cmd->require_subcommand(1);
+  add_model_convert(*model_cmd, runner);
+  add_model_init(*model_cmd, runner);
+  add_model_inspect(*model_cmd, runner);
 }
 
 }  // namespace sdmlm::cli

@@ -84,22 +84,65 @@ void check_fingerprint(const sdm::Model& model, const std::string& fingerprint) 
                own + "\" (features from another model would be scored meaninglessly)");
 }
 
-}  // namespace
+// `sdm train`'s paths and switches; the estimator's own settings are bound to an sdm::TrainConfig.
+struct TrainArgs {
+  std::string training, calibration, output, class_names, device = "cpu", fingerprint;
+  bool no_shuffle = false, overwrite = false;
+  std::string report = "-";
+};
 
-void add_sdm_commands(CLI::App& app, Runner& runner) {
-  auto* sdm_cmd = app.add_subcommand("sdm", "SDM estimators over embedding JSONL (.sdmkitmodel v1)");
-  sdm_cmd->require_subcommand(1);
+// The training configuration from the options: validated class names, device, shuffling and representation.
+sdm::TrainConfig sdm_train_config(const sdm::TrainConfig& train, const TrainArgs& t) {
+  auto& [training, calibration, output, class_names, device, fingerprint, no_shuffle, overwrite, report] = t;
+  sdm::TrainConfig cfg = train;
+  if (cfg.number_of_classes < 2) fail_usage("--number_of_classes must be at least 2");
+  if (!class_names.empty()) {
+    cfg.class_names = split_names(class_names);
+    std::set<std::string> unique(cfg.class_names.begin(), cfg.class_names.end());
+    if ((int)cfg.class_names.size() != cfg.number_of_classes || unique.size() != cfg.class_names.size() ||
+        unique.count(""))
+      fail_usage("--class_names needs " + std::to_string(cfg.number_of_classes) +
+                 " unique non-empty comma-separated names");
+  }
+  cfg.device = parse_device(device);
+  cfg.shuffle = !no_shuffle;
+  cfg.representation = {{"provider", "precomputed"},
+                        {"model", nullptr},
+                        {"revision", nullptr},
+                        {"inputTemplate", nullptr},
+                        {"fingerprint", fingerprint.empty() ? "embedding_v1" : fingerprint}};
+  return cfg;
+}
 
-  // ---- train ----
+// `sdm train`: fit, save the model, then write the training report.
+void run_sdm_train(const sdm::TrainConfig& train, const TrainArgs& t) {
+  auto& [training, calibration, output, class_names, device, fingerprint, no_shuffle, overwrite, report] = t;
+  sdm::TrainConfig cfg = sdm_train_config(train, t);
+  refuse_existing_output(output, overwrite);
+  auto train_rows = sdm::load_rows(training, -1, cfg.number_of_classes, true);
+  auto cal_rows = sdm::load_rows(calibration, train_rows.features.size(1), cfg.number_of_classes, true);
+  require_every_class(train_rows, cfg.number_of_classes, training);
+  require_every_class(cal_rows, cfg.number_of_classes, calibration);
+  auto result = sdm::fit(cfg, train_rows.features, known_labels(train_rows), cal_rows.features, known_labels(cal_rows),
+                         train_rows.ids, cal_rows.ids);
+  sdm::save_model(result.model, output, overwrite);
+  write_json({{"modelID", result.model.model_id},
+              {"artifact", output},
+              {"bestEpoch", result.best_epoch},
+              {"bestIteration", result.best_iteration},
+              {"bestBalancedCalibrationSDMLoss", result.best_balanced_loss},
+              {"durationSeconds", result.seconds},
+              {"regions", result.model.regions.size()},
+              {"history", result.history}},
+             report);
+}
+
+// `sdm train`: the options fill a TrainConfig and a TrainArgs, both shared with the callback.
+void add_sdm_train(CLI::App& sdm, Runner& runner) {
   auto train = std::make_shared<sdm::TrainConfig>();
-  struct TrainArgs {
-    std::string training, calibration, output, class_names, device = "cpu", fingerprint;
-    bool no_shuffle = false, overwrite = false;
-    std::string report = "-";
-  };
   auto t = std::make_shared<TrainArgs>();
-  auto* train_cmd = sdm_cmd->add_subcommand(
-      "train", "Fit the adaptor and calibrated regions from labeled training and calibration rows");
+  auto* train_cmd =
+      sdm.add_subcommand("train", "Fit the adaptor and calibrated regions from labeled training and calibration rows");
   train_cmd->footer(
       "Example: sdmlm sdm train --training train.jsonl --calibration cal.jsonl --number_of_classes 2 --output "
       "m.sdmkitmodel");
@@ -127,51 +170,88 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
                         "Feature identity stored in the model (default embedding_v1)");
   train_cmd->add_flag("--overwrite", overwrite, "Replace an existing model directory");
   train_cmd->add_option("--report_output", report, "Training report JSON file, or - for stdout")->capture_default_str();
-  train_cmd->callback([&runner, train, t] {
-    runner = [train, t] {
-      auto& [training, calibration, output, class_names, device, fingerprint, no_shuffle, overwrite, report] = *t;
-      sdm::TrainConfig cfg = *train;
-      if (cfg.number_of_classes < 2) fail_usage("--number_of_classes must be at least 2");
-      if (!class_names.empty()) {
-        cfg.class_names = split_names(class_names);
-        std::set<std::string> unique(cfg.class_names.begin(), cfg.class_names.end());
-        if ((int)cfg.class_names.size() != cfg.number_of_classes || unique.size() != cfg.class_names.size() ||
-            unique.count(""))
-          fail_usage("--class_names needs " + std::to_string(cfg.number_of_classes) +
-                     " unique non-empty comma-separated names");
-      }
-      cfg.device = parse_device(device);
-      cfg.shuffle = !no_shuffle;
-      cfg.representation = {{"provider", "precomputed"},
-                            {"model", nullptr},
-                            {"revision", nullptr},
-                            {"inputTemplate", nullptr},
-                            {"fingerprint", fingerprint.empty() ? "embedding_v1" : fingerprint}};
-      refuse_existing_output(output, overwrite);
-      auto train_rows = sdm::load_rows(training, -1, cfg.number_of_classes, true);
-      auto cal_rows = sdm::load_rows(calibration, train_rows.features.size(1), cfg.number_of_classes, true);
-      require_every_class(train_rows, cfg.number_of_classes, training);
-      require_every_class(cal_rows, cfg.number_of_classes, calibration);
-      auto result = sdm::fit(cfg, train_rows.features, known_labels(train_rows), cal_rows.features,
-                             known_labels(cal_rows), train_rows.ids, cal_rows.ids);
-      sdm::save_model(result.model, output, overwrite);
-      write_json({{"modelID", result.model.model_id},
-                  {"artifact", output},
-                  {"bestEpoch", result.best_epoch},
-                  {"bestIteration", result.best_iteration},
-                  {"bestBalancedCalibrationSDMLoss", result.best_balanced_loss},
-                  {"durationSeconds", result.seconds},
-                  {"regions", result.model.regions.size()},
-                  {"history", result.history}},
-                 report);
-    };
-  });
+  train_cmd->callback([&runner, train, t] { runner = [train, t] { run_sdm_train(*train, *t); }; });
+}
 
-  // ---- score ----
+// The input rows as JSON objects, in order (for pass-through and identity fields).
+std::vector<Json> read_source_objects(const std::string& input) {
+  std::vector<Json> sources;
+  JsonlReader reader(input);
+  while (auto row = reader.next()) sources.push_back(std::move(row->value));
+  return sources;
+}
+
+// Each row's own support index from --identity_support_index_field, -1 where it is null or absent.
+std::vector<int64_t> support_exclusions(const std::vector<Json>& sources, const ScoreArgs& a, const sdm::Model& model) {
+  std::vector<int64_t> exclude;
+  const int64_t n = (int64_t)model.support.size();
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const Json& v = sources[i].contains(a.identity_field) ? sources[i][a.identity_field] : Json(nullptr);
+    if (v.is_null()) {
+      exclude.push_back(-1);
+      continue;
+    }
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= n)
+      fail_input(a.input + ":" + std::to_string(i + 1) + ": field \"" + a.identity_field +
+                 "\" must be a support index in [0, " + std::to_string(n) + ") or null, got " + v.dump());
+    exclude.push_back(v.get<int64_t>());
+  }
+  return exclude;
+}
+
+// A scored row in the SDK's interchange schema: the input's fields (retired ones dropped) overlaid by the score
+// fields, then the label, schema versions and fingerprint; `excluded` is the left-out support index, or -1.
+Json interchange_row(Json row, Json scored, int64_t label, int64_t excluded, const sdm::Model& model,
+                     const std::string& representation) {
+  for (const char* retired : {"isOOD", "floorQPrime", "floorQPrimeLower", "nearestSupportMatches", "datasetID", "split",
+                              "excludedSupportIndex", "excludedSupportID"})
+    row.erase(retired);
+  if (row.contains("document") && !row["document"].is_string()) row.erase("document");
+  scored.erase("isOOD");  // not a field of the interchange schema
+  for (auto& [key, value] : scored.items()) row[key] = value;
+  row["label"] = label;
+  row["scoreSchemaVersion"] = kScoreSchemaVersion;
+  row["matchingSemanticsVersion"] = kMatchingSemanticsVersion;
+  row["representationFingerprint"] = representation;
+  if (excluded >= 0) {
+    row["excludedSupportIndex"] = excluded;
+    row["excludedSupportID"] = model.support[(size_t)excluded].id;
+  }
+  return row;
+}
+
+// `sdm score`: one scored JSONL row per input row.
+void run_sdm_score(const ModelOptions& so, const ScoreArgs& a) {
+  if (a.nearest < 0) fail_usage("--nearest_exemplars must be >= 0");
+  if (a.output != "-" && fs::exists(a.input) && fs::exists(a.output) && fs::equivalent(a.input, a.output))
+    fail_usage("--input and --output must be different files");
+  auto model = sdm::load_model(so.model, !so.no_verify);
+  check_fingerprint(model, a.fingerprint);
+  auto rows = sdm::load_rows(a.input, model.embedding_dimension, model.number_of_classes, false);
+  std::vector<Json> sources;  // the input objects, in order (pass-through and identity fields)
+  if (a.interchange || !a.identity_field.empty()) sources = read_source_objects(a.input);
+  std::vector<int64_t> exclude;
+  if (!a.identity_field.empty()) exclude = support_exclusions(sources, a, model);
+  sdm::Estimator estimator(model, parse_device(so.device));
+  auto scores = estimator.score(rows.features, exclude, a.nearest);
+  AtomicOutput out(a.output);
+  const std::string representation = model.representation.value("fingerprint", "");
+  for (size_t i = 0; i < scores.size(); ++i) {
+    Json scored = sdm::score_to_json(scores[i], estimator.model(), &rows.ids[i], rows.labels[i]);
+    if (a.interchange)
+      scored = interchange_row(sources[i], std::move(scored), rows.labels[i] ? *rows.labels[i] : -1,
+                               exclude.empty() ? -1 : exclude[i], model, representation);
+    out.stream() << scored.dump(-1, ' ', true) << "\n";
+  }
+  out.commit();
+}
+
+// `sdm score`: score rows with a saved model.
+void add_sdm_score(CLI::App& sdm, Runner& runner) {
   auto so = std::make_shared<ModelOptions>();
   auto sx = std::make_shared<ScoreArgs>();
-  auto* score_cmd = sdm_cmd->add_subcommand(
-      "score", "Score rows: prediction, SDM probabilities, q, d, q', regions, nearest exemplars");
+  auto* score_cmd =
+      sdm.add_subcommand("score", "Score rows: prediction, SDM probabilities, q, d, q', regions, nearest exemplars");
   score_cmd->footer("Example: sdmlm sdm score --model m.sdmkitmodel --input test.jsonl --output scores.jsonl");
   add_model_options(score_cmd, *so);
   score_cmd->add_option("--input", sx->input, "JSONL rows (id, embedding; label optional)")->required();
@@ -185,74 +265,19 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
   score_cmd->add_flag("--interchange", sx->interchange,
                       "Write the SDK's scored-row interchange rows: the input fields passed through, then the score "
                       "fields, label, scoreSchemaVersion, matchingSemanticsVersion, representationFingerprint");
-  score_cmd->callback([&runner, so, sx] {
-    runner = [so, sx] {
-      const ScoreArgs& a = *sx;
-      if (a.nearest < 0) fail_usage("--nearest_exemplars must be >= 0");
-      if (a.output != "-" && fs::exists(a.input) && fs::exists(a.output) && fs::equivalent(a.input, a.output))
-        fail_usage("--input and --output must be different files");
-      auto model = sdm::load_model(so->model, !so->no_verify);
-      check_fingerprint(model, a.fingerprint);
-      auto rows = sdm::load_rows(a.input, model.embedding_dimension, model.number_of_classes, false);
-      std::vector<Json> sources;  // the input objects, in order (pass-through and identity fields)
-      if (a.interchange || !a.identity_field.empty()) {
-        JsonlReader reader(a.input);
-        while (auto row = reader.next()) sources.push_back(std::move(row->value));
-      }
-      std::vector<int64_t> exclude;
-      if (!a.identity_field.empty()) {
-        const int64_t n = (int64_t)model.support.size();
-        for (size_t i = 0; i < sources.size(); ++i) {
-          const Json& v = sources[i].contains(a.identity_field) ? sources[i][a.identity_field] : Json(nullptr);
-          if (v.is_null()) {
-            exclude.push_back(-1);
-            continue;
-          }
-          if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= n)
-            fail_input(a.input + ":" + std::to_string(i + 1) + ": field \"" + a.identity_field +
-                       "\" must be a support index in [0, " + std::to_string(n) + ") or null, got " + v.dump());
-          exclude.push_back(v.get<int64_t>());
-        }
-      }
-      sdm::Estimator estimator(model, parse_device(so->device));
-      auto scores = estimator.score(rows.features, exclude, a.nearest);
-      AtomicOutput out(a.output);
-      const std::string representation = model.representation.value("fingerprint", "");
-      for (size_t i = 0; i < scores.size(); ++i) {
-        Json scored = sdm::score_to_json(scores[i], estimator.model(), &rows.ids[i], rows.labels[i]);
-        if (a.interchange) {
-          Json row = sources[i];
-          for (const char* retired : {"isOOD", "floorQPrime", "floorQPrimeLower", "nearestSupportMatches", "datasetID",
-                                      "split", "excludedSupportIndex", "excludedSupportID"})
-            row.erase(retired);
-          if (row.contains("document") && !row["document"].is_string()) row.erase("document");
-          scored.erase("isOOD");  // not a field of the interchange schema
-          for (auto& [key, value] : scored.items()) row[key] = value;
-          row["label"] = rows.labels[i] ? *rows.labels[i] : -1;
-          row["scoreSchemaVersion"] = kScoreSchemaVersion;
-          row["matchingSemanticsVersion"] = kMatchingSemanticsVersion;
-          row["representationFingerprint"] = representation;
-          if (!exclude.empty() && exclude[i] >= 0) {
-            row["excludedSupportIndex"] = exclude[i];
-            row["excludedSupportID"] = model.support[(size_t)exclude[i]].id;
-          }
-          scored = std::move(row);
-        }
-        out.stream() << scored.dump(-1, ' ', true) << "\n";
-      }
-      out.commit();
-    };
-  });
+  score_cmd->callback([&runner, so, sx] { runner = [so, sx] { run_sdm_score(*so, *sx); }; });
+}
 
-  // ---- evaluate ----
+// `sdm evaluate`: accuracy tables of labeled rows under a saved model.
+void add_sdm_evaluate(CLI::App& sdm, Runner& runner) {
   auto eo = std::make_shared<ModelOptions>();
   struct EvalArgs {
     std::string input, output = "-";
     double alpha = 0.95;
   };
   auto ex = std::make_shared<EvalArgs>();
-  auto* eval_cmd = sdm_cmd->add_subcommand(
-      "evaluate", "Accuracy and admitted proportion per calibrated alpha; NO-REJECT and HR rows");
+  auto* eval_cmd =
+      sdm.add_subcommand("evaluate", "Accuracy and admitted proportion per calibrated alpha; NO-REJECT and HR rows");
   eval_cmd->footer("Example: sdmlm sdm evaluate --model m.sdmkitmodel --input test.jsonl --alpha 0.95");
   add_model_options(eval_cmd, *eo);
   eval_cmd->add_option("--input", ex->input, "Labeled JSONL rows")->required();
@@ -270,8 +295,10 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
       write_json(sdm::evaluate(scores, known_labels(rows), estimator.model(), alpha), output);
     };
   });
+}
 
-  // ---- recalibrate ----
+// `sdm recalibrate`: a copy of a model with its region ladder refit at a new alpha resolution.
+void add_sdm_recalibrate(CLI::App& sdm, Runner& runner) {
   struct RecalibrateArgs {
     std::string model_path, output;
     double resolution = 0.05;
@@ -279,8 +306,8 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
     std::string report = "-";
   };
   auto rx = std::make_shared<RecalibrateArgs>();
-  auto* recal_cmd = sdm_cmd->add_subcommand(
-      "recalibrate", "Refit the region ladder at a new alpha resolution from saved calibration rows");
+  auto* recal_cmd = sdm.add_subcommand("recalibrate",
+                                       "Refit the region ladder at a new alpha resolution from saved calibration rows");
   recal_cmd->add_option("--model", rx->model_path, "Source .sdmkitmodel with calibration.jsonl")->required();
   recal_cmd->add_option("--output", rx->output, "Destination .sdmkitmodel")->required();
   recal_cmd->add_option("--alpha_resolution", rx->resolution, "New ladder spacing")->capture_default_str();
@@ -301,35 +328,46 @@ void add_sdm_commands(CLI::App& app, Runner& runner) {
                  report);
     };
   });
+}
 
-  // ---- inspect / validate ----
-  for (const char* name : {"inspect", "validate"}) {
-    struct InspectArgs {
-      std::string model_path, output = "-";
-      bool no_verify = false;
+// `sdm inspect` or `sdm validate` (`name`): the two share their options and differ in the JSON they print.
+void add_sdm_inspect(CLI::App& sdm, Runner& runner, const char* name) {
+  struct InspectArgs {
+    std::string model_path, output = "-";
+    bool no_verify = false;
+  };
+  auto io = std::make_shared<InspectArgs>();
+  const bool is_inspect = std::string(name) == "inspect";
+  auto* cmd = sdm.add_subcommand(name, is_inspect ? "Print model metadata, dimensions, CDF sizes and regions"
+                                                  : "Check structure, dimensions and checksums of a .sdmkitmodel");
+  cmd->add_option("--model", io->model_path, "Path to a .sdmkitmodel directory")->required();
+  cmd->add_option("--output", io->output, "JSON file, or - for stdout")->capture_default_str();
+  cmd->add_flag("--no_verify_checksums", io->no_verify, "Skip SHA-256 verification");
+  cmd->callback([&runner, io, is_inspect] {
+    runner = [io, is_inspect] {
+      auto& [model_path, output, no_verify] = *io;
+      auto model = sdm::load_model(model_path, !no_verify);
+      if (is_inspect) {
+        write_json(sdm::model_summary(model), output);
+      } else {
+        write_json(
+            {{"valid", true}, {"schemaVersion", 1}, {"modelID", model.model_id}, {"checksumsVerified", !no_verify}},
+            output);
+      }
     };
-    auto io = std::make_shared<InspectArgs>();
-    const bool is_inspect = std::string(name) == "inspect";
-    auto* cmd =
-        sdm_cmd->add_subcommand(name, is_inspect ? "Print model metadata, dimensions, CDF sizes and regions"
-                                                 : "Check structure, dimensions and checksums of a .sdmkitmodel");
-    cmd->add_option("--model", io->model_path, "Path to a .sdmkitmodel directory")->required();
-    cmd->add_option("--output", io->output, "JSON file, or - for stdout")->capture_default_str();
-    cmd->add_flag("--no_verify_checksums", io->no_verify, "Skip SHA-256 verification");
-    cmd->callback([&runner, io, is_inspect] {
-      runner = [io, is_inspect] {
-        auto& [model_path, output, no_verify] = *io;
-        auto model = sdm::load_model(model_path, !no_verify);
-        if (is_inspect) {
-          write_json(sdm::model_summary(model), output);
-        } else {
-          write_json(
-              {{"valid", true}, {"schemaVersion", 1}, {"modelID", model.model_id}, {"checksumsVerified", !no_verify}},
-              output);
-        }
-      };
-    });
-  }
+  });
+}
+
+}  // namespace
+
+void add_sdm_commands(CLI::App& app, Runner& runner) {
+  auto* sdm_cmd = app.add_subcommand("sdm", "SDM estimators over embedding JSONL (.sdmkitmodel v1)");
+  sdm_cmd->require_subcommand(1);
+  add_sdm_train(*sdm_cmd, runner);
+  add_sdm_score(*sdm_cmd, runner);
+  add_sdm_evaluate(*sdm_cmd, runner);
+  add_sdm_recalibrate(*sdm_cmd, runner);
+  for (const char* name : {"inspect", "validate"}) add_sdm_inspect(*sdm_cmd, runner, name);
 }
 
 }  // namespace sdmlm::cli

@@ -49,17 +49,15 @@ std::pair<std::string, std::string> parse_input(const std::string& spec) {
   return {fs::path(spec).stem().string(), spec};
 }
 
-}  // namespace
-
-void add_verify_commands(CLI::App& app, Runner& runner) {
+// `verifier train`: the options fill VerifierTrainOptions and the paths, both shared with the callback;
+// --nproc makes this process the launcher of its ranks instead.
+void add_verifier_train(CLI::App& verifier, Runner& runner) {
   auto vt = std::make_shared<verify::VerifierTrainOptions>();
   struct VerifierTrainArgs {
     std::string model, data, output, device = "cpu", layout = "paper";
   };
   auto vt_paths = std::make_shared<VerifierTrainArgs>();
-  auto* verifier = app.add_subcommand("verifier", "The test-time verifier of an SDM LM");
-  verifier->require_subcommand(1);
-  auto* vtrain = verifier->add_subcommand(
+  auto* vtrain = verifier.add_subcommand(
       "train",
       "Decode D_ca with the model, mine hard negatives, fit the final estimator; or, with --labeled, fit it\n"
       "from given labeled responses of a frozen model.\n"
@@ -105,7 +103,10 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
       if (dist::world().main()) std::cout << result.dump() << "\n";
     };
   });
+}
 
+// `verify`: score given (prompt, response) rows with a trained verifier.
+void add_verify(CLI::App& app, Runner& runner) {
   auto vo = std::make_shared<verify::VerifyOptions>();
   struct VerifyArgs {
     std::string model, verifier, input, output, device = "cpu";
@@ -141,7 +142,10 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
       std::cout << verify::verify_rows(o).dump() << "\n";
     };
   });
+}
 
+// `embed`: the verification features of given rows as estimator rows (JSONL or a .sdmdataset bundle).
+void add_embed(CLI::App& app, Runner& runner) {
   auto eo = std::make_shared<verify::EmbedOptions>();
   struct EmbedArgs {
     std::string model, input, output, device = "cpu", layout = "paper";
@@ -173,7 +177,10 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
       std::cout << verify::embed_rows(o).dump() << "\n";
     };
   });
+}
 
+// `eval`: decode test files, label and score the answers, write predictions and tables; --nproc launches ranks.
+void add_eval(CLI::App& app, Runner& runner) {
   auto ev = std::make_shared<verify::EvalOptions>();
   struct EvalArgs {
     std::string model, verifier;
@@ -216,6 +223,17 @@ void add_verify_commands(CLI::App& app, Runner& runner) {
       if (dist::world().main()) std::cout << report::tables_json(results, o.alpha).dump() << "\n";
     };
   });
+}
+
+}  // namespace
+
+void add_verify_commands(CLI::App& app, Runner& runner) {
+  auto* verifier = app.add_subcommand("verifier", "The test-time verifier of an SDM LM");
+  verifier->require_subcommand(1);
+  add_verifier_train(*verifier, runner);
+  add_verify(app, runner);
+  add_embed(app, runner);
+  add_eval(app, runner);
 }
 
 }  // namespace sdmlm::cli
