@@ -181,6 +181,10 @@ class Progress {
 };
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
+// A table cell's number (docs/reference.md §6.5), for the paper's tables and the estimator's report:
+// exactly 0 -> "0.", exactly 1 -> "1.", 0 < x < 0.005 -> "<0.01", else "%.2f" (so 0.996 -> "1.00").
+// Non-finite values print as "nan" / "inf" / "-inf".
+std::string format_table_number(double value);
 
 // Seconds left when `done` of `total` units are done and the units past `resumed_at` took
 // `elapsed` seconds; NaN before the first unit of this process.

@@ -11,7 +11,7 @@
 //   r.labels = labels;  r.q_prime = q_primes;  r.d = distances;   // for the histograms
 //   report::write_report({r}, 0.95, "out/report", "Word ordering");
 //   // out/report/{tables.json, tables.md, tables.tex, report.html}
-//   std::string cell = report::format_number(0.004);             // "<0.01"
+//   std::string cell = format_table_number(0.004);             // "<0.01"
 //
 // Inputs are validated where they enter (sizes of the decode vectors, the shape of `selective`
 // and `verifier_summary`); a malformed one is an sdmlm::Error with ExitCode::kBadInput.
@@ -25,10 +25,6 @@
 #include "sdmlm/core.h"
 
 namespace sdmlm::report {
-
-// reference §6.5: exactly 0 -> "0.", exactly 1 -> "1.", 0 < x < 0.005 -> "<0.01", else "%.2f"
-// (so 0.996 -> "1.00"). Non-finite values print as "nan" / "inf" / "-inf".
-std::string format_number(double value);
 
 inline constexpr std::string_view kDash = "\xE2\x80\x93";  // "–": accuracy of an empty HR region
 inline constexpr std::string_view kRejected = "R";         // a stratum with admitted proportion 0

@@ -50,6 +50,15 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+std::string format_table_number(double value) {
+  if (value == 0.0) return "0.";
+  if (value == 1.0) return "1.";
+  if (value > 0.0 && value < 0.005) return "<0.01";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.2f", value);
+  return buf;
+}
+
 double progress_eta(double elapsed, int64_t done, int64_t total, int64_t resumed_at) {
   const int64_t mine = done - resumed_at;
   return mine > 0 ? elapsed * (double)(total - done) / (double)mine : NAN;

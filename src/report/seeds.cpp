@@ -49,10 +49,10 @@ double hr_value(const ModelResult& r, const char* key) {
   return v.is_number() ? v.get<double>() : NAN;
 }
 
-// "0.72 ± 0.03" (format_number for both), or "–" when no seed has a value.
+// "0.72 ± 0.03" (format_table_number for both), or "–" when no seed has a value.
 std::string mean_sd_cell(const Json& m) {
   if (m["mean"].is_null()) return std::string(kDash);
-  return format_number(m["mean"].get<double>()) + " \xC2\xB1 " + format_number(m["sd"].get<double>());
+  return format_table_number(m["mean"].get<double>()) + " \xC2\xB1 " + format_table_number(m["sd"].get<double>());
 }
 
 }  // namespace

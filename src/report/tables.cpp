@@ -44,14 +44,14 @@ const Json& checked_array(const Json& object, const std::string& key, const std:
   return array;
 }
 
-// "R" for proportion 0, "–" for a missing accuracy, else format_number; then the proportion.
+// "R" for proportion 0, "–" for a missing accuracy, else format_table_number; then the proportion.
 std::vector<std::string> cell_pair(const Json& cell, const std::string& where) {
   checked_cell(cell, where);
   const double proportion = cell["proportion"].get<double>();
   std::string accuracy = proportion == 0.0            ? std::string(kRejected)
                          : cell["accuracy"].is_null() ? std::string(kDash)
-                                                      : format_number(cell["accuracy"].get<double>());
-  return {accuracy, format_number(proportion)};
+                                                      : format_table_number(cell["accuracy"].get<double>());
+  return {accuracy, format_table_number(proportion)};
 }
 
 std::string format_alpha(double alpha) {
@@ -78,12 +78,13 @@ std::string table2_cell(const ModelResult& r) {
   const Json& cell =
       checked_cell(member(member(r.selective, "highReliability", where_of(r)), "marginal", where), where);
   const Json& accuracy = cell["accuracy"];
-  return (accuracy.is_null() ? std::string(kDash) : format_number(accuracy.get<double>())) + ", " +
-         format_number(cell["proportion"].get<double>());
+  return (accuracy.is_null() ? std::string(kDash) : format_table_number(accuracy.get<double>())) + ", " +
+         format_table_number(cell["proportion"].get<double>());
 }
 
 std::string table3_cell(const ModelResult& r) {
-  return format_number(r.surface.sentence_accuracy()) + ", " + format_number(r.surface.exact_match_accuracy());
+  return format_table_number(r.surface.sentence_accuracy()) + ", " +
+         format_table_number(r.surface.exact_match_accuracy());
 }
 
 size_t class_count(const std::vector<ModelResult>& results) {
@@ -156,14 +157,14 @@ Table table4(const std::vector<ModelResult>& results, const std::vector<size_t>&
   return t;
 }
 
-// Entry k of array `key` of a Table 5 summary: format_number, or "–" for null / missing.
+// Entry k of array `key` of a Table 5 summary: format_table_number, or "–" for null / missing.
 std::string summary_entry(const Json& summary, const char* key, size_t k, const std::string& where) {
   const Json& values = checked_array(summary, key, where);
   if (k >= values.size() || values[k].is_null()) return std::string(kDash);
   if (!values[k].is_number())
     fail_input(where + ": \"" + key + "\"[" + std::to_string(k) + "] must be a number or null, got " +
                json_type_name(values[k]));
-  return format_number(values[k].get<double>());
+  return format_table_number(values[k].get<double>());
 }
 
 Table table5(const std::vector<ModelResult>& results, const std::vector<size_t>& order) {
@@ -278,15 +279,6 @@ std::string results_in_words(const std::vector<ModelResult>& results, double alp
   std::string out;
   for (size_t i : grouped_order(results)) out += summary_sentence(results[i], alpha) + "\n";
   return out;
-}
-
-std::string format_number(double value) {
-  if (value == 0.0) return "0.";
-  if (value == 1.0) return "1.";
-  if (value > 0.0 && value < 0.005) return "<0.01";
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.2f", value);
-  return buf;
 }
 
 std::vector<std::string> table4_cells(const Json& stratified) {

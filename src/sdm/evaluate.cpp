@@ -2,7 +2,6 @@
 #include <cmath>
 #include <cstdio>
 
-#include "sdmlm/report.h"
 #include "sdmlm/sdm.h"
 
 namespace sdmlm::sdm {
@@ -29,8 +28,8 @@ Json stratified(const std::vector<Score>& scores, const std::vector<int64_t>& la
     const double proportion = total > 0 ? (double)c.count / (double)total : 0.0;
     Json j = {{"n", c.count}, {"proportion", proportion}};
     j["accuracy"] = c.count > 0 ? Json((double)c.correct / (double)c.count) : Json(nullptr);
-    j["formatted"] = (c.count > 0 ? table_number((double)c.correct / (double)c.count) : std::string("R")) + " " +
-                     table_number(proportion);
+    j["formatted"] = (c.count > 0 ? format_table_number((double)c.correct / (double)c.count) : std::string("R")) + " " +
+                     format_table_number(proportion);
     return j;
   };
   Json out = {{"classConditional", Json::array()}, {"predictionConditional", Json::array()}, {"marginal", cell(all)}};
@@ -48,8 +47,6 @@ Json stratified(const std::vector<Score>& scores, const std::vector<int64_t>& la
 }
 
 }  // namespace
-
-std::string table_number(double value) { return report::format_number(value); }
 
 Json evaluate(const std::vector<Score>& scores, const std::vector<int64_t>& labels, const Model& model, double alpha) {
   const int C = model.number_of_classes;

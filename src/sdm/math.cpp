@@ -3,7 +3,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "sdmlm/sdm.h"
+#include "sdmlm/core.h"
+#include "sdmlm/sdm_math.h"
 
 namespace sdmlm::sdm {
 
@@ -193,6 +194,9 @@ std::vector<Region> calibrate_nested(const std::vector<float>& probabilities, co
 
 double balanced_sdm_loss(const std::vector<float>& logits, const std::vector<int64_t>& labels,
                          const std::vector<float>& q, const std::vector<float>& d, float q_offset, int classes) {
+  const size_t n = labels.size();
+  SDMLM_ASSERT(classes > 0 && logits.size() == n * (size_t)classes && q.size() == n && d.size() == n,
+               "balanced_sdm_loss: logits must be [N, C] and q, d [N] for N labels");
   std::vector<double> sum((size_t)classes, 0.0);
   std::vector<int64_t> count((size_t)classes, 0);
   std::vector<float> scaled((size_t)classes);

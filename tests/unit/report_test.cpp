@@ -79,29 +79,29 @@ ModelResult result(std::string dataset, std::string model, Json selective) {
 // ---- number formatting (reference §6.5) ---------------------------------------------------------
 
 TEST(ReportFormat, ExactZeroAndOne) {
-  EXPECT_EQ(format_number(0.0), "0.");
-  EXPECT_EQ(format_number(-0.0), "0.");
-  EXPECT_EQ(format_number(1.0), "1.");
-  EXPECT_EQ(format_number(std::nextafter(1.0, 0.0)), "1.00");  // not exactly 1
-  EXPECT_EQ(format_number(0.9999), "1.00");                    // reference §8.3 CVS FT(CM+HN) "1.00 .90"
+  EXPECT_EQ(format_table_number(0.0), "0.");
+  EXPECT_EQ(format_table_number(-0.0), "0.");
+  EXPECT_EQ(format_table_number(1.0), "1.");
+  EXPECT_EQ(format_table_number(std::nextafter(1.0, 0.0)), "1.00");  // not exactly 1
+  EXPECT_EQ(format_table_number(0.9999), "1.00");                    // reference §8.3 CVS FT(CM+HN) "1.00 .90"
 }
 
 TEST(ReportFormat, SmallPositiveIsBelowOneHundredth) {
-  EXPECT_EQ(format_number(1e-300), "<0.01");
-  EXPECT_EQ(format_number(0.004999), "<0.01");
-  EXPECT_EQ(format_number(2.0 / 2000.0), "<0.01");  // a handful of HR points out of 2000
-  EXPECT_EQ(format_number(std::nextafter(0.005, 0.0)), "<0.01");
-  EXPECT_EQ(format_number(0.005), "0.01");  // the boundary itself: two decimals
-  EXPECT_EQ(format_number(0.0051), "0.01");
+  EXPECT_EQ(format_table_number(1e-300), "<0.01");
+  EXPECT_EQ(format_table_number(0.004999), "<0.01");
+  EXPECT_EQ(format_table_number(2.0 / 2000.0), "<0.01");  // a handful of HR points out of 2000
+  EXPECT_EQ(format_table_number(std::nextafter(0.005, 0.0)), "<0.01");
+  EXPECT_EQ(format_table_number(0.005), "0.01");  // the boundary itself: two decimals
+  EXPECT_EQ(format_table_number(0.0051), "0.01");
 }
 
 TEST(ReportFormat, TwoDecimalsFollowPrintfRounding) {
-  EXPECT_EQ(format_number(0.994), "0.99");
-  EXPECT_EQ(format_number(0.995), "0.99");  // 0.995 is 0.99499999… in binary
-  EXPECT_EQ(format_number(0.996), "1.00");
-  EXPECT_EQ(format_number(0.47), "0.47");
-  EXPECT_EQ(format_number(218.58), "218.58");  // Table 5 mean q
-  EXPECT_EQ(format_number(-0.25), "-0.25");
+  EXPECT_EQ(format_table_number(0.994), "0.99");
+  EXPECT_EQ(format_table_number(0.995), "0.99");  // 0.995 is 0.99499999… in binary
+  EXPECT_EQ(format_table_number(0.996), "1.00");
+  EXPECT_EQ(format_table_number(0.47), "0.47");
+  EXPECT_EQ(format_table_number(218.58), "218.58");  // Table 5 mean q
+  EXPECT_EQ(format_table_number(-0.25), "-0.25");
 }
 
 TEST(ReportFormat, PaperTable2Cells) {  // reference §8.3: "–, 0.", "1., <0.01", "0.99, 0.47"
