@@ -7,29 +7,23 @@ Usage: test_pretrain_loss_on.py SDMLM_BINARY WORKDIR
 """
 import json
 import pathlib
-import random
 import shutil
 import subprocess
 import sys
+
+from tiny_pretrain_setup import make_tiny_init
 
 
 def main() -> int:
     binary, work = sys.argv[1], pathlib.Path(sys.argv[2])
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    rng = random.Random(0)
-    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 7))) for _ in range(400)]
-    corpus = work / "corpus.txt"
-    corpus.write_text("\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(6, 12))) for _ in range(400)) + "\n")
+    try:
+        corpus = make_tiny_init(binary, work, seed=0, size=400, tokenizer_flags=("--whitespace_token",))
+    except RuntimeError as e:
+        print(e)
+        return 1
     run = lambda *argv: subprocess.run([binary, *argv], capture_output=True, text=True)
-    for argv in (["tokenizer", "train", "--input", str(corpus), "--vocab_size", "400", "--whitespace_token", "--output",
-                  str(work / "tok")],
-                 ["model", "init", "--arch", "llama", "--preset", "tiny", "--tokenizer", str(work / "tok"), "--output",
-                  str(work / "init")]):
-        res = run(*argv)
-        if res.returncode != 0:
-            print(res.stderr[-2000:])
-            return 1
     failures, losses = [], {}
     for mode in ("all", "answer"):
         res = run("pretrain", "--model", str(work / "init"), "--corpus", str(corpus), "--steps", "3", "--batch_size", "4",
