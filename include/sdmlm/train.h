@@ -321,6 +321,14 @@ FinetuneSummary finetune(const FinetuneOptions& options);
 // quotes a sentence's head and its shuffled last k (0, 2 or 3) words among distractor words and
 // the assistant writes the sentence — the copying competence that real pre-trained LMs bring
 // (docs/decisions.md, performance notes). Not the task's template, tags or sentences (use remaining.txt).
+// Which tokens of a chat item are next-token targets. "all": every token (the original
+// curriculum); "answer": only the assistant's text, so the unpredictable quoted and distractor
+// words of the user turn add no noise to the copying signal (plain-sentence items keep every
+// token). Parsed once from "all" / "answer" (exit 2 otherwise).
+enum class PretrainLossOn { kAll, kAnswer };
+PretrainLossOn parse_pretrain_loss_on(const std::string& name);
+std::string pretrain_loss_on_name(PretrainLossOn loss_on);  // "all" or "answer"
+
 struct PretrainOptions {
   fs::path model, output;
   std::vector<fs::path> corpus;  // text files, one sentence per line
@@ -334,10 +342,7 @@ struct PretrainOptions {
   // answered by `<sentence>` the sentence `</sentence>` (no <verified> tag). 0 draws no extra random
   // number, so the other items stay as they were.
   double task_fraction = 0;
-  // "all": every token of an item is a next-token target (the original curriculum); "answer": in
-  // chat items only the assistant's text is, so the unpredictable quoted and distractor words of
-  // the user turn add no noise to the copying signal (plain-sentence items keep every token).
-  std::string loss_on = "all";
+  PretrainLossOn loss_on = PretrainLossOn::kAll;
   uint64_t seed = 0;
   // > 0: stop after this many steps of the `steps`-long schedule, leave a checkpoint that
   // resumes the run, publish no output and return {"stopped_at", "loss"} (tests compare the
@@ -346,6 +351,27 @@ struct PretrainOptions {
   torch::Device device = torch::kCPU;
   bool overwrite = false, progress = true;
 };
+// The one schema of pretraining's settings: every number of PretrainOptions that shapes the
+// trained weights, once, with its name (the --flag, the pretrain.json key and the checkpoint's
+// record) and its help text. The CLI registers the flags from it, pretrain.json records it, and a
+// resumed run compares it with what its checkpoint recorded. The paths, loss_on (an enum), device
+// and the run-control switches (overwrite, progress, stop_after_steps) are named in both places.
+template <class Options, class Visit>
+void for_each_pretrain_setting(Options& o, Visit&& visit) {
+  visit("steps", o.steps, "optimizer steps (the length of the learning-rate schedule)");
+  visit("batch_size", o.batch_size, "items per step (per rank)");
+  visit("learning_rate", o.learning_rate, "peak AdamW learning rate");
+  visit("warmup_ratio", o.warmup_ratio, "share of steps with linear warm-up");
+  visit("copy_fraction", o.copy_fraction, "share of copy/reorder chat items");
+  visit("max_length", o.max_length, "tokens per item");
+  visit("trailing_words", o.trailing_words,
+        "most distractor words after the last quoted span of a copy item (8: one sentence's)");
+  visit("task_fraction", o.task_fraction,
+        "share of items that are the word-ordering task's own prompt, answered in <sentence> tags");
+  visit("seed", o.seed, "seed");
+}
+// The settings as pretrain.json and the checkpoint record them: the schema's numbers and loss_on.
+Json pretrain_settings_to_json(const PretrainOptions& options);
 Json pretrain(const PretrainOptions& options);
 
 }  // namespace sdmlm::train

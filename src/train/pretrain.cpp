@@ -236,6 +236,22 @@ double task_accuracy(const lm::CausalLM& model, const Tokenizer& tok, const Chat
 
 }  // namespace
 
+PretrainLossOn parse_pretrain_loss_on(const std::string& name) {
+  if (name == "all") return PretrainLossOn::kAll;
+  if (name == "answer") return PretrainLossOn::kAnswer;
+  fail_usage("--loss_on must be all or answer, got \"" + name + "\"");
+}
+
+std::string pretrain_loss_on_name(PretrainLossOn loss_on) {
+  return loss_on == PretrainLossOn::kAnswer ? "answer" : "all";
+}
+
+Json pretrain_settings_to_json(const PretrainOptions& o) {
+  Json j = {{"loss_on", pretrain_loss_on_name(o.loss_on)}};
+  for_each_pretrain_setting(o, [&](const char* name, const auto& field, const char*) { j[name] = field; });
+  return j;
+}
+
 namespace {
 
 void validate_options(const PretrainOptions& o) {
@@ -243,35 +259,81 @@ void validate_options(const PretrainOptions& o) {
   if (!(o.copy_fraction >= 0 && o.copy_fraction <= 1)) fail_usage("--copy_fraction must be in [0, 1]");
   if (o.trailing_words < 1) fail_usage("--trailing_words must be at least 1");
   if (!(o.task_fraction >= 0 && o.task_fraction <= 1)) fail_usage("--task_fraction must be in [0, 1]");
-  if (o.loss_on != "all" && o.loss_on != "answer")
-    fail_usage("--loss_on must be all or answer, got \"" + o.loss_on + "\"");
+}
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string all;
+  for (const auto& line : lines) all += line + "\n";
+  return all;
+}
+
+// What a checkpoint records of the run that wrote it, and a resume compares: the settings that
+// shape the weights (pretrain_settings_to_json) with the batch as items per step over every rank
+// (any world size resumes a run with the same --batch_size × ranks) and the corpus's SHA-256.
+Json resume_record(const PretrainOptions& o, int world_size, const std::string& corpus_sha256) {
+  Json j = pretrain_settings_to_json(o);
+  j["effective_batch_size"] = o.batch_size * world_size;
+  j.erase("batch_size");
+  j["corpus_sha256"] = corpus_sha256;
+  return j;
 }
 
 // What `OUTPUT.checkpoint/state.json` holds beside the weights and the optimizer's moments: the
-// next step, the loss log (one entry per 100 steps) and the steps since its last entry, so that a
-// resumed run logs the same means as one that was never stopped. (Checkpoints written before
-// loss_sum/loss_count were kept resume with an empty window.)
+// next step, the loss log (one entry per 100 steps), the steps since its last entry, so that a
+// resumed run logs the same means as one that was never stopped, and the run's settings
+// (resume_record). (Checkpoints written before loss_sum/loss_count were kept resume with an empty
+// window; those written before the settings were kept resume unchecked.)
 struct PretrainState {
   int64_t step = 0;
   Json log = Json::array();
   double loss_sum = 0;
   int64_t loss_count = 0;
-  Json to_json() const { return {{"step", step}, {"log", log}, {"loss_sum", loss_sum}, {"loss_count", loss_count}}; }
+  Json settings;
+  Json to_json() const {
+    return {{"step", step}, {"log", log}, {"loss_sum", loss_sum}, {"loss_count", loss_count}, {"settings", settings}};
+  }
   static PretrainState from_json(const Json& j) {
     PretrainState s;
     s.step = j.at("step").get<int64_t>();
     s.log = j.at("log");
     s.loss_sum = j.value("loss_sum", 0.0);
     s.loss_count = j.value("loss_count", (int64_t)0);
+    s.settings = j.value("settings", Json());
     return s;
   }
 };
+
+// A resume continues only the run its checkpoint was written by: other settings or another corpus
+// would train other weights than either run alone (exit 2, naming the first setting that differs).
+void check_resume_settings(const fs::path& checkpoint, const Json& saved, const Json& given) {
+  if (saved.is_null()) return;  // a checkpoint from before settings were recorded
+  for (const auto& [key, value] : given.items()) {
+    if (saved.contains(key) && saved.at(key) == value) continue;
+    const std::string was = saved.contains(key) ? saved.at(key).dump() : "nothing";
+    fail_usage((checkpoint / "state.json").string() + ": the checkpoint's run has " + key + " " + was + ", not " +
+               value.dump() +
+               "; resume with the same settings (at another world size: the same --batch_size × "
+               "ranks), or remove the checkpoint to start over");
+  }
+}
+
+// A new run's state, or the checkpoint's after checking it was written with these settings.
+PretrainState initial_state(const PretrainOptions& o, int world_size, const std::vector<std::string>& sentences,
+                            const fs::path& checkpoint, bool resuming) {
+  PretrainState state;
+  state.settings = resume_record(o, world_size, sha256_hex(join_lines(sentences)));
+  if (!resuming) return state;
+  PretrainState saved = PretrainState::from_json(json_read_file(checkpoint / "state.json"));
+  check_resume_settings(checkpoint, saved.settings, state.settings);
+  saved.settings = state.settings;
+  return saved;
+}
 
 // This rank's items of step `step`: item i of rank r is drawn from keyed_rng(seed, step, r·batch + i),
 // so every world size sees the same items for the same batch × world, and a resumed run the same.
 std::vector<Sequence> step_items(const PretrainOptions& o, const std::vector<std::string>& sentences,
                                  const Tokenizer& tok, const ChatFormat& format, int64_t step, int rank) {
-  const bool answer_only = o.loss_on == "answer";
+  const bool answer_only = o.loss_on == PretrainLossOn::kAnswer;
   std::vector<Sequence> items((size_t)o.batch_size);
   for (int64_t i = 0; i < o.batch_size; ++i) {
     Rng rng = keyed_rng(o.seed, "pretrain/item", (uint64_t)step, (uint64_t)(rank * o.batch_size + i));
@@ -319,21 +381,14 @@ Json check_and_publish(const PretrainOptions& o, const lm::CausalLM& model, cons
   std::cerr << "copy accuracy (64 quoted corpus sentences, greedy): " << copy << "\n";
   const double task = task_accuracy(model, tok, format, sentences, o.seed, 64);
   std::cerr << "task accuracy (64 task prompts from corpus sentences, greedy): " << task << "\n";
-  Json summary = {{"steps", o.steps},
-                  {"copy_accuracy", copy},
+  Json summary = pretrain_settings_to_json(o);
+  summary.update({{"copy_accuracy", copy},
                   {"task_accuracy", task},
-                  {"task_fraction", o.task_fraction},
-                  {"loss_on", o.loss_on},
-                  {"batch_size", o.batch_size},
                   {"world_size", world_size},
                   {"sentences", sentences.size()},
-                  {"copy_fraction", o.copy_fraction},
-                  {"trailing_words", o.trailing_words},
-                  {"learning_rate", o.learning_rate},
-                  {"seed", o.seed},
                   {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
                   {"tokens_per_second", tokens_per_second},
-                  {"loss", log}};
+                  {"loss", log}});
   {
     AtomicDir out(o.output, /*overwrite=*/true);
     model.save(out.path());
@@ -358,6 +413,7 @@ Json pretrain(const PretrainOptions& options) {
   refuse_existing_output(o.output, o.overwrite);
   const fs::path checkpoint = o.output.string() + ".checkpoint";
   const bool resuming = fs::exists(checkpoint / "state.json");
+  PretrainState state = initial_state(o, world.size, sentences, checkpoint, resuming);
   auto model = lm::CausalLM::load(resuming ? checkpoint : o.model, o.device);
   model->make_trainable();
   auto tok = Tokenizer::load(o.model);
@@ -366,10 +422,8 @@ Json pretrain(const PretrainOptions& options) {
   AdamWConfig config;
   config.learning_rate = o.learning_rate;
   AdamW optimizer(model->named_parameters(), config);
-  PretrainState state;
   if (resuming) {
     optimizer.load(checkpoint / "optimizer.safetensors");
-    state = PretrainState::from_json(json_read_file(checkpoint / "state.json"));
     std::cerr << "resuming pretraining at step " << state.step << "\n";
   }
   const int64_t warmup = (int64_t)std::llround(o.warmup_ratio * (double)o.steps);

@@ -4,6 +4,8 @@ steps stopped after step 3 (`--stop_after_steps 3`, which leaves OUTPUT.checkpoi
 the same command writes a model.safetensors byte-identical to the uninterrupted run's and the same
 loss log (the step-8 entry is the mean over steps 1-8 in both: the checkpoint carries the steps
 since the last log entry); the resumed run announces the step it resumes at and removes the checkpoint.
+A resume with another setting (a learning rate, a corpus) is refused with exit 2 naming the setting,
+leaving the checkpoint as it was.
 Usage: test_pretrain_resume.py SDMLM_BINARY WORKDIR
 """
 import json
@@ -39,6 +41,18 @@ def main() -> int:
     res = run(*common, "--stop_after_steps", "3", "--output", str(work / "resumed"))
     expect(res.returncode == 0 and (work / "resumed.checkpoint" / "state.json").exists() and not (work / "resumed").exists(),
            f"a stopped run leaves only its checkpoint (exit {res.returncode})")
+    state = (work / "resumed.checkpoint" / "state.json").read_bytes()
+    res = run(*common, "--learning_rate", "0.01", "--output", str(work / "resumed"))
+    expect(res.returncode == 2 and "learning_rate" in res.stderr and "state.json" in res.stderr,
+           f"a resume with another --learning_rate is refused, naming it (exit {res.returncode}, {res.stderr[-300:]!r})")
+    other = work / "other_corpus.txt"
+    other.write_text("".join(line + " again\n" for line in corpus.read_text().splitlines()))
+    common_other = [str(other) if a == str(corpus) else a for a in common]
+    res = run(*common_other, "--output", str(work / "resumed"))
+    expect(res.returncode == 2 and "corpus_sha256" in res.stderr,
+           f"a resume over another corpus is refused (exit {res.returncode}, {res.stderr[-300:]!r})")
+    expect((work / "resumed.checkpoint" / "state.json").read_bytes() == state and not (work / "resumed").exists(),
+           "the refused resumes leave the checkpoint as it was and write no output")
     res = run(*common, "--output", str(work / "resumed"))
     expect(res.returncode == 0 and "resuming pretraining at step 3" in res.stderr,
            f"the second run resumes at step 3 ({res.stderr[-400:]!r})")

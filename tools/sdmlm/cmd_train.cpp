@@ -34,7 +34,7 @@ struct FinetuneArgs {
 struct PretrainArgs {
   train::PretrainOptions o;
   int nproc = 0;
-  std::string model, output, device = "cpu";
+  std::string model, output, device = "cpu", loss_on = "all";
   std::vector<std::string> corpus;
 };
 
@@ -111,22 +111,12 @@ void add_pretrain(CLI::App& app, Runner& runner) {
   c->add_option("--model", args->model, "initial model directory (sdmlm model init)")->required();
   c->add_option("--corpus", args->corpus, "sentence files (text, .gz or JSONL)")->required();
   c->add_option("--output", args->output, "output model directory")->required();
-  c->add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
-  c->add_option("--batch_size", o.batch_size, "items per step")->capture_default_str();
-  c->add_option("--learning_rate", o.learning_rate, "peak AdamW learning rate")->capture_default_str();
-  c->add_option("--warmup_ratio", o.warmup_ratio, "share of steps with linear warm-up")->capture_default_str();
-  c->add_option("--copy_fraction", o.copy_fraction, "share of copy/reorder chat items")->capture_default_str();
-  c->add_option("--max_length", o.max_length, "tokens per item")->capture_default_str();
-  c->add_option("--trailing_words", o.trailing_words,
-                "most distractor words after the last quoted span of a copy item (8: one sentence's)")
-      ->capture_default_str();
-  c->add_option("--task_fraction", o.task_fraction,
-                "share of items that are the word-ordering task's own prompt, answered in <sentence> tags")
-      ->capture_default_str();
-  c->add_option("--loss_on", o.loss_on,
+  train::for_each_pretrain_setting(o, [&](const char* name, auto& field, const char* help) {
+    c->add_option(std::string("--") + name, field, help)->capture_default_str();
+  });
+  c->add_option("--loss_on", args->loss_on,
                 "next-token targets of chat items: all (every token) or answer (the assistant's text)")
       ->capture_default_str();
-  c->add_option("--seed", o.seed, "seed")->capture_default_str();
   c->add_option("--stop_after_steps", o.stop_after_steps,
                 "stop after N steps of the --steps schedule (checkpoint kept, no output; prints the loss log)");
   c->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
@@ -143,6 +133,7 @@ void add_pretrain(CLI::App& app, Runner& runner) {
       o.output = args->output;
       for (const auto& f : args->corpus) o.corpus.push_back(f);
       o.device = parse_device(args->device);
+      o.loss_on = train::parse_pretrain_loss_on(args->loss_on);
       auto summary = train::pretrain(o);
       if (!dist::world().main()) return;
       if (summary.contains("stopped_at")) {
