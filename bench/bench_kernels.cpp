@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include "sdm/adaptor_step.h"
+#include "sdmlm/lm.h"
 #include "sdmlm/sdm.h"
 
 namespace {
@@ -21,6 +22,22 @@ void BM_Gemm(benchmark::State& state) {
       benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_Gemm)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The estimator's per-epoch product: exemplars = x·W1ᵀ for x [rows, 6144], W1 [1000, 6144], through
+// torch::mm (arg 0: MKL, the SDK's product) or lm::project (arg 1: oneDNN where it serves).
+void BM_AdaptorForward(benchmark::State& state) {
+  const bool project = state.range(0) == 1;
+  const int64_t rows = state.range(1), D = 6144, M = 1000;
+  torch::manual_seed(0);
+  auto x = torch::randn({rows, D}), w = torch::randn({M, D}) * 0.01;
+  auto run = [&] { return project ? lm::project(x, w) : torch::mm(x, w.t()); };
+  if (!torch::allclose(run(), torch::mm(x, w.t()), 1e-4, 1e-4)) state.SkipWithError("wrong product");
+  for (auto _ : state) benchmark::DoNotOptimize(run().data_ptr<float>());
+  state.SetLabel(project ? lm::project_route(x, w) : "torch::mm");
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * D * M, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_AdaptorForward)->Args({0, 2500})->Args({1, 2500})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Queries [B, M] against a support of N exemplars, M = 1000 (the paper's exemplar dimension).
 void BM_KnnMatch(benchmark::State& state) {

@@ -37,6 +37,11 @@ class ExactIndex {
   int64_t count() const { return count_; }
   // Tests and benchmarks: use the generic tensor path on CPU too (the CPU fast path is the default).
   void use_tensor_path(bool enabled) { tensor_path_ = enabled; }
+  // The query·supportᵀ product through lm::project (oneDNN on CPUs where it serves, ~2× MKL's rate
+  // here) instead of torch::mm, the SDK's product. Distances then differ from the contract's in the
+  // last bits (summation order), so near-ties may order differently: for the estimator trainer's
+  // per-epoch recompute only, never for scoring or the artifact's calibration.
+  void use_fast_products(bool enabled) { fast_products_ = enabled; }
 
   struct Match {
     torch::Tensor q;        // [B] int64: leading consecutive matching neighbours (≤ max_neighbors)
@@ -56,7 +61,7 @@ class ExactIndex {
   Match match_cpu(const torch::Tensor& queries, const torch::Tensor& preds, int64_t max_neighbors,
                   const torch::Tensor& exclude) const;
   std::vector<std::vector<uint8_t>> match_by_class_;  // CPU: [class][support row] is a match
-  bool tensor_path_ = false;
+  bool tensor_path_ = false, fast_products_ = false;
   torch::Tensor origin_, centered_, norms_, labels_, predictions_, good_;
   int64_t count_, query_tile_;
 };

@@ -1,5 +1,8 @@
 // Estimator input rows: JSONL with `id`, `label`, `embedding` (+ optional `attributes`, `document`).
+#include <ATen/Parallel.h>
+
 #include <charconv>
+#include <exception>
 #include <cmath>
 #include <set>
 
@@ -54,6 +57,54 @@ bool extract_embedding(const std::string& line, std::vector<float>& values, std:
   return true;
 }
 
+// One line parsed and checked on its own (everything but the checks across rows: duplicate ids and
+// the common width, which load_rows makes in line order). A failure is kept, not thrown, so that
+// lines parsed in parallel still report the first bad line of the file.
+struct ParsedLine {
+  std::optional<JsonRow> row;  // the line without its embedding's numbers (nullopt: blank line)
+  std::string id;
+  std::optional<int64_t> label;
+  std::vector<float> features;  // embedding ++ attributes
+  std::exception_ptr error;
+};
+
+void parse_line(std::string& line, const std::string& where, int classes, bool require_labels, ParsedLine& out) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.find_first_not_of(" \t") == std::string::npos) return;
+  std::string stripped;
+  bool used_fast = extract_embedding(line, out.features, stripped);
+  auto& row = out.row;
+  if (used_fast) {
+    row = JsonRow{json_parse_strict(stripped, where), where};
+    auto it = row->value.is_object() ? row->value.find("embedding") : row->value.end();
+    used_fast = it != row->value.end() && it->is_array() && it->empty();
+  }
+  if (!used_fast) row = JsonRow{json_parse_strict(line, where), where};
+  if (!row->value.is_object()) fail_input(where + ": expected a JSON object, got " + json_type_name(row->value));
+  out.id = row->get_string("id");
+  if (row->has("label") && !row->value["label"].is_null()) {
+    int64_t value = row->get_int("label");
+    if (value == -1 && !require_labels) {
+      out.label = std::nullopt;
+    } else if (value < 0 || value >= classes) {
+      row->fail_field("label", "must be an integer in [0, " + std::to_string(classes - 1) + "]" +
+                                   (require_labels ? "" : " (or -1 for unlabeled)") + ", got " + std::to_string(value));
+    } else {
+      out.label = value;
+    }
+  } else if (require_labels) {
+    row->fail_field("label", "is missing (labels are required here)");
+  }
+  if (!row->has("embedding") && !row->has("attributes")) row->fail_field("embedding", "is missing");
+  if (!used_fast) out.features = row->has("embedding") ? row->get_floats("embedding") : std::vector<float>();
+  if (row->has("attributes")) {
+    auto extra = row->get_floats("attributes");
+    out.features.insert(out.features.end(), extra.begin(), extra.end());
+  }
+}
+
+constexpr int64_t kLinesPerBlock = 256;  // lines read, then parsed in parallel, at a time
+
 }  // namespace
 
 Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool require_labels) {
@@ -62,69 +113,58 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
   std::ifstream in(path, std::ios::binary);
   if (!in) fail_io(path.string() + ": cannot open for reading");
   Rows rows;
-  std::vector<float> flat, fast;
+  // ~10 bytes of text per number is typical; the vector grows past the guess when needed.
+  auto flat = std::make_unique<std::vector<float>>();
+  flat->reserve((size_t)(fs::file_size(path) / 10));
   std::set<std::string> seen;
-  int64_t width = dimension;
-  std::string line, stripped;
-  int64_t line_number = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const std::string where = path.string() + ":" + std::to_string(line_number);
-    std::optional<JsonRow> row;
-    bool used_fast = extract_embedding(line, fast, stripped);
-    if (used_fast) {
-      row = JsonRow{json_parse_strict(stripped, where), where};
-      auto it = row->value.is_object() ? row->value.find("embedding") : row->value.end();
-      used_fast = it != row->value.end() && it->is_array() && it->empty();
-    }
-    if (!used_fast) row = JsonRow{json_parse_strict(line, where), where};
-    if (!row->value.is_object()) fail_input(where + ": expected a JSON object, got " + json_type_name(row->value));
-    std::string id = row->get_string("id");
-    if (!seen.insert(id).second) row->fail_field("id", "duplicates an earlier id \"" + id + "\"");
-    std::optional<int64_t> label;
-    if (row->has("label") && !row->value["label"].is_null()) {
-      int64_t value = row->get_int("label");
-      if (value == -1 && !require_labels) {
-        label = std::nullopt;
-      } else if (value < 0 || value >= classes) {
-        row->fail_field("label", "must be an integer in [0, " + std::to_string(classes - 1) + "]" +
-                                     (require_labels ? "" : " (or -1 for unlabeled)") + ", got " +
-                                     std::to_string(value));
-      } else {
-        label = value;
+  int64_t width = dimension, line_number = 0;
+  std::vector<std::string> lines((size_t)kLinesPerBlock);
+  std::vector<ParsedLine> parsed((size_t)kLinesPerBlock);
+  for (bool more = true; more;) {
+    int64_t n = 0;
+    while (n < kLinesPerBlock && std::getline(in, lines[(size_t)n])) ++n;
+    more = n == kLinesPerBlock;
+    const int64_t first_line = line_number + 1;
+    line_number += n;
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        ParsedLine& out = parsed[(size_t)i];
+        out = ParsedLine();
+        try {
+          parse_line(lines[(size_t)i], path.string() + ":" + std::to_string(first_line + i), classes, require_labels,
+                     out);
+        } catch (...) {
+          out.error = std::current_exception();
+        }
       }
-    } else if (require_labels) {
-      row->fail_field("label", "is missing (labels are required here)");
+    });
+    for (int64_t i = 0; i < n; ++i) {  // the checks across rows, in line order
+      ParsedLine& line = parsed[(size_t)i];
+      if (line.error) std::rethrow_exception(line.error);
+      if (!line.row) continue;  // blank
+      const JsonRow& row = *line.row;
+      if (!seen.insert(line.id).second) row.fail_field("id", "duplicates an earlier id \"" + line.id + "\"");
+      if (width < 0) width = (int64_t)line.features.size();
+      if ((int64_t)line.features.size() != width)
+        row.fail_field(row.has("embedding") ? "embedding" : "attributes",
+                       "has " + std::to_string(line.features.size()) + " values, expected " + std::to_string(width) +
+                           (row.has("attributes") && row.has("embedding") ? " (embedding ++ attributes)" : ""));
+      if (width == 0) row.fail_field("embedding", "must not be empty");
+      flat->insert(flat->end(), line.features.begin(), line.features.end());
+      rows.ids.push_back(std::move(line.id));
+      rows.labels.push_back(line.label);
+      if (row.has("document") && row.value["document"].is_string())
+        rows.documents.push_back(row.value["document"].get<std::string>());
+      else
+        rows.documents.push_back(std::nullopt);
     }
-    if (!row->has("embedding") && !row->has("attributes")) row->fail_field("embedding", "is missing");
-    std::vector<float> features;
-    if (used_fast)
-      features = fast;
-    else if (row->has("embedding"))
-      features = row->get_floats("embedding");
-    if (row->has("attributes")) {
-      auto extra = row->get_floats("attributes");
-      features.insert(features.end(), extra.begin(), extra.end());
-    }
-    if (width < 0) width = (int64_t)features.size();
-    if ((int64_t)features.size() != width)
-      row->fail_field(row->has("embedding") ? "embedding" : "attributes",
-                      "has " + std::to_string(features.size()) + " values, expected " + std::to_string(width) +
-                          (row->has("attributes") && row->has("embedding") ? " (embedding ++ attributes)" : ""));
-    if (width == 0) row->fail_field("embedding", "must not be empty");
-    flat.insert(flat.end(), features.begin(), features.end());
-    rows.ids.push_back(std::move(id));
-    rows.labels.push_back(label);
-    if (row->has("document") && row->value["document"].is_string())
-      rows.documents.push_back(row->value["document"].get<std::string>());
-    else
-      rows.documents.push_back(std::nullopt);
   }
   if (in.bad()) fail_io(path.string() + ": read error");
   if (rows.ids.empty()) fail_input(path.string() + ": no rows (the file is empty)");
-  rows.features = torch::from_blob(flat.data(), {(int64_t)rows.ids.size(), width}, torch::kFloat32).clone();
+  // The tensor takes the vector's memory (no copy of what may be gigabytes).
+  std::vector<float>* owner = flat.release();
+  rows.features = torch::from_blob(
+      owner->data(), {(int64_t)rows.ids.size(), width}, [owner](void*) { delete owner; }, torch::kFloat32);
   return rows;
 }
 

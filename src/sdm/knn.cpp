@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "sdmlm/lm.h"
 #include "sdmlm/sdm.h"
 
 namespace sdmlm::sdm {
@@ -76,7 +77,7 @@ ExactIndex::ExactIndex(torch::Tensor support, torch::Tensor support_labels, torc
 torch::Tensor ExactIndex::distances(const torch::Tensor& queries) const {
   auto centered = queries - origin_;
   auto query_norms = (centered * centered).sum(1, /*keepdim=*/true);
-  auto dots = torch::mm(centered, centered_.t());
+  auto dots = fast_products_ ? lm::project(centered, centered_) : torch::mm(centered, centered_.t());
   return (query_norms + norms_.unsqueeze(0)).sub_(dots, 2.0).clamp_min_(0.0);
 }
 

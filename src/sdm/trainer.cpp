@@ -8,6 +8,7 @@
 #include <set>
 
 #include "adaptor_step.h"
+#include "sdmlm/lm.h"
 #include "sdmlm/sdm.h"
 
 namespace sdmlm::sdm {
@@ -28,46 +29,89 @@ std::vector<int64_t> argmax_rows(const std::vector<float>& logits, int classes) 
 
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
 
-// CPU: one pass over W1 that forms its rank-C gradient ∂W1[i, j] = Σ_c W2[c, i]·u[c, j] on the fly
-// and applies the Adam update (the arithmetic of torch.optim.Adam), so the 6 M-entry gradient is
-// never written or read back. w1, m, v: [M, D]; w2: [C, M]; u: [C, D]; all contiguous float32.
-// The rows [begin, end) of that update. Built for AVX-512, AVX2 and the baseline, chosen at run
-// time (detail::set_kernel_isa forces one, for tests): the update is bound by the per-element sqrt
-// and division, which the wider units do 2-4x faster. Each element takes the same IEEE operations
-// in every build (the build sets -ffp-contract=off, so none fuses a multiply-add), hence identical
-// results on every machine.
-#define SDMLM_DEFINE_ADAM_W1_ROWS(NAME, TARGET)                                                                     \
-  TARGET void NAME(float* __restrict pw, float* __restrict pm, float* __restrict pv, const float* __restrict pw2,   \
-                   const float* __restrict pu, float* __restrict g, int64_t begin, int64_t end, int64_t rows,       \
-                   int64_t cols, int64_t classes, float step_size, float b1, float b2, float bc2_sqrt, float eps) { \
-    for (int64_t i = begin; i < end; ++i) {                                                                         \
-      const float a0 = pw2[i];                                                                                      \
-      for (int64_t j = 0; j < cols; ++j) g[j] = a0 * pu[j];                                                         \
-      for (int64_t c = 1; c < classes; ++c) {                                                                       \
-        const float a = pw2[c * rows + i];                                                                          \
-        const float* uc = pu + c * cols;                                                                            \
-        for (int64_t j = 0; j < cols; ++j) g[j] += a * uc[j];                                                       \
-      }                                                                                                             \
-      float* wi = pw + i * cols;                                                                                    \
-      float* mi = pm + i * cols;                                                                                    \
-      float* vi = pv + i * cols;                                                                                    \
-      for (int64_t j = 0; j < cols; ++j) {                                                                          \
-        const float gj = g[j];                                                                                      \
-        const float m = b1 * mi[j] + (1.0f - b1) * gj;                                                              \
-        const float v = b2 * vi[j] + (1.0f - b2) * gj * gj;                                                         \
-        mi[j] = m;                                                                                                  \
-        vi[j] = v;                                                                                                  \
-        wi[j] -= step_size * m / (std::sqrt(v) / bc2_sqrt + eps);                                                   \
-      }                                                                                                             \
-    }                                                                                                               \
-  }
-SDMLM_DEFINE_ADAM_W1_ROWS(adam_w1_rows_avx512, __attribute__((target("avx512f"))))
-SDMLM_DEFINE_ADAM_W1_ROWS(adam_w1_rows_avx2, __attribute__((target("avx2"))))
-SDMLM_DEFINE_ADAM_W1_ROWS(adam_w1_rows_baseline, )
-#undef SDMLM_DEFINE_ADAM_W1_ROWS
+// CPU: the step's one pass over W1, row by row (rows of W1 = columns of W2), that
+//   1. forms ∂W2[:, i] = u·W1[i, :] + s·b1[i] from the row it is about to change;
+//   2. applies Adam to W2[:, i] (its gradient is complete: every term is in row i);
+//   3. forms W1's rank-C gradient ∂W1[i, :] = Σ_c W2_old[c, i]·u[c, :] on the fly and applies Adam
+//      to W1[i, :] (the arithmetic of torch.optim.Adam), never storing the 6 M-entry gradient;
+//   4. adds W2_new[:, i] ⊗ W1_new[i, :] to its block's share of v = W2·W1, which the next step's
+//      forward needs (z = x·vᵀ + …), so no other pass reads W1 again.
+// Per step W1, m and v are read and written once (6 streams of M·D floats instead of 8). Rows go
+// in fixed blocks of kStepBlockRows whose partial v are summed in block order, so the result does
+// not depend on the thread count. Built for AVX-512, AVX2 and the baseline, chosen at run time
+// (detail::set_kernel_isa forces one, for tests): each element takes the same IEEE operations in
+// every build (explicit 16-lane accumulators for the dot products; the build sets
+// -ffp-contract=off, so none fuses a multiply-add), hence identical results on every machine.
+constexpr int64_t kStepBlockRows = 32;
 
-using AdamW1Rows = void (*)(float*, float*, float*, const float*, const float*, float*, int64_t, int64_t, int64_t,
-                            int64_t, int64_t, float, float, float, float, float);
+struct FusedStep {
+  float *w1, *m1, *v1;      // [M, D]
+  float *w2, *m2, *v2;      // [C, M]
+  float* g2;                // [C, M] out: ∂W2
+  float* v_parts;           // [blocks, C, D] out: each block's share of W2_new·W1_new
+  const float *u, *s, *b1;  // [C, D], [C], [M]
+  int64_t rows, cols, classes;
+  float step_size, beta1, beta2, bc2_sqrt, eps;
+};
+
+#define SDMLM_DEFINE_ADAM_STEP_BLOCK(NAME, TARGET)                                                     \
+  TARGET void NAME(const FusedStep& f, int64_t block, float* __restrict g, float* __restrict w2_old) { \
+    const int64_t cols = f.cols, rows = f.rows, C = f.classes;                                         \
+    const int64_t begin = block * kStepBlockRows, end = std::min(rows, begin + kStepBlockRows);        \
+    float* __restrict part = f.v_parts + block * C * cols;                                             \
+    for (int64_t j = 0; j < C * cols; ++j) part[j] = 0.0f;                                             \
+    constexpr int64_t kLanes = 16;                                                                     \
+    const int64_t body = cols - cols % kLanes;                                                         \
+    for (int64_t i = begin; i < end; ++i) {                                                            \
+      float* __restrict wi = f.w1 + i * cols;                                                          \
+      float* __restrict mi = f.m1 + i * cols;                                                          \
+      float* __restrict vi = f.v1 + i * cols;                                                          \
+      for (int64_t c = 0; c < C; ++c) { /* 1. and 2. */                                                \
+        const float* __restrict uc = f.u + c * cols;                                                   \
+        float acc[kLanes] = {};                                                                        \
+        for (int64_t j = 0; j < body; j += kLanes)                                                     \
+          for (int64_t l = 0; l < kLanes; ++l) acc[l] += uc[j + l] * wi[j + l];                        \
+        for (int64_t width = kLanes / 2; width > 0; width /= 2)                                        \
+          for (int64_t l = 0; l < width; ++l) acc[l] += acc[l + width];                                \
+        float dot = acc[0];                                                                            \
+        for (int64_t j = body; j < cols; ++j) dot += uc[j] * wi[j];                                    \
+        const int64_t at = c * rows + i;                                                               \
+        const float grad = dot + f.s[c] * f.b1[i];                                                     \
+        f.g2[at] = grad;                                                                               \
+        const float m = f.beta1 * f.m2[at] + (1.0f - f.beta1) * grad;                                  \
+        const float v = f.beta2 * f.v2[at] + (1.0f - f.beta2) * grad * grad;                           \
+        f.m2[at] = m;                                                                                  \
+        f.v2[at] = v;                                                                                  \
+        w2_old[c] = f.w2[at];                                                                          \
+        f.w2[at] -= f.step_size * m / (std::sqrt(v) / f.bc2_sqrt + f.eps);                             \
+      }                                                                                                \
+      for (int64_t j = 0; j < cols; ++j) g[j] = w2_old[0] * f.u[j]; /* 3. */                           \
+      for (int64_t c = 1; c < C; ++c) {                                                                \
+        const float a = w2_old[c];                                                                     \
+        const float* __restrict uc = f.u + c * cols;                                                   \
+        for (int64_t j = 0; j < cols; ++j) g[j] += a * uc[j];                                          \
+      }                                                                                                \
+      for (int64_t j = 0; j < cols; ++j) {                                                             \
+        const float gj = g[j];                                                                         \
+        const float m = f.beta1 * mi[j] + (1.0f - f.beta1) * gj;                                       \
+        const float v = f.beta2 * vi[j] + (1.0f - f.beta2) * gj * gj;                                  \
+        mi[j] = m;                                                                                     \
+        vi[j] = v;                                                                                     \
+        wi[j] -= f.step_size * m / (std::sqrt(v) / f.bc2_sqrt + f.eps);                                \
+      }                                                                                                \
+      for (int64_t c = 0; c < C; ++c) { /* 4. */                                                       \
+        const float a = f.w2[c * rows + i];                                                            \
+        float* __restrict pc = part + c * cols;                                                        \
+        for (int64_t j = 0; j < cols; ++j) pc[j] += a * wi[j];                                         \
+      }                                                                                                \
+    }                                                                                                  \
+  }
+SDMLM_DEFINE_ADAM_STEP_BLOCK(adam_step_block_avx512, __attribute__((target("avx512f"))))
+SDMLM_DEFINE_ADAM_STEP_BLOCK(adam_step_block_avx2, __attribute__((target("avx2"))))
+SDMLM_DEFINE_ADAM_STEP_BLOCK(adam_step_block_baseline, )
+#undef SDMLM_DEFINE_ADAM_STEP_BLOCK
+
+using AdamStepBlock = void (*)(const FusedStep&, int64_t, float*, float*);
 
 detail::KernelIsa best_isa() {
   __builtin_cpu_init();
@@ -81,33 +125,53 @@ detail::KernelIsa& isa_in_use() {
   return isa;
 }
 
-AdamW1Rows adam_w1_rows() {
+AdamStepBlock adam_step_block() {
   switch (isa_in_use()) {
     case detail::KernelIsa::kAvx512:
-      return adam_w1_rows_avx512;
+      return adam_step_block_avx512;
     case detail::KernelIsa::kAvx2:
-      return adam_w1_rows_avx2;
+      return adam_step_block_avx2;
     default:
-      return adam_w1_rows_baseline;
+      return adam_step_block_baseline;
   }
 }
 
-void adam_w1_rank_update(torch::Tensor& w1, torch::Tensor& m, torch::Tensor& v, const torch::Tensor& w2,
-                         const torch::Tensor& u, int64_t step, double lr) {
-  const int64_t rows = w1.size(0), cols = w1.size(1), classes = w2.size(0);
-  const float bc1 = (float)(1.0 - std::pow(kBeta1, (double)step));
-  const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow(kBeta2, (double)step));
-  const float step_size = (float)lr / bc1;
-  float* pw = w1.data_ptr<float>();
-  float* pm = m.data_ptr<float>();
-  float* pv = v.data_ptr<float>();
-  const float* pw2 = w2.data_ptr<float>();
-  const float* pu = u.data_ptr<float>();
-  const AdamW1Rows kernel = adam_w1_rows();
-  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    std::vector<float> g((size_t)cols);
-    kernel(pw, pm, pv, pw2, pu, g.data(), begin, end, rows, cols, classes, step_size, (float)kBeta1, (float)kBeta2,
-           bc2_sqrt, (float)kEps);
+// The fused pass over every row block, then v = Σ_blocks (in block order) of their shares.
+// Bias corrections as torch.optim.Adam's at step `step` (W1 and W2 always share it).
+void fused_adam_pass(detail::AdaptorState& a, const torch::Tensor& u, const torch::Tensor& s, int64_t step, double lr) {
+  const int64_t rows = a.w1.size(0), cols = a.w1.size(1), classes = a.w2.size(0);
+  const int64_t blocks = (rows + kStepBlockRows - 1) / kStepBlockRows;
+  auto parts = torch::empty({blocks, classes, cols}, a.w1.options());
+  FusedStep f;
+  f.w1 = a.w1.data_ptr<float>();
+  f.m1 = a.exp_avg[0].data_ptr<float>();
+  f.v1 = a.exp_avg_sq[0].data_ptr<float>();
+  f.w2 = a.w2.data_ptr<float>();
+  f.m2 = a.exp_avg[2].data_ptr<float>();
+  f.v2 = a.exp_avg_sq[2].data_ptr<float>();
+  f.g2 = a.grads[2].data_ptr<float>();
+  f.v_parts = parts.data_ptr<float>();
+  f.u = u.data_ptr<float>();
+  f.s = s.data_ptr<float>();
+  f.b1 = a.b1.data_ptr<float>();
+  f.rows = rows, f.cols = cols, f.classes = classes;
+  f.step_size = (float)lr / (float)(1.0 - std::pow(kBeta1, (double)step));
+  f.beta1 = (float)kBeta1, f.beta2 = (float)kBeta2, f.eps = (float)kEps;
+  f.bc2_sqrt = (float)std::sqrt(1.0 - std::pow(kBeta2, (double)step));
+  const AdamStepBlock kernel = adam_step_block();
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> g((size_t)cols), w2_old((size_t)classes);
+    for (int64_t b = begin; b < end; ++b) kernel(f, b, g.data(), w2_old.data());
+  });
+  if (!a.v.defined()) a.v = torch::empty({classes, cols}, a.w1.options());
+  const float* pp = parts.data_ptr<float>();
+  float* pv = a.v.data_ptr<float>();
+  at::parallel_for(0, classes * cols, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      float sum = pp[j];
+      for (int64_t b = 1; b < blocks; ++b) sum += pp[b * classes * cols + j];
+      pv[j] = sum;
+    }
   });
 }
 
@@ -139,10 +203,24 @@ struct Forward {
   torch::Tensor exemplars;    // [N, M] device
 };
 
-Forward forward_all(const std::vector<torch::Tensor>& p, const torch::Tensor& x) {
+// Which kernel computes the adaptor's and the matching's products. kContract: torch::mm then the
+// bias, as Estimator::transform and the SDK compute them, so the artifact's support, CDFs and
+// calibration rows are the ones a scorer reproduces bit for bit. kFast: lm::project (oneDNN where
+// it serves: ~450 vs ~190 GFLOP/s on the development machine) for the per-epoch recompute that
+// only picks the best epoch and the next epoch's q and d; its sums differ from torch::mm's in the
+// last bits (order of summation), deterministic for a given thread count.
+enum class Products { kContract, kFast };
+
+Forward forward_all(const std::vector<torch::Tensor>& p, const torch::Tensor& x, Products products) {
   torch::NoGradGuard no_grad;
-  auto exemplars = torch::mm(x, p[0].t()) + p[1];  // as Estimator::transform computes it
-  auto logits = torch::mm(exemplars, p[2].t()) + p[3];
+  torch::Tensor exemplars, logits;
+  if (products == Products::kFast) {
+    exemplars = lm::project(x, p[0], p[1]);
+    logits = lm::project(exemplars, p[2], p[3]);
+  } else {
+    exemplars = torch::mm(x, p[0].t()) + p[1];  // as Estimator::transform computes it
+    logits = torch::mm(exemplars, p[2].t()) + p[3];
+  }
   if (!torch::isfinite(logits).all().item<bool>())
     fail_input("training diverged: the adaptor produced non-finite logits");
   return {to_floats(logits), exemplars};
@@ -250,12 +328,13 @@ struct EpochEnd {
 EpochEnd end_of_epoch(const std::vector<torch::Tensor>& params, const TrainConfig& cfg, const torch::Tensor& xtr,
                       const torch::Tensor& xca, const Split& train, const Split& cal) {
   const int C = cfg.number_of_classes;
-  auto f_tr = forward_all(params, xtr);
-  auto f_ca = forward_all(params, xca);
+  auto f_tr = forward_all(params, xtr, Products::kFast);
+  auto f_ca = forward_all(params, xca, Products::kFast);
   EpochEnd e;
   e.pred_train = argmax_rows(f_tr.logits, C);
   e.pred_cal = argmax_rows(f_ca.logits, C);
   ExactIndex index(f_tr.exemplars, torch::tensor(train.y), torch::tensor(e.pred_train));
+  index.use_fast_products(true);
   auto m_tr = match_rows(index, f_tr, C, cfg.max_neighbors, true);
   auto m_ca = match_rows(index, f_ca, C, cfg.max_neighbors, false);
   e.d_train = quantiles(m_tr.d0, distance_cdfs(train.y, m_tr.q, m_tr.d0, C, cfg.ood_limit));
@@ -317,8 +396,8 @@ TrainResult finalize(const TrainConfig& cfg, const OneFit& one, const Split& tra
   const int C = cfg.number_of_classes;
   const auto xtr = ((train.x - one.mean) / one.std).contiguous();
   const auto xca = ((cal.x - one.mean) / one.std).contiguous();
-  auto f_tr = forward_all(one.best, xtr);
-  auto f_ca = forward_all(one.best, xca);
+  auto f_tr = forward_all(one.best, xtr, Products::kContract);
+  auto f_ca = forward_all(one.best, xca, Products::kContract);
   auto pred_tr = argmax_rows(f_tr.logits, C), pred_ca = argmax_rows(f_ca.logits, C);
   ExactIndex index(f_tr.exemplars, torch::tensor(train.y), torch::tensor(pred_tr));
   auto m_ca = match_rows(index, f_ca, C, cfg.max_neighbors, false);
@@ -487,8 +566,11 @@ double adaptor_step(AdaptorState& a, const torch::Tensor& x, const torch::Tensor
   // z = x·(W2·W1)ᵀ + (W2·b1 + b2), and with u = dzᵀ·x the gradients are rank C:
   // ∂W1 = W2ᵀ·u, ∂W2 = u·W1ᵀ + s⊗b1, ∂b1 = W2ᵀ·s, ∂b2 = s (s = Σ_rows dz). This replaces two
   // [B, D]×[D, M] GEMMs per step by C-row ones; the step is then bound by memory traffic.
-  auto v = split_columns_mm(a.w2, a.w1);                          // [C, D]
-  auto z = torch::addmm(torch::mv(a.w2, a.b1) + a.b2, x, v.t());  // [B, C]
+  // v = W2·W1 is left by the previous CPU step's fused pass (computed here on the first step, and
+  // on GPUs every step).
+  const bool cpu = x.device().is_cpu();
+  if (!cpu || !a.v.defined()) a.v = split_columns_mm(a.w2, a.w1);   // [C, D]
+  auto z = torch::addmm(torch::mv(a.w2, a.b1) + a.b2, x, a.v.t());  // [B, C]
   auto s = z * (d * log_base).unsqueeze(1);
   auto log_p = torch::log_softmax(s, 1);
   auto nll = -log_p.gather(1, y.unsqueeze(1)).squeeze(1) / log_base;
@@ -497,22 +579,22 @@ double adaptor_step(AdaptorState& a, const torch::Tensor& x, const torch::Tensor
   auto dz = log_p.exp_();
   dz.scatter_add_(1, y.unsqueeze(1), torch::full({B, 1}, -1.0f, dz.options()));
   dz.mul_((d / (float)B).unsqueeze(1));
-  auto u = torch::mm(dz.t(), x);  // [C, D]
-  auto dz_sum = dz.sum(0);        // [C]
-  split_columns_mm_out(grads[2], u, a.w1.t());
-  grads[2].addr_(dz_sum, a.b1);
+  auto u = torch::mm(dz.t(), x).contiguous();  // [C, D]
+  auto dz_sum = dz.sum(0).contiguous();        // [C]
+  torch::mv_out(grads[1], a.w2.t(), dz_sum);   // with W2 before the step, as the gradient requires
   grads[3].copy_(dz_sum);
-  torch::mv_out(grads[1], a.w2.t(), dz_sum);
   for (auto& st : a.steps) st.add_(1);
   ++a.adam_step;
-  if (x.device().is_cpu()) {
-    // W1 takes the fused rank-C path; the small tensors take libtorch's fused Adam. W2 is still
-    // the pre-step value here, as the gradient requires.
-    adam_w1_rank_update(a.w1, a.exp_avg[0], a.exp_avg_sq[0], a.w2, u, a.adam_step, learning_rate);
-    at::_fused_adam_({a.b1, a.w2, a.b2}, {grads[1], grads[2], grads[3]}, {a.exp_avg[1], a.exp_avg[2], a.exp_avg[3]},
-                     {a.exp_avg_sq[1], a.exp_avg_sq[2], a.exp_avg_sq[3]}, {}, {a.steps[1], a.steps[2], a.steps[3]},
-                     learning_rate, kBeta1, kBeta2, 0.0, kEps, false, false);
+  if (cpu) {
+    // W1 and W2 take the fused pass (which also leaves ∂W2 in grads[2] and the next step's v);
+    // the biases take libtorch's fused Adam.
+    fused_adam_pass(a, u, dz_sum, a.adam_step, learning_rate);
+    at::_fused_adam_({a.b1, a.b2}, {grads[1], grads[3]}, {a.exp_avg[1], a.exp_avg[3]},
+                     {a.exp_avg_sq[1], a.exp_avg_sq[3]}, {}, {a.steps[1], a.steps[3]}, learning_rate, kBeta1, kBeta2,
+                     0.0, kEps, false, false);
   } else {
+    split_columns_mm_out(grads[2], u, a.w1.t());
+    grads[2].addr_(dz_sum, a.b1);
     torch::mm_out(grads[0], a.w2.t(), u);
     at::_fused_adam_(a.params(), grads, a.exp_avg, a.exp_avg_sq, {}, a.steps, learning_rate, kBeta1, kBeta2, 0.0, kEps,
                      false, false);

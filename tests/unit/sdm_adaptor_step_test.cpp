@@ -4,6 +4,8 @@
 // kernel this CPU can run.
 #include <gtest/gtest.h>
 
+#include <ATen/Parallel.h>
+
 #include <tuple>
 
 #include "sdm/adaptor_step.h"
@@ -93,7 +95,9 @@ std::vector<KernelIsa> runnable_isas() {
 }
 
 TEST(AdaptorStep, MatchesAutogradAndAdamForEveryKernelBuild) {
-  const std::vector<Case> cases = {{2, 16, 8, 32}, {3, 300, 40, 50}, {7, 129, 33, 17}, {2, 5, 4, 1}, {3, 12, 6, 0}};
+  // M = 40, 33 and 100 span several of the fused pass's 32-row blocks (and 100 a partial last one).
+  const std::vector<Case> cases = {{2, 16, 8, 32}, {3, 300, 40, 50}, {7, 129, 33, 17},
+                                   {2, 5, 4, 1},   {3, 12, 6, 0},    {2, 70, 100, 9}};
   for (KernelIsa isa : runnable_isas()) {
     for (const Case& c : cases) {
       SCOPED_TRACE("isa " + std::to_string((int)isa) + " C=" + std::to_string(c.classes) + " D=" +
@@ -117,10 +121,46 @@ TEST(AdaptorStep, KernelBuildsAgreeBitForBit) {
       sdmlm::sdm::detail::adaptor_step(s, torch::randn({c.batch, c.dim}),
                                        torch::randint(0, c.classes, {c.batch}, torch::kInt64),
                                        torch::log(torch::rand({c.batch}) + 2.0f), torch::rand({c.batch}), 1e-3);
-    results.push_back(s.w1.clone());
+    results.push_back(torch::cat({s.w1.flatten(), s.w2.flatten(), s.v.flatten()}));
   }
   sdmlm::sdm::detail::set_kernel_isa(KernelIsa::kAuto);
   for (size_t i = 1; i < results.size(); ++i) EXPECT_TRUE(torch::equal(results[0], results[i])) << "build " << i;
+}
+
+// The fused pass sums its row blocks' shares of W2·W1 in block order, so one thread and several
+// give the same bits (and W1, W2 after the step).
+TEST(AdaptorStep, ThreadCountsAgreeBitForBit) {
+  const Case c{2, 200, 130, 20};
+  const int threads = at::get_num_threads();
+  std::vector<torch::Tensor> results;
+  for (int n : {1, 2, 3}) {
+    at::set_num_threads(n);
+    torch::manual_seed(11);
+    AdaptorState s(torch::randn({c.exemplar, c.dim}), torch::randn({c.exemplar}), torch::randn({c.classes, c.exemplar}),
+                   torch::randn({c.classes}));
+    for (int k = 0; k < 3; ++k)
+      sdmlm::sdm::detail::adaptor_step(s, torch::randn({c.batch, c.dim}),
+                                       torch::randint(0, c.classes, {c.batch}, torch::kInt64),
+                                       torch::log(torch::rand({c.batch}) + 2.0f), torch::rand({c.batch}), 1e-3);
+    results.push_back(torch::cat({s.w1.flatten(), s.w2.flatten(), s.v.flatten()}));
+  }
+  at::set_num_threads(threads);
+  for (size_t i = 1; i < results.size(); ++i) EXPECT_TRUE(torch::equal(results[0], results[i])) << "threads " << i + 1;
+}
+
+// The W2·W1 the step leaves for the next one equals the product of the updated weights.
+TEST(AdaptorStep, LeavesTheNextStepsProduct) {
+  const Case c{3, 90, 70, 12};
+  torch::manual_seed(5);
+  AdaptorState s(torch::randn({c.exemplar, c.dim}) * 0.1, torch::randn({c.exemplar}) * 0.1,
+                 torch::randn({c.classes, c.exemplar}) * 0.1, torch::randn({c.classes}) * 0.1);
+  for (int k = 0; k < 2; ++k) {
+    sdmlm::sdm::detail::adaptor_step(s, torch::randn({c.batch, c.dim}),
+                                     torch::randint(0, c.classes, {c.batch}, torch::kInt64),
+                                     torch::log(torch::rand({c.batch}) + 2.0f), torch::rand({c.batch}), 1e-2);
+    ASSERT_TRUE(s.v.defined());
+    EXPECT_LT(max_relative(s.v, torch::mm(s.w2, s.w1)), 1e-5) << "after step " << k + 1;
+  }
 }
 
 }  // namespace
