@@ -37,7 +37,7 @@ class ExactIndex {
   int64_t count() const { return count_; }
   // Tests and benchmarks: use the generic tensor path on CPU too (the CPU fast path is the default).
   void use_tensor_path(bool enabled) { tensor_path_ = enabled; }
-  // The query·supportᵀ product through lm::project (oneDNN on CPUs where it serves, ~2× MKL's rate
+  // The query·supportᵀ product through lm::project (oneDNN on CPUs where it serves, up to 2× MKL's rate
   // here) instead of torch::mm, the SDK's product. Distances then differ from the contract's in the
   // last bits (summation order), so near-ties may order differently: for the estimator trainer's
   // per-epoch recompute only, never for scoring or the artifact's calibration.

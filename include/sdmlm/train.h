@@ -317,10 +317,6 @@ struct FinetuneSummary {
 FinetuneSummary finetune(const FinetuneOptions& options);
 
 // ---- pretraining (src/train/pretrain.cpp) -------------------------------------------------------
-// Next-token training of a base model on sentences: plain text, and chat turns in which the user
-// quotes a sentence's head and its shuffled last k (0, 2 or 3) words among distractor words and
-// the assistant writes the sentence — the copying competence that real pre-trained LMs bring
-// (docs/decisions.md, performance notes). Not the task's template, tags or sentences (use remaining.txt).
 // Which tokens of a chat item are next-token targets. "all": every token (the original
 // curriculum); "answer": only the assistant's text, so the unpredictable quoted and distractor
 // words of the user turn add no noise to the copying signal (plain-sentence items keep every
@@ -328,6 +324,11 @@ FinetuneSummary finetune(const FinetuneOptions& options);
 enum class PretrainLossOn { kAll, kAnswer };
 PretrainLossOn parse_pretrain_loss_on(const std::string& name);
 std::string pretrain_loss_on_name(PretrainLossOn loss_on);  // "all" or "answer"
+
+// Next-token training of a base model on sentences: plain text, and chat turns in which the user
+// quotes a sentence's head and its shuffled last k (0, 2 or 3) words among distractor words and
+// the assistant writes the sentence — the copying competence that real pre-trained LMs bring
+// (docs/decisions.md, performance notes). Not the task's template, tags or sentences (use remaining.txt).
 
 struct PretrainOptions {
   fs::path model, output;

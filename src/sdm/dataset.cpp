@@ -115,7 +115,8 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
   Rows rows;
   // ~10 bytes of text per number is typical; the vector grows past the guess when needed.
   auto flat = std::make_unique<std::vector<float>>();
-  flat->reserve((size_t)(fs::file_size(path) / 10));
+  std::error_code size_error;  // no size for a pipe or /dev/stdin: no guess
+  if (const auto bytes = fs::file_size(path, size_error); !size_error) flat->reserve((size_t)(bytes / 10));
   std::set<std::string> seen;
   int64_t width = dimension, line_number = 0;
   std::vector<std::string> lines((size_t)kLinesPerBlock);
@@ -140,10 +141,13 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
     });
     for (int64_t i = 0; i < n; ++i) {  // the checks across rows, in line order
       ParsedLine& line = parsed[(size_t)i];
+      // A duplicate id is reported before the line's later problems (label, numbers), as the
+      // sequential reader did: parse_line sets `id` before checking anything after it.
+      if (!line.id.empty() && !seen.insert(line.id).second)
+        line.row->fail_field("id", "duplicates an earlier id \"" + line.id + "\"");
       if (line.error) std::rethrow_exception(line.error);
       if (!line.row) continue;  // blank
       const JsonRow& row = *line.row;
-      if (!seen.insert(line.id).second) row.fail_field("id", "duplicates an earlier id \"" + line.id + "\"");
       if (width < 0) width = (int64_t)line.features.size();
       if ((int64_t)line.features.size() != width)
         row.fail_field(row.has("embedding") ? "embedding" : "attributes",
@@ -161,7 +165,9 @@ Rows load_rows(const fs::path& path, int64_t dimension, int classes, bool requir
   }
   if (in.bad()) fail_io(path.string() + ": read error");
   if (rows.ids.empty()) fail_input(path.string() + ": no rows (the file is empty)");
-  // The tensor takes the vector's memory (no copy of what may be gigabytes).
+  // The tensor takes the vector's memory (no copy of what may be gigabytes), unless the guess
+  // left much of it unused.
+  if (flat->capacity() > flat->size() + flat->size() / 4) flat->shrink_to_fit();
   std::vector<float>* owner = flat.release();
   rows.features = torch::from_blob(
       owner->data(), {(int64_t)rows.ids.size(), width}, [owner](void*) { delete owner; }, torch::kFloat32);

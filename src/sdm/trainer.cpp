@@ -33,7 +33,8 @@ constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
 //   1. forms ∂W2[:, i] = u·W1[i, :] + s·b1[i] from the row it is about to change;
 //   2. applies Adam to W2[:, i] (its gradient is complete: every term is in row i);
 //   3. forms W1's rank-C gradient ∂W1[i, :] = Σ_c W2_old[c, i]·u[c, :] on the fly and applies Adam
-//      to W1[i, :] (the arithmetic of torch.optim.Adam), never storing the 6 M-entry gradient;
+//      to W1[i, :] (torch.optim.Adam's update, its moment lerp written β·m + (1 − β)·g), never
+//      storing the 6 M-entry gradient;
 //   4. adds W2_new[:, i] ⊗ W1_new[i, :] to its block's share of v = W2·W1, which the next step's
 //      forward needs (z = x·vᵀ + …), so no other pass reads W1 again.
 // Per step W1, m and v are read and written once (6 streams of M·D floats instead of 8). Rows go
@@ -51,7 +52,9 @@ struct FusedStep {
   float* v_parts;           // [blocks, C, D] out: each block's share of W2_new·W1_new
   const float *u, *s, *b1;  // [C, D], [C], [M]
   int64_t rows, cols, classes;
-  float step_size, beta1, beta2, bc2_sqrt, eps;
+  // Adam's constants as torch.optim.Adam rounds them to float32 (1 − β computed in double: 1 − 0.999f
+  // in float would be 1.3e-5 off), the step size lr / (1 − β1^t) likewise.
+  float step_size, beta1, beta2, one_minus_beta1, one_minus_beta2, bc2_sqrt, eps;
 };
 
 #define SDMLM_DEFINE_ADAM_STEP_BLOCK(NAME, TARGET)                                                     \
@@ -78,8 +81,8 @@ struct FusedStep {
         const int64_t at = c * rows + i;                                                               \
         const float grad = dot + f.s[c] * f.b1[i];                                                     \
         f.g2[at] = grad;                                                                               \
-        const float m = f.beta1 * f.m2[at] + (1.0f - f.beta1) * grad;                                  \
-        const float v = f.beta2 * f.v2[at] + (1.0f - f.beta2) * grad * grad;                           \
+        const float m = f.beta1 * f.m2[at] + f.one_minus_beta1 * grad;                                 \
+        const float v = f.beta2 * f.v2[at] + f.one_minus_beta2 * grad * grad;                          \
         f.m2[at] = m;                                                                                  \
         f.v2[at] = v;                                                                                  \
         w2_old[c] = f.w2[at];                                                                          \
@@ -93,8 +96,8 @@ struct FusedStep {
       }                                                                                                \
       for (int64_t j = 0; j < cols; ++j) {                                                             \
         const float gj = g[j];                                                                         \
-        const float m = f.beta1 * mi[j] + (1.0f - f.beta1) * gj;                                       \
-        const float v = f.beta2 * vi[j] + (1.0f - f.beta2) * gj * gj;                                  \
+        const float m = f.beta1 * mi[j] + f.one_minus_beta1 * gj;                                      \
+        const float v = f.beta2 * vi[j] + f.one_minus_beta2 * gj * gj;                                 \
         mi[j] = m;                                                                                     \
         vi[j] = v;                                                                                     \
         wi[j] -= f.step_size * m / (std::sqrt(v) / f.bc2_sqrt + f.eps);                                \
@@ -155,8 +158,9 @@ void fused_adam_pass(detail::AdaptorState& a, const torch::Tensor& u, const torc
   f.s = s.data_ptr<float>();
   f.b1 = a.b1.data_ptr<float>();
   f.rows = rows, f.cols = cols, f.classes = classes;
-  f.step_size = (float)lr / (float)(1.0 - std::pow(kBeta1, (double)step));
+  f.step_size = (float)(lr / (1.0 - std::pow(kBeta1, (double)step)));
   f.beta1 = (float)kBeta1, f.beta2 = (float)kBeta2, f.eps = (float)kEps;
+  f.one_minus_beta1 = (float)(1.0 - kBeta1), f.one_minus_beta2 = (float)(1.0 - kBeta2);
   f.bc2_sqrt = (float)std::sqrt(1.0 - std::pow(kBeta2, (double)step));
   const AdamStepBlock kernel = adam_step_block();
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
@@ -206,9 +210,12 @@ struct Forward {
 // Which kernel computes the adaptor's and the matching's products. kContract: torch::mm then the
 // bias, as Estimator::transform and the SDK compute them, so the artifact's support, CDFs and
 // calibration rows are the ones a scorer reproduces bit for bit. kFast: lm::project (oneDNN where
-// it serves: ~450 vs ~190 GFLOP/s on the development machine) for the per-epoch recompute that
+// it serves; how much faster depends on the CPU: 2× MKL on some AVX-512 machines, 1.07× on the
+// development machine's Zen 4, BM_AdaptorForward) for the per-epoch recompute that
 // only picks the best epoch and the next epoch's q and d; its sums differ from torch::mm's in the
-// last bits (order of summation), deterministic for a given thread count.
+// last bits (order of summation), deterministic for a given thread count. So the recorded best
+// balanced calibration loss may differ in its last digits from one recomputed from the artifact's
+// calibration rows.
 enum class Products { kContract, kFast };
 
 Forward forward_all(const std::vector<torch::Tensor>& p, const torch::Tensor& x, Products products) {
