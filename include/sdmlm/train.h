@@ -329,7 +329,6 @@ std::string pretrain_loss_on_name(PretrainLossOn loss_on);  // "all" or "answer"
 // quotes a sentence's head and its shuffled last k (0, 2 or 3) words among distractor words and
 // the assistant writes the sentence — the copying competence that real pre-trained LMs bring
 // (docs/decisions.md, performance notes). Not the task's template, tags or sentences (use remaining.txt).
-
 struct PretrainOptions {
   fs::path model, output;
   std::vector<fs::path> corpus;  // text files, one sentence per line

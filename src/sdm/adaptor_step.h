@@ -23,6 +23,7 @@ struct AdaptorState {
   // forward (undefined before the first step). Whoever changes w1 or w2 outside adaptor_step
   // must reset it.
   torch::Tensor v;
+  torch::Tensor v_parts;  // the fused pass's scratch: each row block's share of v, kept between steps
 
   AdaptorState(torch::Tensor w1, torch::Tensor b1, torch::Tensor w2, torch::Tensor b2);
   std::vector<torch::Tensor> params() const { return {w1, b1, w2, b2}; }

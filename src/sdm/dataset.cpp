@@ -2,8 +2,8 @@
 #include <ATen/Parallel.h>
 
 #include <charconv>
-#include <exception>
 #include <cmath>
+#include <exception>
 #include <set>
 
 #include "sdmlm/sdm.h"

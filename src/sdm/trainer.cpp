@@ -144,7 +144,9 @@ AdamStepBlock adam_step_block() {
 void fused_adam_pass(detail::AdaptorState& a, const torch::Tensor& u, const torch::Tensor& s, int64_t step, double lr) {
   const int64_t rows = a.w1.size(0), cols = a.w1.size(1), classes = a.w2.size(0);
   const int64_t blocks = (rows + kStepBlockRows - 1) / kStepBlockRows;
-  auto parts = torch::empty({blocks, classes, cols}, a.w1.options());
+  // The shares' buffer (1.5 MB at the paper's sizes) is kept: allocating it per step cost page faults.
+  if (!a.v_parts.defined()) a.v_parts = torch::empty({blocks, classes, cols}, a.w1.options());
+  const torch::Tensor& parts = a.v_parts;
   FusedStep f;
   f.w1 = a.w1.data_ptr<float>();
   f.m1 = a.exp_avg[0].data_ptr<float>();

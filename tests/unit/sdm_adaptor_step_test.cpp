@@ -109,19 +109,25 @@ TEST(AdaptorStep, MatchesAutogradAndAdamForEveryKernelBuild) {
   sdmlm::sdm::detail::set_kernel_isa(KernelIsa::kAuto);
 }
 
+// Three steps from a seeded start and seeded batches; W1, W2 and the product left for the next
+// step, flattened into one tensor.
+torch::Tensor three_steps(const Case& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  AdaptorState s(torch::randn({c.exemplar, c.dim}), torch::randn({c.exemplar}), torch::randn({c.classes, c.exemplar}),
+                 torch::randn({c.classes}));
+  for (int k = 0; k < 3; ++k)
+    sdmlm::sdm::detail::adaptor_step(s, torch::randn({c.batch, c.dim}),
+                                     torch::randint(0, c.classes, {c.batch}, torch::kInt64),
+                                     torch::log(torch::rand({c.batch}) + 2.0f), torch::rand({c.batch}), 1e-3);
+  return torch::cat({s.w1.flatten(), s.w2.flatten(), s.v.flatten()});
+}
+
 TEST(AdaptorStep, KernelBuildsAgreeBitForBit) {
   const Case c{3, 300, 40, 50};
   std::vector<torch::Tensor> results;
   for (KernelIsa isa : runnable_isas()) {
     ASSERT_TRUE(sdmlm::sdm::detail::set_kernel_isa(isa));
-    torch::manual_seed(7);
-    AdaptorState s(torch::randn({c.exemplar, c.dim}), torch::randn({c.exemplar}), torch::randn({c.classes, c.exemplar}),
-                   torch::randn({c.classes}));
-    for (int k = 0; k < 3; ++k)
-      sdmlm::sdm::detail::adaptor_step(s, torch::randn({c.batch, c.dim}),
-                                       torch::randint(0, c.classes, {c.batch}, torch::kInt64),
-                                       torch::log(torch::rand({c.batch}) + 2.0f), torch::rand({c.batch}), 1e-3);
-    results.push_back(torch::cat({s.w1.flatten(), s.w2.flatten(), s.v.flatten()}));
+    results.push_back(three_steps(c, 7));
   }
   sdmlm::sdm::detail::set_kernel_isa(KernelIsa::kAuto);
   for (size_t i = 1; i < results.size(); ++i) EXPECT_TRUE(torch::equal(results[0], results[i])) << "build " << i;
@@ -135,14 +141,7 @@ TEST(AdaptorStep, ThreadCountsAgreeBitForBit) {
   std::vector<torch::Tensor> results;
   for (int n : {1, 2, 3}) {
     at::set_num_threads(n);
-    torch::manual_seed(11);
-    AdaptorState s(torch::randn({c.exemplar, c.dim}), torch::randn({c.exemplar}), torch::randn({c.classes, c.exemplar}),
-                   torch::randn({c.classes}));
-    for (int k = 0; k < 3; ++k)
-      sdmlm::sdm::detail::adaptor_step(s, torch::randn({c.batch, c.dim}),
-                                       torch::randint(0, c.classes, {c.batch}, torch::kInt64),
-                                       torch::log(torch::rand({c.batch}) + 2.0f), torch::rand({c.batch}), 1e-3);
-    results.push_back(torch::cat({s.w1.flatten(), s.w2.flatten(), s.v.flatten()}));
+    results.push_back(three_steps(c, 11));
   }
   at::set_num_threads(threads);
   for (size_t i = 1; i < results.size(); ++i) EXPECT_TRUE(torch::equal(results[0], results[i])) << "threads " << i + 1;
