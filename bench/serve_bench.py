@@ -9,7 +9,11 @@ new tokens each (`ignore_eos`, so every server decodes the same number of tokens
 Reported per server and concurrency 1, 8, 32 (the best of 3 rounds that visit the servers in
 turn, all started at once and idle while another is measured): generated tokens/s over the wall
 time, and request latency p50 / p95; then the two targets: batching (throughput at 32 / at 1) and the verifier's cost
-(time per request with a verifier / without, at each concurrency).
+(time per request with a verifier / without, at each concurrency), and the engine thread's own accounting of each
+server. The verifier's cost is measured twice: on the base model above (its answers run past their end, so the
+re-encoded verification text parts from the generated tokens), and on the deployment an SDM LM is for — the base
+fine-tuned for one epoch so that its answers end "<verified>" (`SDM LM` rows; requests stop where the model does),
+with and without its verifier.
 
   bench/serve_bench.py [--llama_server PATH] [--out bench/results/serve_bench.json]
 
@@ -67,13 +71,13 @@ def post(port, body):
     return data
 
 
-def run_level(port, prompts, concurrency, requests, verified):
+def run_level(port, prompts, concurrency, requests, verified, ignore_eos=True):
     bodies = []
     for i in range(requests):
         messages = [{"role": "user", "content": prompts[i % len(prompts)]}]
         if not verified:  # the verifier's server adds the same system turn itself
             messages.insert(0, {"role": "system", "content": SYSTEM})
-        bodies.append({"model": "bench", "messages": messages, "max_tokens": NEW_TOKENS, "temperature": 0, "ignore_eos": True})
+        bodies.append({"model": "bench", "messages": messages, "max_tokens": NEW_TOKENS, "temperature": 0, "ignore_eos": ignore_eos})
     latencies, tokens, prompt_tokens, errors = [], [0], [0], []
     lock = threading.Lock()
     next_index = [0]
@@ -119,6 +123,10 @@ def start_server(name, command, port):
     return proc
 
 
+def log_name(server):
+    return server.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "_")
+
+
 def best_row(rows):
     """The round with the most tokens/s (its latencies with it): on a shared machine the noise only
     ever slows a round down, so the fastest is the best estimate of what the server does."""
@@ -140,6 +148,16 @@ def main():
             "--test_size", 128, "--shifted_size", 20, "--output", work / "data")
     if not (work / "verifier" / "verifier.json").exists():
         run("verifier", "train", "--model", MODEL, "--data", work / "data", "--max_new_tokens", 64, "--output", work / "verifier")
+    # The deployment an SDM LM is for: a fine-tuned model whose answers end "<verified>" (one epoch over 600 task
+    # documents teaches the format, ~10 s) and its verifier; requests stop where the answer does (no ignore_eos).
+    if not (work / "sdm_lm" / "best").exists():
+        run("data", "wordorder", "--sentences", "wordnet", "--seed", 0, "--training_size", 600, "--calibration_size", 300,
+            "--test_size", 128, "--shifted_size", 20, "--output", work / "sdm_lm_data")
+        run("finetune", "--model", MODEL, "--data", work / "sdm_lm_data", "--output", work / "sdm_lm", "--epochs", 1,
+            "--batch_size", 16, "--learning_rate", 1e-3, "--eval_limit", 64, "--overwrite")
+    if not (work / "sdm_lm_verifier" / "verifier.json").exists():
+        run("verifier", "train", "--model", work / "sdm_lm" / "best", "--data", work / "sdm_lm_data", "--max_new_tokens", 64,
+            "--output", work / "sdm_lm_verifier")
     prompts = [json.loads(line)["prompt"] for line in (work / "data" / "test.jsonl").read_text().splitlines()]
     import torch
     rates = machine_rates()
@@ -147,11 +165,16 @@ def main():
                "new_tokens": NEW_TOKENS, "model": str(MODEL), "servers": {}}
     sdmlm = [args.sdmlm, "serve", "--model", str(MODEL), "--model_name", "bench", "--parallel", "32", "--max_queue", "256"]
     one = [args.sdmlm, "serve", "--model", str(MODEL), "--model_name", "bench", "--parallel", "1", "--max_queue", "256"]
+    sdm_lm = [args.sdmlm, "serve", "--model", str(work / "sdm_lm" / "best"), "--model_name", "bench", "--parallel", "32",
+              "--max_queue", "256"]
     servers = {  # name: (command, port, verified); the one-slot server is the sequential baseline
         "sdmlm": (sdmlm + ["--port", "18431"], 18431, False),
         "sdmlm+verifier": (sdmlm + ["--port", "18432", "--verifier", str(work / "verifier")], 18432, True),
         "sdmlm (1 slot)": (one + ["--port", "18433"], 18433, False),
+        "SDM LM": (sdm_lm + ["--port", "18435"], 18435, False),
+        "SDM LM+verifier": (sdm_lm + ["--port", "18436", "--verifier", str(work / "sdm_lm_verifier")], 18436, True),
     }
+    natural_stop = {"SDM LM", "SDM LM+verifier"}  # these answers end where the model stops
     if args.llama_server:
         gguf = work / "wordorder-tiny-f32.gguf"
         tree = pathlib.Path(args.llama_server).resolve().parents[2]
@@ -169,14 +192,14 @@ def main():
     try:
         for name, (command, port, verified) in servers.items():
             print(f"[serve bench] starting {name}", file=sys.stderr, flush=True)
-            procs[name] = start_server(name.replace(" ", "_").replace("(", "").replace(")", ""), command, port)
-            run_level(port, prompts, 4, 8, verified)  # warm-up
+            procs[name] = start_server(log_name(name), command, port)
+            run_level(port, prompts, 4, 8, verified, name not in natural_stop)  # warm-up
         rounds = {name: {c: [] for c in LEVELS} for name in servers}
         for c, n in LEVELS.items():
             for k in range(ROUNDS):
                 for name, (command, port, verified) in servers.items():
                     print(f"[serve bench] {name} concurrency {c} round {k + 1}", file=sys.stderr, flush=True)
-                    rounds[name][c].append(run_level(port, prompts, c, n, verified))
+                    rounds[name][c].append(run_level(port, prompts, c, n, verified, name not in natural_stop))
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -189,6 +212,16 @@ def main():
     results["batching_speedup_32_vs_1"] = s["sdmlm"][32]["tokens_per_second"] / s["sdmlm"][1]["tokens_per_second"]
     results["batching_speedup_32_vs_1_slot"] = s["sdmlm"][32]["tokens_per_second"] / s["sdmlm (1 slot)"][32]["tokens_per_second"]
     results["verifier_time_ratio"] = {c: s["sdmlm+verifier"][c]["latency_mean"] / s["sdmlm"][c]["latency_mean"] for c in LEVELS}
+    results["verifier_time_ratio_sdm_lm"] = {c: s["SDM LM+verifier"][c]["latency_mean"] / s["SDM LM"][c]["latency_mean"]
+                                             for c in LEVELS}
+    # The engine thread's own accounting (SDMLM_SERVE_PROFILE), over every level and round: what the noise of
+    # the machine does not blur.
+    results["engine_profiles"] = {}
+    for name in servers:
+        log = pathlib.Path(f"/tmp/serve_bench_{log_name(name)}.log")
+        found = re.search(r"engine profile: (.*)", log.read_text()) if log.exists() else None
+        if found:
+            results["engine_profiles"][name] = found.group(1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"fp32 GEMM {rates['gemm_gflops']:.0f} GFLOP/s, {torch.get_num_threads()} threads; {NEW_TOKENS} new tokens per request\n")
     print(f"best of {ROUNDS} interleaved rounds (each round's tokens/s in brackets)\n")
@@ -207,6 +240,11 @@ def main():
           f"({results['batching_speedup_32_vs_1_slot']:.2f}x a one-slot server at concurrency 32); target >= 4x")
     print("verifier: time per request with / without: " +
           ", ".join(f"C={c}: {v:.3f}" for c, v in results["verifier_time_ratio"].items()) + "; target <= 1.10")
+    print("verifier on the SDM LM (answers stop at <verified>): time per request with / without: " +
+          ", ".join(f"C={c}: {v:.3f}" for c, v in results["verifier_time_ratio_sdm_lm"].items()) + "; target <= 1.10")
+    print("\nengine-thread accounting (every level and round):\n")
+    for name, line in results["engine_profiles"].items():
+        print(f"- {name}: {line}")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,17 @@ struct Engine::Sequence {
   torch::Tensor prompt_sum;           // [H] Σ final states over the prompt's positions
   std::vector<torch::Tensor> states;  // [H] final state of every fed token after the prompt
   torch::Tensor feature;              // [2H] the verification feature, once the answer is done
+  // Once the answer is done, the verification sequence's tokens the cache does not hold are fed in the
+  // decode steps that follow, one per step beside the other rows (the row is "verifying": not done, nothing
+  // chosen); `masked_columns` masks the row's answer columns [start + first, start + second) that the
+  // verification sequence does not share (positions restart after the common prefix).
+  std::vector<int64_t> forced;
+  size_t forced_next = 0;
+  int64_t verified_at = 0;  // the verification token's position
+  std::string held_reason;  // the answer's finish reason, restored when its feature is complete
+  std::optional<std::pair<int64_t, int64_t>> masked_columns;
   bool reuse() const { return prompt_sum.defined(); }
+  bool verifying() const { return !forced.empty(); }
   bool buffered() const { return !job->stream || job->verify.search_depth > 0; }
   std::vector<std::string> stops;  // the request's stop strings (+ "<verified>" when verified), set at submit
 };
@@ -174,8 +184,9 @@ namespace {
 struct Phases {
   bool on = std::getenv("SDMLM_SERVE_PROFILE") != nullptr;
   double prefill = 0, decode = 0, tokens = 0, verify = 0, encode = 0, chunk = 0;
+  int64_t chunked = 0;
   int64_t rest = 0;
-  int64_t steps = 0, rows = 0, joins = 0, reused = 0, recomputed = 0;
+  int64_t steps = 0, rows = 0, joins = 0, reused = 0, recomputed = 0, parted = 0;
 };
 Phases phases;
 struct Timed {
@@ -194,8 +205,10 @@ void Engine::loop() {
         std::cerr << "sdmlm serve: engine profile: prefill " << phases.prefill << " s (" << phases.joins
                   << " joins), decode " << phases.decode << " s (" << phases.steps << " steps, " << phases.rows
                   << " rows), tokens " << phases.tokens << " s, verify " << phases.verify << " s (" << phases.reused
-                  << " features reused, " << phases.recomputed << " recomputed; encoding " << phases.encode
-                  << " s, chunks " << phases.chunk << " s over " << phases.rest << " tokens)\n";
+                  << " features reused, " << phases.recomputed << " recomputed; encoding " << phases.encode << " s, "
+                  << phases.rest << " verification tokens fed in the decode steps, " << phases.parted
+                  << " answers re-encoded otherwise; chunks " << phases.chunk << " s over " << phases.chunked
+                  << " tokens)\n";
     }
   } report;
   while (true) {
@@ -254,7 +267,7 @@ void Engine::shift_columns(int64_t delta) {
 void Engine::rebuild_masks() {
   const int64_t n = (int64_t)rows_.size();
   bool padded = false;
-  for (const auto& s : rows_) padded |= s->start > 0;
+  for (const auto& s : rows_) padded |= s->start > 0 || s->masked_columns.has_value();
   running_ = n;
   if (!padded) {
     additive_ = torch::Tensor();
@@ -265,6 +278,10 @@ void Engine::rebuild_masks() {
   for (int64_t r = 0; r < n; ++r) {
     const Sequence& s = *rows_[(size_t)r];
     if (s.start > 0) host[r].narrow(0, 0, s.start).fill_(lowest);
+    if (s.masked_columns)
+      host[r]
+          .narrow(0, s.start + s.masked_columns->first, s.masked_columns->second - s.masked_columns->first)
+          .fill_(lowest);
   }
   const auto dtype = cache_.keys.empty() ? torch::kFloat32 : cache_.keys[0].scalar_type();
   if (dtype != torch::kFloat32) host.clamp_(dtype == torch::kHalf ? -65504.0 : -3.38953139e38, 0.0);
@@ -407,6 +424,10 @@ void Engine::step() {
     std::vector<size_t> finishing;
     for (int64_t r = 0; r < n; ++r) {
       Sequence& s = *rows[(size_t)r];
+      if (s.verifying()) {
+        feed_next_verification_token(s);
+        continue;
+      }
       take_token(s, next[(size_t)r], logits[r]);
       if (s.done && s.reuse() && s.finish_reason != "cancelled") finishing.push_back((size_t)r);
     }
@@ -420,7 +441,7 @@ bool Engine::wants_reuse(const Sequence& s) const {
          verifier_->layout() == train::FeatureLayout::kPaper;
 }
 
-// An answer whose feature reuse_features completes: its row and the tokens its chunk runs.
+// An answer whose feature reuse_features completes: its row and the tokens it still has to feed.
 struct Engine::ReuseItem {
   size_t row;
   std::vector<int64_t> rest;  // the verification sequence's tokens after the common prefix
@@ -429,19 +450,30 @@ struct Engine::ReuseItem {
 
 // A verified answer is done and its row still holds the keys and values of every fed token. Its
 // verification sequence (the conversation + the verification text, encoded as `sdmlm verify` does)
-// shares the prompt and usually most of the answer with them: the final states of that common
-// prefix are the ones the prefill and the decode steps computed, and only the rest of the sequence
-// (often "\\n<verified>"; more where re-encoding the text segments the answer otherwise) runs: one
-// chunk for all the answers that finish in a step, over copies of their rows' columns. Where the
-// sequences part inside the prompt, or the rest would not fit the cache, the answer is scored by
-// recomputing (Verifier::score), as it is without reuse.
+// shares the prompt and usually the whole answer with them: the final states of that common prefix
+// are the ones the prefill and the decode steps computed, and only the rest of the sequence (for a
+// fine-tuned model usually the "<verified>" token alone; more where re-encoding the text segments the
+// answer otherwise) still has to run. A short rest (≤ kFedVerificationTokens) is fed to the row in the
+// decode steps that follow, one token per step beside the other rows (where the sequences part inside
+// the answer, the row's columns after the common prefix are masked and positions restart there): a
+// row in a step per token instead of a forward of its own. A longer rest runs as one chunk for all
+// such answers of the step, over copies of their rows' columns (bench/results/serve_bench.md: a fed
+// token costs ~0.2 ms, a chunk ~1.2 ms + ~0.03 ms per token per answer). Where the sequences part inside the
+// prompt, or the rest would not fit the cache, the answer is scored by recomputing (Verifier::score),
+// as it is without reuse.
 void Engine::reuse_features(const std::vector<size_t>& finishing) {
-  std::vector<ReuseItem> items;
   const std::vector<train::Sequence> encoded = encode_verifications(finishing);
+  bool masked = false;
+  std::vector<ReuseItem> chunked;
   for (size_t k = 0; k < finishing.size(); ++k)
-    if (auto item = reusable(finishing[k], encoded[k])) items.push_back(std::move(*item));
-  if (items.empty()) return;
-  chunk_features(items);
+    if (auto item = reusable(finishing[k], encoded[k])) {
+      if ((int64_t)item->rest.size() <= kFedVerificationTokens)
+        masked |= start_verifying(*item);
+      else
+        chunked.push_back(std::move(*item));
+    }
+  if (masked) rebuild_masks();
+  if (!chunked.empty()) chunk_features(chunked);
 }
 
 // The encodings (tokenizer work, no tensors) of the answers of this step, over the threads.
@@ -459,7 +491,7 @@ std::vector<train::Sequence> Engine::encode_verifications(const std::vector<size
   return encoded;
 }
 
-// The common prefix of the row's fed tokens and its verification sequence, and the rest to run. None (and the
+// The common prefix of the row's fed tokens and its verification sequence, and the rest to feed. None (and the
 // row's reuse dropped, so the answer is recomputed) where they part inside the prompt or the rest does not fit.
 std::optional<Engine::ReuseItem> Engine::reusable(size_t row, const train::Sequence& seq) {
   Sequence& s = *rows_[row];
@@ -481,6 +513,28 @@ std::optional<Engine::ReuseItem> Engine::reusable(size_t row, const train::Seque
   }
   return ReuseItem{row, std::vector<int64_t>(seq.ids.begin() + common, seq.ids.begin() + seq.verified + 1), common,
                    seq.verified};
+}
+
+// The row keeps its slot to feed the rest; true when some of its answer columns are masked.
+bool Engine::start_verifying(const ReuseItem& it) {
+  Sequence& s = *rows_[it.row];
+  const int64_t P = (int64_t)s.job->prompt_ids.size();
+  const int64_t fed = P + (int64_t)s.out.size() - 1;
+  s.states.resize((size_t)(it.common - P));  // the states of the common prefix's answer tokens
+  if (it.common < fed) {
+    s.masked_columns = std::make_pair(it.common, fed);
+    ++phases.parted;
+  }
+  s.forced = it.rest;
+  s.forced_next = 0;
+  s.verified_at = it.verified;
+  s.pending = s.forced[0];
+  s.position = it.common;
+  s.held_reason = s.finish_reason;
+  s.done = false;
+  s.finish_reason.clear();
+  phases.rest += (int64_t)it.rest.size();
+  return s.masked_columns.has_value();
 }
 
 // One chunk for every answer of this step: their rows' columns copied into a cache of their own
@@ -512,7 +566,7 @@ void Engine::chunk_features(const std::vector<ReuseItem>& items) {
     const int64_t n = (int64_t)it.rest.size();
     ids[j].narrow(0, 0, n).copy_(torch::tensor(it.rest, torch::kInt64));
     mask[j].narrow(0, 0, n).fill_(1);
-    phases.rest += n;
+    phases.chunked += n;
   }
   view.mask = history.to(model_.device());
   view.length = length_;
@@ -532,6 +586,23 @@ void Engine::chunk_features(const std::vector<ReuseItem>& items) {
   }
 }
 
+// After a step that fed a verifying row one token (its final state is in `states`): the next token, or
+// with the verification token fed, the feature — the paper layout: [state at the verification token ;
+// mean of the states up to and including it] — and the answer done.
+void Engine::feed_next_verification_token(Sequence& s) {
+  if (++s.forced_next < s.forced.size()) {
+    s.pending = s.forced[s.forced_next];
+    return;
+  }
+  auto sum = s.prompt_sum.clone();
+  for (const auto& state : s.states) sum.add_(state);
+  s.feature = torch::cat({s.states.back(), sum / (double)(s.verified_at + 1)});
+  s.states.clear();
+  s.forced.clear();
+  s.done = true;
+  s.finish_reason = s.held_reason;
+}
+
 void Engine::drop_reuse(Sequence& s) {
   s.prompt_sum = torch::Tensor();
   s.states.clear();
@@ -544,7 +615,7 @@ std::vector<int64_t> Engine::choose(const torch::Tensor& logits, const std::vect
   auto greedy = logits.argmax(-1).to(torch::kCPU, torch::kInt64).contiguous();
   for (size_t r = 0; r < rows.size(); ++r) {
     Sequence& s = *rows[r];
-    if (s.temperature <= 0.0) {
+    if (s.temperature <= 0.0 || s.verifying()) {  // a verifying row's token is given, and draws nothing
       tokens[r] = greedy.data_ptr<int64_t>()[r];
       continue;
     }
@@ -786,6 +857,8 @@ void Engine::requeue(std::vector<std::unique_ptr<Sequence>>& retry) {
     s->states.clear();
     s->feature = torch::Tensor();
     s->prompt_sum = torch::Tensor();
+    s->forced.clear();
+    s->masked_columns.reset();
     s->done = false;
     s->finish_reason.clear();
     s->pending = -1;

@@ -119,9 +119,11 @@ struct EngineOptions {
   int64_t max_queue = 64;  // choices waiting for a slot at most; submit() refuses beyond
   int64_t context = 0;     // cache columns per row; 0 = the model's context
   // Verified answers' features from the states the generation computed (the prompt's from its
-  // prefill, the answer's from the decode steps; the rest of the verification text runs as one chunk
-  // over the row's cache) instead of a second forward over the whole verification sequence. Equal to
-  // `sdmlm verify`'s features up to float rounding (the products run in other shapes).
+  // prefill, the answer's from the decode steps; the rest of the verification text, usually the
+  // "<verified>" token alone, is fed to the row in the decode steps that follow, or runs as a chunk
+  // over the row's cache where it is longer) instead of a second
+  // forward over the whole verification sequence. Equal to `sdmlm verify`'s features up to float
+  // rounding (the products run in other shapes).
   bool reuse_features = true;
 };
 
@@ -161,7 +163,11 @@ class Engine {
   // ...the part of one that the row's cache does not hold (none, and reuse dropped, where it cannot be reused)...
   struct ReuseItem;
   std::optional<ReuseItem> reusable(size_t row, const train::Sequence& seq);
-  // ...and one forward over those parts, whose final states complete each answer's feature.
+  // ...fed in the decode steps that follow, one token per step, whose final states complete the feature...
+  static constexpr int64_t kFedVerificationTokens = 6;
+  bool start_verifying(const ReuseItem& item);
+  void feed_next_verification_token(Sequence& s);
+  // ...or, for longer rests, one forward over those parts.
   void chunk_features(const std::vector<ReuseItem>& items);
   void drop_reuse(Sequence& s);
   void finish_rows();

@@ -135,7 +135,21 @@ Sequence Encoder::encode_verification(const std::vector<ChatMessage>& before, co
   size_t tag = full.rfind(kVerifiedTag);
   if (tag == std::string::npos)
     fail_input("verification text has no \"<verified>\" tag: \"" + verification.substr(0, 80) + "\"");
-  s.verified = token_ending_at(s.ids, (int64_t)(tag + kVerifiedTag.size()));
+  const int64_t tag_end = (int64_t)(tag + kVerifiedTag.size());
+  // Where the tag is one token (an added token), its last occurrence is the answer when the decode up to
+  // and including it ends at the tag and one more token would pass it (L is non-decreasing): the same
+  // index as token_ending_at's search, in two decodes instead of one per halving.
+  s.verified = -1;
+  if (const auto tag_id = tokenizer_.token_to_id(std::string(kVerifiedTag)))
+    if (auto at = std::find(s.ids.rbegin(), s.ids.rend(), *tag_id); at != s.ids.rend()) {
+      const int64_t k = (int64_t)(s.ids.rend() - at);  // tokens up to and including the tag
+      auto decoded_length = [&](int64_t n) {
+        return (int64_t)tokenizer_.decode(std::vector<int64_t>(s.ids.begin(), s.ids.begin() + n), false).size();
+      };
+      if (decoded_length(k) == tag_end && (k == (int64_t)s.ids.size() || decoded_length(k + 1) > tag_end))
+        s.verified = k - 1;
+    }
+  if (s.verified < 0) s.verified = token_ending_at(s.ids, tag_end);
   if (s.verified < 0) {  // the tag shares a token with what follows: encode the text up to it alone
     auto prefix = tokenizer_.encode(full.substr(0, tag + kVerifiedTag.size()), false);
     s.ids = prefix;
