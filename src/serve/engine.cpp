@@ -90,7 +90,6 @@ struct Engine::Sequence {
   std::vector<int64_t> forced;
   size_t forced_next = 0;
   int64_t verified_at = 0;  // the verification token's position
-  std::string held_reason;  // the answer's finish reason, restored when its feature is complete
   std::optional<std::pair<int64_t, int64_t>> masked_columns;
   bool reuse() const { return prompt_sum.defined(); }
   bool verifying() const { return !forced.empty(); }
@@ -530,9 +529,7 @@ bool Engine::start_verifying(const ReuseItem& it) {
   s.verified_at = it.verified;
   s.pending = s.forced[0];
   s.position = it.common;
-  s.held_reason = s.finish_reason;
-  s.done = false;
-  s.finish_reason.clear();
+  s.done = false;  // its finish_reason is kept for when the feature is complete (or set to "cancelled")
   phases.rest += (int64_t)it.rest.size();
   return s.masked_columns.has_value();
 }
@@ -577,30 +574,32 @@ void Engine::chunk_features(const std::vector<ReuseItem>& items) {
     Sequence& s = *rows_[it.row];
     const int64_t n = (int64_t)it.rest.size(), P = (int64_t)s.job->prompt_ids.size();
     auto tail = hidden[j].narrow(0, 0, n);
-    // The paper layout: [state at the verification token ; mean of the states up to and including it].
-    auto sum = s.prompt_sum.clone();
-    for (int64_t i = 0; i < it.common - P; ++i) sum.add_(s.states[(size_t)i]);
-    sum.add_(tail.sum(0));
-    s.feature = torch::cat({tail[n - 1], sum / (double)(it.verified + 1)});
-    s.states.clear();
+    s.states.resize((size_t)(it.common - P));  // the common prefix's answer states
+    set_paper_feature(s, tail[n - 1], tail.sum(0), it.verified);
   }
 }
 
 // After a step that fed a verifying row one token (its final state is in `states`): the next token, or
-// with the verification token fed, the feature — the paper layout: [state at the verification token ;
-// mean of the states up to and including it] — and the answer done.
+// with the verification token fed, the feature and the answer done.
 void Engine::feed_next_verification_token(Sequence& s) {
   if (++s.forced_next < s.forced.size()) {
     s.pending = s.forced[s.forced_next];
     return;
   }
-  auto sum = s.prompt_sum.clone();
-  for (const auto& state : s.states) sum.add_(state);
-  s.feature = torch::cat({s.states.back(), sum / (double)(s.verified_at + 1)});
-  s.states.clear();
+  set_paper_feature(s, s.states.back(), torch::Tensor(), s.verified_at);
   s.forced.clear();
   s.done = true;
-  s.finish_reason = s.held_reason;
+}
+
+// The paper layout: [state at the verification token ; mean of the states up to and including it], from the
+// prompt's sum, the answer states kept in `states` and (chunk) the sum of the rest's states; `states` cleared.
+void Engine::set_paper_feature(Sequence& s, const torch::Tensor& last, const torch::Tensor& rest_sum,
+                               int64_t verified) {
+  auto sum = s.prompt_sum.clone();
+  for (const auto& state : s.states) sum.add_(state);
+  if (rest_sum.defined()) sum.add_(rest_sum);
+  s.feature = torch::cat({last, sum / (double)(verified + 1)});
+  s.states.clear();
 }
 
 void Engine::drop_reuse(Sequence& s) {

@@ -121,9 +121,8 @@ struct EngineOptions {
   // Verified answers' features from the states the generation computed (the prompt's from its
   // prefill, the answer's from the decode steps; the rest of the verification text, usually the
   // "<verified>" token alone, is fed to the row in the decode steps that follow, or runs as a chunk
-  // over the row's cache where it is longer) instead of a second
-  // forward over the whole verification sequence. Equal to `sdmlm verify`'s features up to float
-  // rounding (the products run in other shapes).
+  // over the row's cache where it is longer) instead of a second forward over the whole verification
+  // sequence. Equal to `sdmlm verify`'s features up to float rounding (the products run in other shapes).
   bool reuse_features = true;
 };
 
@@ -169,6 +168,7 @@ class Engine {
   void feed_next_verification_token(Sequence& s);
   // ...or, for longer rests, one forward over those parts.
   void chunk_features(const std::vector<ReuseItem>& items);
+  void set_paper_feature(Sequence& s, const torch::Tensor& last, const torch::Tensor& rest_sum, int64_t verified);
   void drop_reuse(Sequence& s);
   void finish_rows();
   void verify_and_deliver(std::vector<std::unique_ptr<Sequence>>& finished);

@@ -26,6 +26,23 @@ std::string assistant_marker(ChatFamily family) {
   return "";
 }
 
+// Where "<verified>" is one token (an added token) and its last occurrence ends the decoded text at
+// `tag_end` while one more token would pass it, that occurrence's index: by L's monotonicity the same
+// index as Encoder::token_ending_at's binary search, in two decodes instead of one per halving. −1
+// otherwise (the caller then searches).
+int64_t tag_token_ending_at(const Tokenizer& tokenizer, const std::vector<int64_t>& ids, int64_t tag_end) {
+  const auto tag_id = tokenizer.token_to_id(std::string(kVerifiedTag));
+  if (!tag_id) return -1;
+  const auto at = std::find(ids.rbegin(), ids.rend(), *tag_id);
+  if (at == ids.rend()) return -1;
+  const int64_t k = (int64_t)(ids.rend() - at);  // tokens up to and including the tag
+  auto decoded_length = [&](int64_t n) {
+    return (int64_t)tokenizer.decode(std::vector<int64_t>(ids.begin(), ids.begin() + n), false).size();
+  };
+  if (decoded_length(k) != tag_end) return -1;
+  return k == (int64_t)ids.size() || decoded_length(k + 1) > tag_end ? k - 1 : -1;
+}
+
 }  // namespace
 
 FeatureLayout parse_feature_layout(const std::string& name) {
@@ -123,8 +140,11 @@ Sequence Encoder::encode(const std::vector<ChatMessage>& before, const std::stri
   }
   s.mask_until = first_token_reaching(s.ids, (int64_t)boundary);
   const size_t tag = full.rfind(kVerifiedTag);
-  if (tag != std::string::npos && tag >= response_at)
-    s.verified = token_ending_at(s.ids, (int64_t)(tag + kVerifiedTag.size()));
+  if (tag != std::string::npos && tag >= response_at) {
+    const int64_t tag_end = (int64_t)(tag + kVerifiedTag.size());
+    s.verified = tag_token_ending_at(tokenizer_, s.ids, tag_end);
+    if (s.verified < 0) s.verified = token_ending_at(s.ids, tag_end);
+  }
   return s;
 }
 
@@ -136,19 +156,7 @@ Sequence Encoder::encode_verification(const std::vector<ChatMessage>& before, co
   if (tag == std::string::npos)
     fail_input("verification text has no \"<verified>\" tag: \"" + verification.substr(0, 80) + "\"");
   const int64_t tag_end = (int64_t)(tag + kVerifiedTag.size());
-  // Where the tag is one token (an added token), its last occurrence is the answer when the decode up to
-  // and including it ends at the tag and one more token would pass it (L is non-decreasing): the same
-  // index as token_ending_at's search, in two decodes instead of one per halving.
-  s.verified = -1;
-  if (const auto tag_id = tokenizer_.token_to_id(std::string(kVerifiedTag)))
-    if (auto at = std::find(s.ids.rbegin(), s.ids.rend(), *tag_id); at != s.ids.rend()) {
-      const int64_t k = (int64_t)(s.ids.rend() - at);  // tokens up to and including the tag
-      auto decoded_length = [&](int64_t n) {
-        return (int64_t)tokenizer_.decode(std::vector<int64_t>(s.ids.begin(), s.ids.begin() + n), false).size();
-      };
-      if (decoded_length(k) == tag_end && (k == (int64_t)s.ids.size() || decoded_length(k + 1) > tag_end))
-        s.verified = k - 1;
-    }
+  s.verified = tag_token_ending_at(tokenizer_, s.ids, tag_end);
   if (s.verified < 0) s.verified = token_ending_at(s.ids, tag_end);
   if (s.verified < 0) {  // the tag shares a token with what follows: encode the text up to it alone
     auto prefix = tokenizer_.encode(full.substr(0, tag + kVerifiedTag.size()), false);
