@@ -75,7 +75,8 @@ def main() -> int:
                     "--whitespace_token", "--output", str(out)], check=True)
     ws = sentencepiece.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
     word = corpus.read_text().split()[7].strip(".,;'")
-    quoted = [p for p in ws.encode("'" + word, out_type=str) if p != "'"]
+    # The quote is a piece of its own, or its byte piece where the corpus has no quote (the generated one).
+    quoted = [p for p in ws.encode("'" + word, out_type=str) if p not in ("'", "<0x27>")]
     spaced = ws.encode("x " + word, out_type=str)[len(ws.encode("x ", out_type=str)):]
     if quoted != spaced or any("\u2581" in p for p in quoted):
         failures.append(f"--whitespace_token: {word!r} is {quoted} after a quote but {spaced} after a space")
