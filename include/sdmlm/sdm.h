@@ -47,11 +47,13 @@ class ExactIndex {
     torch::Tensor q;        // [B] int64: leading consecutive matching neighbours (≤ max_neighbors)
     torch::Tensor d0;       // [B] float32: squared distance to the nearest non-excluded support row
     torch::Tensor nearest;  // [B] int64: its support index
+    // With nearest_k > 0: nearest(queries, nearest_k, exclude), from the same distances (CPU: one pass).
+    torch::Tensor k_distances, k_indices;  // [B, k'] float32, int64
   };
   // query_predictions: [B] int64. exclude: [B] int64 support index to skip, or -1 (undefined
   // tensor = none). An excluded query searches max_neighbors − 1 rows, as the contract requires.
   Match match(const torch::Tensor& queries, const torch::Tensor& query_predictions, int64_t max_neighbors,
-              const torch::Tensor& exclude = {}) const;
+              const torch::Tensor& exclude = {}, int64_t nearest_k = 0) const;
   // The k nearest rows in contract order: distances [B, k'] float32, indices [B, k'] int64.
   std::pair<torch::Tensor, torch::Tensor> nearest(const torch::Tensor& queries, int64_t k,
                                                   const torch::Tensor& exclude = {}) const;
@@ -59,7 +61,11 @@ class ExactIndex {
  private:
   torch::Tensor distances(const torch::Tensor& queries) const;  // [B, N]
   Match match_cpu(const torch::Tensor& queries, const torch::Tensor& preds, int64_t max_neighbors,
-                  const torch::Tensor& exclude) const;
+                  const torch::Tensor& exclude, int64_t nearest_k) const;
+  // The k nearest of distance rows d [rows, N] (query rows row0 …) into out_d / out_i [B, width].
+  void nearest_rows(const float* d, int64_t row0, int64_t rows, int64_t width, const torch::Tensor& exclude,
+                    torch::Tensor& out_d, torch::Tensor& out_i) const;
+  int64_t nearest_width(int64_t k, const torch::Tensor& exclude) const;
   std::vector<std::vector<uint8_t>> match_by_class_;  // CPU: [class][support row] is a match
   bool tensor_path_ = false, fast_products_ = false;
   torch::Tensor origin_, centered_, norms_, labels_, predictions_, good_;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 
 #include "sdmlm/lm.h"
 #include "sdmlm/sdm.h"
@@ -82,7 +83,7 @@ torch::Tensor ExactIndex::distances(const torch::Tensor& queries) const {
 }
 
 ExactIndex::Match ExactIndex::match(const torch::Tensor& queries_in, const torch::Tensor& query_predictions,
-                                    int64_t max_neighbors, const torch::Tensor& exclude) const {
+                                    int64_t max_neighbors, const torch::Tensor& exclude, int64_t nearest_k) const {
   torch::NoGradGuard no_grad;
   const auto device = centered_.device();
   auto queries = queries_in.to(device, torch::kFloat32);
@@ -94,7 +95,8 @@ ExactIndex::Match ExactIndex::match(const torch::Tensor& queries_in, const torch
   if (max_neighbors < 1) fail_input("max_neighbors must be at least 1");
   auto column = torch::arange(count_, torch::dtype(torch::kInt64).device(device)).unsqueeze(0);
   const float inf = std::numeric_limits<float>::infinity();
-  if (device.is_cpu() && !tensor_path_) return match_cpu(queries, preds, max_neighbors, exclude);
+  if (device.is_cpu() && !tensor_path_) return match_cpu(queries, preds, max_neighbors, exclude, nearest_k);
+  if (nearest_k > 0) std::tie(result.k_distances, result.k_indices) = nearest(queries, nearest_k, exclude);
   for (int64_t start = 0; start < b_total; start += query_tile_) {
     const int64_t stop = std::min(b_total, start + query_tile_);
     auto dist = distances(queries.slice(0, start, stop));  // [b, N]
@@ -125,12 +127,19 @@ ExactIndex::Match ExactIndex::match(const torch::Tensor& queries_in, const torch
   return result;
 }
 
-// CPU: the same q / d0 / nearest as the tensor path, from two passes over each distance row.
+// CPU: the same q / d0 / nearest as the tensor path, from two passes over each distance row; the k
+// nearest (nearest_k > 0) from the same distance tile, so scoring with nearest exemplars computes the
+// query·supportᵀ product once (it was a third of `sdm score`'s arithmetic when computed twice).
 ExactIndex::Match ExactIndex::match_cpu(const torch::Tensor& queries, const torch::Tensor& preds_in,
-                                        int64_t max_neighbors, const torch::Tensor& exclude) const {
+                                        int64_t max_neighbors, const torch::Tensor& exclude, int64_t nearest_k) const {
   const int64_t b_total = queries.size(0);
   Match result{torch::empty({b_total}, torch::kInt64), torch::empty({b_total}, torch::kFloat32),
                torch::empty({b_total}, torch::kInt64)};
+  const int64_t width = nearest_k > 0 ? nearest_width(nearest_k, exclude) : 0;
+  if (nearest_k > 0) {
+    result.k_distances = torch::empty({b_total, width}, torch::kFloat32);
+    result.k_indices = torch::empty({b_total, width}, torch::kInt64);
+  }
   auto preds = preds_in.contiguous();
   auto ex = exclude.defined() ? exclude.to(torch::kCPU, torch::kInt64).contiguous() : torch::Tensor();
   int64_t* q_out = result.q.data_ptr<int64_t>();
@@ -165,10 +174,36 @@ ExactIndex::Match ExactIndex::match_cpu(const torch::Tensor& queries, const torc
         nearest_out[r] = best_i;
       }
     });
+    if (width > 0) nearest_rows(d, start, stop - start, width, ex, result.k_distances, result.k_indices);
   }
   if (ex.defined() && count_ < 2 && b_total > 0 && (ex >= 0).any().item<bool>())
     fail_input("no support neighbour remains after excluding the identity row");
   return result;
+}
+
+int64_t ExactIndex::nearest_width(int64_t k, const torch::Tensor& exclude) const {
+  return std::max<int64_t>(0, std::min(k, count_ - (exclude.defined() ? 1 : 0)));
+}
+
+void ExactIndex::nearest_rows(const float* d, int64_t row0, int64_t rows, int64_t width, const torch::Tensor& ex,
+                              torch::Tensor& out_d, torch::Tensor& out_i) const {
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<std::pair<float, int64_t>> pairs((size_t)count_);  // (distance, index): ties by index
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t skip = ex.defined() ? ex.data_ptr<int64_t>()[row0 + r] : -1;
+      size_t n = 0;
+      for (int64_t j = 0; j < count_; ++j)
+        if (j != skip) pairs[n++] = {d[r * count_ + j], j};
+      const size_t take = std::min<size_t>((size_t)width, n);
+      std::partial_sort(pairs.begin(), pairs.begin() + (long)take, pairs.begin() + (long)n);
+      float* row_d = out_d.data_ptr<float>() + (row0 + r) * width;
+      int64_t* row_i = out_i.data_ptr<int64_t>() + (row0 + r) * width;
+      for (size_t j = 0; j < take; ++j) {
+        row_d[j] = pairs[j].first;
+        row_i[j] = pairs[j].second;
+      }
+    }
+  });
 }
 
 std::pair<torch::Tensor, torch::Tensor> ExactIndex::nearest(const torch::Tensor& queries_in, int64_t k,
@@ -176,31 +211,14 @@ std::pair<torch::Tensor, torch::Tensor> ExactIndex::nearest(const torch::Tensor&
   torch::NoGradGuard no_grad;
   auto queries = queries_in.to(centered_.device(), torch::kFloat32);
   const int64_t b_total = queries.size(0);
-  const int64_t width = std::max<int64_t>(0, std::min(k, count_ - (exclude.defined() ? 1 : 0)));
+  const int64_t width = nearest_width(k, exclude);
   auto out_d = torch::empty({b_total, width}, torch::kFloat32);
   auto out_i = torch::empty({b_total, width}, torch::kInt64);
   auto ex = exclude.defined() ? exclude.to(torch::kCPU, torch::kInt64).contiguous() : torch::Tensor();
   for (int64_t start = 0; start < b_total && width > 0; start += query_tile_) {
     const int64_t stop = std::min(b_total, start + query_tile_);
     auto dist = distances(queries.slice(0, start, stop)).to(torch::kCPU).contiguous();
-    const float* d = dist.data_ptr<float>();
-    at::parallel_for(0, stop - start, 16, [&](int64_t begin, int64_t end) {
-      std::vector<std::pair<float, int64_t>> pairs((size_t)count_);  // (distance, index): ties by index
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t skip = ex.defined() ? ex.data_ptr<int64_t>()[start + r] : -1;
-        size_t n = 0;
-        for (int64_t j = 0; j < count_; ++j)
-          if (j != skip) pairs[n++] = {d[r * count_ + j], j};
-        const size_t take = std::min<size_t>((size_t)width, n);
-        std::partial_sort(pairs.begin(), pairs.begin() + (long)take, pairs.begin() + (long)n);
-        float* row_d = out_d.data_ptr<float>() + (start + r) * width;
-        int64_t* row_i = out_i.data_ptr<int64_t>() + (start + r) * width;
-        for (size_t j = 0; j < take; ++j) {
-          row_d[j] = pairs[j].first;
-          row_i[j] = pairs[j].second;
-        }
-      }
-    });
+    nearest_rows(dist.data_ptr<float>(), start, stop - start, width, ex, out_d, out_i);
   }
   return {out_d, out_i};
 }

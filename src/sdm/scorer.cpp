@@ -104,13 +104,14 @@ std::vector<Score> Estimator::score(const torch::Tensor& features, const std::ve
     torch::Tensor exclude;
     if (!exclude_support.empty())
       exclude = torch::tensor(std::vector<int64_t>(exclude_support.begin() + start, exclude_support.begin() + stop));
-    auto match = index_->match(exemplars, torch::tensor(predictions), model_.max_neighbors, exclude);
+    auto match = index_->match(exemplars, torch::tensor(predictions), model_.max_neighbors, exclude,
+                               std::max<int64_t>(0, nearest_exemplars));
     auto q = match.q.to(torch::kCPU), d0 = match.d0.to(torch::kCPU), nearest = match.nearest.to(torch::kCPU);
     for (int64_t i = 0; i < stop - start; ++i)
       scores.push_back(score_from(host_logits.data_ptr<float>() + i * C, q.data_ptr<int64_t>()[i],
                                   d0.data_ptr<float>()[i], nearest.data_ptr<int64_t>()[i]));
     if (nearest_exemplars > 0) {
-      auto [dist, idx] = index_->nearest(exemplars, nearest_exemplars, exclude);
+      auto dist = match.k_distances.to(torch::kCPU), idx = match.k_indices.to(torch::kCPU);
       for (int64_t i = 0; i < stop - start; ++i) {
         auto& matches = scores[(size_t)(start + i)].nearest_matches;
         for (int64_t j = 0; j < dist.size(1); ++j)

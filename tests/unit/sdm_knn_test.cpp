@@ -97,6 +97,37 @@ TEST(ExactIndex, CpuFastPathEqualsTensorPath) {
   }
 }
 
+// match(..., nearest_k) reads the k nearest from the distances it already computed: the same rows,
+// distances and tie order as nearest(), over tiles, exclusions and k beyond the support.
+TEST(ExactIndex, MatchWithNearestEqualsNearest) {
+  torch::manual_seed(5);
+  auto support = torch::randint(0, 3, {300, 4}).to(torch::kFloat32);  // many exact ties
+  auto labels = torch::randint(0, 2, {300}, torch::kInt64);
+  auto predictions = torch::randint(0, 2, {300}, torch::kInt64);
+  auto queries = torch::cat({support.slice(0, 0, 60), torch::randn({37, 4})});
+  auto qp = torch::randint(0, 2, {97}, torch::kInt64);
+  auto exclude = torch::cat({torch::arange(60), torch::full({37}, -1, torch::kInt64)});
+  for (bool tensor_path : {false, true}) {
+    ExactIndex index(support, labels, predictions, 16);
+    index.use_tensor_path(tensor_path);
+    for (int64_t k : {1, 25, 300, 1000}) {
+      for (bool excluded : {false, true}) {
+        auto ex = excluded ? exclude : torch::Tensor();
+        auto both = index.match(queries, qp, 50, ex, k);
+        auto alone = index.match(queries, qp, 50, ex);
+        auto [dist, idx] = index.nearest(queries, k, ex);
+        ASSERT_TRUE(torch::equal(both.q, alone.q)) << "k=" << k << " tensor_path=" << tensor_path;
+        ASSERT_TRUE(torch::equal(both.d0, alone.d0));
+        ASSERT_TRUE(torch::equal(both.nearest, alone.nearest));
+        ASSERT_TRUE(torch::equal(both.k_distances, dist)) << "k=" << k << " excluded=" << excluded;
+        ASSERT_TRUE(torch::equal(both.k_indices, idx));
+        ASSERT_EQ(both.k_indices.size(1), std::min<int64_t>(k, 300 - (excluded ? 1 : 0)));
+        EXPECT_FALSE(alone.k_indices.defined());
+      }
+    }
+  }
+}
+
 TEST(ExactIndex, SingleRowSupportCannotExcludeItself) {
   ExactIndex index(torch::zeros({1, 2}), torch::tensor({0}), torch::tensor({0}));
   EXPECT_THROW(index.match(torch::zeros({1, 2}), torch::tensor({0}), 10, torch::tensor({0})), Error);

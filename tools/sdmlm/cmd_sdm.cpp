@@ -1,4 +1,6 @@
 // `sdmlm sdm train|score|evaluate|recalibrate|inspect|validate`: parse, validate, call src/sdm.
+#include <ATen/Parallel.h>
+
 #include <iostream>
 #include <memory>
 
@@ -236,12 +238,24 @@ void run_sdm_score(const ModelOptions& so, const ScoreArgs& a) {
   auto scores = estimator.score(rows.features, exclude, a.nearest);
   AtomicOutput out(a.output);
   const std::string representation = model.representation.value("fingerprint", "");
-  for (size_t i = 0; i < scores.size(); ++i) {
-    Json scored = sdm::score_to_json(scores[i], estimator.model(), &rows.ids[i], rows.labels[i]);
-    if (a.interchange)
-      scored = interchange_row(sources[i], std::move(scored), rows.labels[i] ? *rows.labels[i] : -1,
-                               exclude.empty() ? -1 : exclude[i], model, representation);
-    out.stream() << scored.dump(-1, ' ', true) << "\n";
+  // Rows are formatted in parallel blocks and written in order (formatting was a serial tenth of the command).
+  constexpr int64_t kBlock = 1024;
+  std::vector<std::string> lines;
+  for (int64_t start = 0; start < (int64_t)scores.size(); start += kBlock) {
+    const int64_t stop = std::min<int64_t>((int64_t)scores.size(), start + kBlock);
+    lines.assign((size_t)(stop - start), std::string());
+    at::parallel_for(start, stop, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        Json scored =
+            sdm::score_to_json(scores[(size_t)i], estimator.model(), &rows.ids[(size_t)i], rows.labels[(size_t)i]);
+        if (a.interchange)
+          scored = interchange_row(sources[(size_t)i], std::move(scored),
+                                   rows.labels[(size_t)i] ? *rows.labels[(size_t)i] : -1,
+                                   exclude.empty() ? -1 : exclude[(size_t)i], model, representation);
+        lines[(size_t)(i - start)] = scored.dump(-1, ' ', true);
+      }
+    });
+    for (const auto& line : lines) out.stream() << line << "\n";
   }
   out.commit();
 }
