@@ -1,5 +1,6 @@
 // Kernel micro-benchmarks (Google Benchmark): the machine's fp32 GEMM rate, the exact-kNN match
-// kernel (GFLOP/s of its distance GEMM), the adaptor training step and the fused Adam update.
+// kernel (GFLOP/s of its distance GEMM), the adaptor training step and the fused Adam update, and the
+// memory floor that update is compared with (BM_StreamThreeArrays).
 // Each benchmark checks its result once before timing.
 //   build/bench_kernels --benchmark_filter=Knn
 #include <ATen/Parallel.h>
