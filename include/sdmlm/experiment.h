@@ -33,6 +33,8 @@ struct BaseConfig {
   std::string arch, preset;
   int64_t pretrain_steps = 0, pretrain_batch_size = 0;
   double pretrain_learning_rate = 0, copy_fraction = 0, task_fraction = 0;
+  bool whitespace_token = false;  // tokenizer train --whitespace_token
+  std::string loss_on = "all";    // pretrain --loss_on
 };
 struct FinetuneConfig {
   int epochs = 0;
@@ -81,6 +83,10 @@ ExperimentConfig parse_config(const Json& resolved);
 // made for the same settings and data (models/NAME/, every file's SHA-256 checked against its
 // manifest.json), else it is pretrained into the cache; `rebuild_base` always pretrains it anew.
 Json replicate(const Json& config, const fs::path& output, bool progress = true, bool rebuild_base = false);
+// The cache key of a base model built from the resolved config's `base` settings and the
+// pretraining corpus (its SHA-256): the first 16 hex digits of a SHA-256 over both. Shipped bases
+// (models/NAME/manifest.json) are found by it.
+std::string base_cache_key(const Json& base_json, const std::string& corpus_sha256);
 // Where shipped base models live: $SDMLM_MODELS, else models/ of the source tree.
 fs::path shipped_models_dir();
 // Where base models are cached: $SDMLM_CACHE, else $XDG_CACHE_HOME/sdmlm, else ~/.cache/sdmlm.

@@ -28,11 +28,13 @@ Json defaults() {
         {"vocab_size", 2000},
         {"arch", "llama"},
         {"preset", "tiny"},
-        {"pretrain_steps", 6000},
+        {"pretrain_steps", 12000},
         {"pretrain_batch_size", 32},
         {"pretrain_learning_rate", 3e-3},
         {"copy_fraction", 0.9},
-        {"task_fraction", 0.5}}},
+        {"task_fraction", 0.5},
+        {"whitespace_token", true},  // tokenizer train --whitespace_token (E5, E14 in docs/experiments.md)
+        {"loss_on", "answer"}}},     // pretrain --loss_on: "all" tokens or the assistant's "answer" only
       {"finetune",
        {{"epochs", 8},
         {"batch_size", 16},
@@ -52,7 +54,8 @@ Json defaults() {
         {"bf16", false},
         {"gradient_checkpointing", false}}},
       {"verifier", {{"limit", -1}, {"sdm_epochs", 200}, {"sdm_learning_rate", 1e-4}, {"sdm_exemplar_dimension", 1000}}},
-      {"eval", {{"datasets", {"test", "shifted"}}, {"limit", -1}, {"max_new_tokens", 64}}},
+      // 96 new tokens: the whitespace token lengthens the shifted split's longest sentences past 64
+      {"eval", {{"datasets", {"test", "shifted"}}, {"limit", -1}, {"max_new_tokens", 96}}},
   };
 }
 
@@ -146,6 +149,8 @@ Json resolve_config(const Json& config, const std::string& where) {
     if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1)
       fail_input(where + ".base." + field + " must be a number in [0, 1]");
   }
+  if (const std::string loss_on = c["base"]["loss_on"].get<std::string>(); loss_on != "all" && loss_on != "answer")
+    fail_input(where + ".base.loss_on must be \"all\" or \"answer\", got \"" + loss_on + "\"");
   if (c["variants"].empty()) fail_input(where + ".variants is empty");
   if (c["seeds"].empty()) fail_input(where + ".seeds is empty");
   for (const auto& s : c["seeds"])
@@ -186,6 +191,8 @@ ExperimentConfig parse_config(const Json& c) {
   x.base.pretrain_learning_rate = b.at("pretrain_learning_rate").get<double>();
   x.base.copy_fraction = b.at("copy_fraction").get<double>();
   x.base.task_fraction = b.at("task_fraction").get<double>();
+  x.base.whitespace_token = b.at("whitespace_token").get<bool>();
+  x.base.loss_on = b.at("loss_on").get<std::string>();
   const Json& f = c.at("finetune");
   x.finetune.epochs = f.at("epochs").get<int>();
   x.finetune.batch_size = f.at("batch_size").get<int64_t>();

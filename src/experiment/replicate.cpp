@@ -98,14 +98,16 @@ Json base_commands(const ExperimentConfig& c) {
   return Json::array({"sdmlm data wordorder --sentences" + sentences + " --seed " + seed + " --training_size " +
                           n(d.training_size) + " --calibration_size " + n(d.calibration_size) + " --test_size " +
                           n(d.test_size) + " --shifted_size " + n(d.shifted_size) + " --output data",
-                      "sdmlm tokenizer train --input data/remaining.txt --vocab_size " + n(b.vocab_size) + " --seed " +
-                          seed + " --output tokenizer",
+                      "sdmlm tokenizer train --input data/remaining.txt --vocab_size " + n(b.vocab_size) +
+                          (b.whitespace_token ? " --whitespace_token" : "") + " --seed " + seed + " --output tokenizer",
                       "sdmlm model init --arch " + b.arch + " --preset " + b.preset + " --seed " + seed +
                           " --tokenizer tokenizer --output init",
                       "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.pretrain_steps) +
                           " --batch_size " + n(b.pretrain_batch_size) + " --learning_rate " +
                           real(b.pretrain_learning_rate) + " --copy_fraction " + real(b.copy_fraction) +
-                          " --task_fraction " + real(b.task_fraction) + " --seed " + seed + " --output base"});
+                          " --task_fraction " + real(b.task_fraction) +
+                          (b.loss_on == "all" ? std::string() : " --loss_on " + b.loss_on) + " --seed " + seed +
+                          " --output base"});
 }
 
 // A shipped base model (models/NAME/ with manifest.json) made for exactly this cache key, with
@@ -157,11 +159,9 @@ fs::path build_base(const ExperimentConfig& c, const fs::path& data_dir, bool pr
                     StageTimes& times) {
   const BaseConfig& b = c.base;
   if (!b.model.empty()) return b.model;
-  // The cache key: the base settings (their JSON text) and the pretraining corpus.
-  // kPretrainRecipe changes whenever the pretraining items or schedule change.
   const Json& base_json = c.json.at("base");
   const std::string corpus_sha256 = sha256_file_hex(data_dir / "remaining.txt");
-  const std::string key = sha256_hex(base_json.dump() + std::to_string(kPretrainRecipe) + corpus_sha256).substr(0, 16);
+  const std::string key = base_cache_key(base_json, corpus_sha256);
   const fs::path target = cache_dir() / ("base-" + key);
   if (!rebuild) {
     if (fs::exists(target / "config.json")) {
@@ -183,6 +183,7 @@ fs::path build_base(const ExperimentConfig& c, const fs::path& data_dir, bool pr
   tok.inputs = {data_dir / "remaining.txt"};
   tok.vocab_size = b.vocab_size;
   tok.seed = c.seed;
+  tok.whitespace_token = b.whitespace_token;
   tok.output = work / "tokenizer";
   tok.overwrite = true;
   tokenizer_train(tok);
@@ -208,6 +209,7 @@ fs::path build_base(const ExperimentConfig& c, const fs::path& data_dir, bool pr
   pre.learning_rate = b.pretrain_learning_rate;
   pre.copy_fraction = b.copy_fraction;
   pre.task_fraction = b.task_fraction;
+  pre.loss_on = train::parse_pretrain_loss_on(b.loss_on);
   pre.seed = c.seed;
   pre.progress = progress;
   pre.overwrite = true;
@@ -261,6 +263,17 @@ train::FinetuneOptions finetune_options(const ExperimentConfig& c, const Variant
 }
 
 }  // namespace
+
+std::string base_cache_key(const Json& base_json, const std::string& corpus_sha256) {
+  // Fields added after the first shipped base (whitespace_token, loss_on) enter the key only when
+  // they differ from what the bases made before them used, so those bases keep their keys
+  // (models/wordorder-tiny is E3's base). kPretrainRecipe changes whenever the pretraining items or
+  // schedule change.
+  Json key = base_json;
+  if (key.contains("whitespace_token") && !key["whitespace_token"].get<bool>()) key.erase("whitespace_token");
+  if (key.contains("loss_on") && key["loss_on"].get<std::string>() == "all") key.erase("loss_on");
+  return sha256_hex(key.dump() + std::to_string(kPretrainRecipe) + corpus_sha256).substr(0, 16);
+}
 
 fs::path shipped_models_dir() {
   if (const char* d = std::getenv("SDMLM_MODELS"); d && *d) return d;

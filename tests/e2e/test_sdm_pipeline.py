@@ -81,6 +81,10 @@ def main() -> int:
     manifest = json.loads((models / "tiny-base" / "manifest.json").read_text())
     check("manifest: key, commands, digests", manifest["cache_key"] in cached[0].name and len(manifest["commands"]) == 4
           and {"model.safetensors", "pretrain.json", "config.json"} <= set(manifest["files"]), json.dumps(manifest)[:400])
+    # The tiny config inherits the cpu scale's tokenizer and loss settings; the recorded commands carry them.
+    check("manifest: commands carry --whitespace_token and --loss_on answer",
+          "--whitespace_token" in manifest["commands"][1] and "--loss_on answer" in manifest["commands"][3],
+          json.dumps(manifest["commands"]))
     shipped_env = dict(os.environ, SDMLM_CACHE=str(work / "cache2"), SDMLM_MODELS=str(models))
     res = subprocess.run([binary, "demo", "--config", "tiny", "--output", str(out), "--quiet"], env=shipped_env,
                          capture_output=True, text=True)

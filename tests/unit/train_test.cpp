@@ -246,7 +246,36 @@ TEST(ExperimentConfig, ErrorsNameTheField) {
   EXPECT_NE(message.find("c.json.base.task_fraction must be a number in [0, 1]"), std::string::npos) << message;
   message = testing::error_of([] { resolve_config({{"base", {{"copy_fraction", -0.1}}}}, "c.json"); });
   EXPECT_NE(message.find("c.json.base.copy_fraction must be a number in [0, 1]"), std::string::npos) << message;
+  message = testing::error_of([] { resolve_config({{"base", {{"loss_on", "prompt"}}}}, "c.json"); });
+  EXPECT_NE(message.find("c.json.base.loss_on must be \"all\" or \"answer\""), std::string::npos) << message;
+  message = testing::error_of([] { resolve_config({{"base", {{"whitespace_token", 1}}}}, "c.json"); });
+  EXPECT_NE(message.find("c.json.base.whitespace_token must be true or false"), std::string::npos) << message;
   testing::error_of([] { builtin_config("nope"); }, ExitCode::kUsage);
+}
+
+// Every shipped base's manifest holds the key its own recorded settings give; a config with E3's
+// settings (before whitespace_token and loss_on existed) still finds E3's base, and the default
+// settings find the shipped default base.
+TEST(ExperimentConfig, BaseCacheKeysOfShippedModels) {
+  const fs::path models = fs::path(SDMLM_SOURCE_DIR) / "models";
+  std::map<std::string, std::string> keys;  // model name -> cache key
+  for (const auto& entry : fs::directory_iterator(models)) {
+    if (!fs::exists(entry.path() / "manifest.json")) continue;
+    const Json m = json_read_file(entry.path() / "manifest.json");
+    EXPECT_EQ(base_cache_key(m.at("base"), m.at("remaining_sha256")), m.at("cache_key").get<std::string>())
+        << entry.path();
+    keys[entry.path().filename().string()] = m.at("cache_key").get<std::string>();
+  }
+  ASSERT_TRUE(keys.count("wordorder-tiny") && keys.count("wordorder-tiny-v2"));
+  const std::string corpus = json_read_file(models / "wordorder-tiny" / "manifest.json").at("remaining_sha256");
+  const Json e3 = resolve_config(
+      {{"base", {{"pretrain_steps", 6000}, {"whitespace_token", false}, {"loss_on", "all"}}}}, "e3");
+  EXPECT_EQ(base_cache_key(e3.at("base"), corpus), keys["wordorder-tiny"]);
+  const Json demo = resolve_config(builtin_config("demo"), "demo");
+  EXPECT_EQ(base_cache_key(demo.at("base"), corpus), keys["wordorder-tiny-v2"]);
+  Json other = demo.at("base");
+  other["loss_on"] = "all";
+  EXPECT_NE(base_cache_key(other, corpus), keys["wordorder-tiny-v2"]);
 }
 
 }  // namespace
