@@ -95,19 +95,18 @@ Json base_commands(const ExperimentConfig& c) {
   for (const auto& s : d.sentences) sentences += " " + s;
   auto n = [](int64_t v) { return std::to_string(v); };
   auto real = [](double v) { return Json(v).dump(); };
-  return Json::array({"sdmlm data wordorder --sentences" + sentences + " --seed " + seed + " --training_size " +
-                          n(d.training_size) + " --calibration_size " + n(d.calibration_size) + " --test_size " +
-                          n(d.test_size) + " --shifted_size " + n(d.shifted_size) + " --output data",
-                      "sdmlm tokenizer train --input data/remaining.txt --vocab_size " + n(b.vocab_size) +
-                          (b.whitespace_token ? " --whitespace_token" : "") + " --seed " + seed + " --output tokenizer",
-                      "sdmlm model init --arch " + b.arch + " --preset " + b.preset + " --seed " + seed +
-                          " --tokenizer tokenizer --output init",
-                      "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.pretrain_steps) +
-                          " --batch_size " + n(b.pretrain_batch_size) + " --learning_rate " +
-                          real(b.pretrain_learning_rate) + " --copy_fraction " + real(b.copy_fraction) +
-                          " --task_fraction " + real(b.task_fraction) +
-                          (b.loss_on == "all" ? std::string() : " --loss_on " + b.loss_on) + " --seed " + seed +
-                          " --output base"});
+  return Json::array(
+      {"sdmlm data wordorder --sentences" + sentences + " --seed " + seed + " --training_size " + n(d.training_size) +
+           " --calibration_size " + n(d.calibration_size) + " --test_size " + n(d.test_size) + " --shifted_size " +
+           n(d.shifted_size) + " --output data",
+       "sdmlm tokenizer train --input data/remaining.txt --vocab_size " + n(b.vocab_size) +
+           (b.whitespace_token ? " --whitespace_token" : "") + " --seed " + seed + " --output tokenizer",
+       "sdmlm model init --arch " + b.arch + " --preset " + b.preset + " --seed " + seed +
+           " --tokenizer tokenizer --output init",
+       "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.pretrain_steps) + " --batch_size " +
+           n(b.pretrain_batch_size) + " --learning_rate " + real(b.pretrain_learning_rate) + " --copy_fraction " +
+           real(b.copy_fraction) + " --task_fraction " + real(b.task_fraction) +
+           (b.loss_on == "all" ? std::string() : " --loss_on " + b.loss_on) + " --seed " + seed + " --output base"});
 }
 
 // A shipped base model (models/NAME/ with manifest.json) made for exactly this cache key, with

@@ -268,8 +268,8 @@ TEST(ExperimentConfig, BaseCacheKeysOfShippedModels) {
   }
   ASSERT_TRUE(keys.count("wordorder-tiny") && keys.count("wordorder-tiny-v2"));
   const std::string corpus = json_read_file(models / "wordorder-tiny" / "manifest.json").at("remaining_sha256");
-  const Json e3 = resolve_config(
-      {{"base", {{"pretrain_steps", 6000}, {"whitespace_token", false}, {"loss_on", "all"}}}}, "e3");
+  const Json e3 =
+      resolve_config({{"base", {{"pretrain_steps", 6000}, {"whitespace_token", false}, {"loss_on", "all"}}}}, "e3");
   EXPECT_EQ(base_cache_key(e3.at("base"), corpus), keys["wordorder-tiny"]);
   const Json demo = resolve_config(builtin_config("demo"), "demo");
   EXPECT_EQ(base_cache_key(demo.at("base"), corpus), keys["wordorder-tiny-v2"]);
