@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "sdmlm/experiment.h"
+#include "sdmlm/train.h"
 
 namespace sdmlm::experiment {
 namespace {
@@ -149,8 +150,12 @@ Json resolve_config(const Json& config, const std::string& where) {
     if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1)
       fail_input(where + ".base." + field + " must be a number in [0, 1]");
   }
-  if (const std::string loss_on = c["base"]["loss_on"].get<std::string>(); loss_on != "all" && loss_on != "answer")
-    fail_input(where + ".base.loss_on must be \"all\" or \"answer\", got \"" + loss_on + "\"");
+  // base.loss_on takes `pretrain --loss_on`'s names (train::pretrain_loss_on_name), nothing else.
+  const std::string loss_on = c["base"]["loss_on"].get<std::string>();
+  const std::string all = train::pretrain_loss_on_name(train::PretrainLossOn::kAll),
+                    answer = train::pretrain_loss_on_name(train::PretrainLossOn::kAnswer);
+  if (loss_on != all && loss_on != answer)
+    fail_input(where + ".base.loss_on must be \"" + all + "\" or \"" + answer + "\", got \"" + loss_on + "\"");
   if (c["variants"].empty()) fail_input(where + ".variants is empty");
   if (c["seeds"].empty()) fail_input(where + ".seeds is empty");
   for (const auto& s : c["seeds"])

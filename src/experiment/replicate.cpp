@@ -106,7 +106,9 @@ Json base_commands(const ExperimentConfig& c) {
        "sdmlm pretrain --model init --corpus data/remaining.txt --steps " + n(b.pretrain_steps) + " --batch_size " +
            n(b.pretrain_batch_size) + " --learning_rate " + real(b.pretrain_learning_rate) + " --copy_fraction " +
            real(b.copy_fraction) + " --task_fraction " + real(b.task_fraction) +
-           (b.loss_on == "all" ? std::string() : " --loss_on " + b.loss_on) + " --seed " + seed + " --output base"});
+           (train::parse_pretrain_loss_on(b.loss_on) == train::PretrainLossOn::kAll ? std::string()
+                                                                                    : " --loss_on " + b.loss_on) +
+           " --seed " + seed + " --output base"});
 }
 
 // A shipped base model (models/NAME/ with manifest.json) made for exactly this cache key, with
@@ -268,9 +270,10 @@ std::string base_cache_key(const Json& base_json, const std::string& corpus_sha2
   // they differ from what the bases made before them used, so those bases keep their keys
   // (models/wordorder-tiny is E3's base). kPretrainRecipe changes whenever the pretraining items or
   // schedule change.
+  static const Json kBeforeTheField = {{"whitespace_token", false}, {"loss_on", "all"}};
   Json key = base_json;
-  if (key.contains("whitespace_token") && !key["whitespace_token"].get<bool>()) key.erase("whitespace_token");
-  if (key.contains("loss_on") && key["loss_on"].get<std::string>() == "all") key.erase("loss_on");
+  for (const auto& [field, value] : kBeforeTheField.items())
+    if (key.contains(field) && key[field] == value) key.erase(field);
   return sha256_hex(key.dump() + std::to_string(kPretrainRecipe) + corpus_sha256).substr(0, 16);
 }
 
